@@ -1,0 +1,33 @@
+/**
+ * Entry script of a "spawn" child. The parent's channel is fd 3; the first message says what to do.
+ * End-of-file on fd 3 means the parent is gone (even killed by SIGKILL): the child then exits, which
+ * in turn closes its own children's channels, so no descendant outlives the tree's root.
+ */
+import { Socket } from "node:net";
+import { runChild } from "../internal/child.js";
+import { FramedSocket } from "../internal/framing.js";
+import type { Boot, ToChild } from "../internal/wire.js";
+import "../index.js";
+
+const channel = new FramedSocket(new Socket({ fd: 3, readable: true, writable: true }), { syncFd: 3 });
+// Whatever ends this process (process.exit in a task, an uncaught error), queued messages go first.
+process.on("exit", () => void channel.flush());
+let started = false;
+let exiting = false;
+const link = {
+  transport: "bytes" as const,
+  send: (message: unknown) => channel.send(message),
+  flush: () => channel.flush(),
+  onMessage: (_message: ToChild) => {},
+};
+channel.onMessage = (message) => {
+  if (started) return link.onMessage(message as ToChild);
+  started = true;
+  void runChild(link, message as Boot);
+};
+channel.onClose = () => {
+  // The parent is gone. Exit now; our own children see their channels close the same way.
+  if (exiting) return;
+  exiting = true;
+  process.exit(started ? 1 : 0);
+};

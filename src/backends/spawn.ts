@@ -1,0 +1,74 @@
+/**
+ * The "spawn" start method: every child is a fresh Node.js (`child_process.spawn` of our entry
+ * script), with the parent's `execArgv` so that loaders such as tsx carry over.
+ *
+ * The channel is an extra stdio pipe (fd 3) carrying framed v8-serialized messages, not Node's IPC
+ * channel: one write per tick instead of one per message, and the child notices the parent's death
+ * as end-of-file on that pipe however the parent died, even by SIGKILL, and exits.
+ */
+import { spawn } from "node:child_process";
+import type { Socket } from "node:net";
+import { constants } from "node:os";
+import { fileURLToPath } from "node:url";
+import { FramedSocket } from "../internal/framing.js";
+import type { ToParent } from "../internal/wire.js";
+import { launchEnvironment } from "./environment.js";
+import type { Backend, ChildExit, LaunchOptions, RunningChild } from "./backend.js";
+
+const entry = fileURLToPath(new URL("./spawn-entry.js", import.meta.url));
+
+export const spawnBackend: Backend = {
+  method: "spawn",
+  transport: "bytes",
+  launch(options: LaunchOptions): RunningChild {
+    const execArgv = [...launchEnvironment.execArgv];
+    if (options.maxHeapMb) execArgv.push(`--max-old-space-size=${options.maxHeapMb}`);
+    const child = spawn(process.execPath, [...execArgv, entry], {
+      stdio: ["ignore", "inherit", "inherit", "pipe"],
+      windowsHide: true,
+    });
+    const channel = new FramedSocket(child.stdio[3] as Socket);
+    let exit: ChildExit | undefined;
+    let resolveExit!: (exit: ChildExit) => void;
+    const exited = new Promise<ChildExit>((resolve) => (resolveExit = resolve));
+    const finish = (result: ChildExit) => {
+      if (exit) return;
+      exit = result;
+      channel.destroy();
+      resolveExit(result);
+    };
+    child.on("exit", (code, signal) => {
+      const signo = signal ? (constants.signals as Record<string, number>)[signal] : undefined;
+      finish({ exitcode: signo ? -signo : (code ?? 1), signal: signal ?? null });
+    });
+    child.on("error", (error) => {
+      process.stderr.write(`multiprocessing-ts: could not start a child process: ${error.message}\n`);
+      finish({ exitcode: 1, signal: null });
+    });
+    const handle: RunningChild = {
+      pid: child.pid ?? -1,
+      send(message) {
+        if (!exit) channel.send(message);
+      },
+      onMessage: () => {},
+      exited,
+      terminate() {
+        if (!exit) child.kill("SIGTERM");
+      },
+      kill() {
+        if (!exit) child.kill("SIGKILL");
+      },
+      unref() {
+        child.unref();
+        channel.unref();
+      },
+      ref() {
+        child.ref();
+        channel.ref();
+      },
+    };
+    channel.onMessage = (message) => handle.onMessage(message as ToParent);
+    channel.send(options.boot);
+    return handle;
+  },
+};

@@ -1,0 +1,96 @@
+/**
+ * Start methods as Python's contexts: `getContext("thread")` returns the library's constructors
+ * bound to that method, so `new ctx.Process(...)`, `new ctx.Pool(2)` and `new ctx.Queue()` use it
+ * without passing `{ context }` each time.
+ */
+import { checkMethod } from "./internal/methods.js";
+import { type StartMethod, runtime } from "./internal/runtime.js";
+import { Pool, type PoolOptions } from "./pool.js";
+import { ProcessPoolExecutor, type ExecutorOptions } from "./executor.js";
+import { Process, type ProcessOptions } from "./process.js";
+import { JoinableQueue, Queue, SimpleQueue } from "./queues.js";
+
+export type { StartMethod };
+
+/** The library's constructors bound to one start method. */
+export interface Context {
+  readonly startMethod: StartMethod;
+  readonly Process: typeof Process;
+  readonly Pool: typeof Pool;
+  readonly ProcessPoolExecutor: typeof ProcessPoolExecutor;
+  readonly Queue: typeof Queue;
+  readonly SimpleQueue: typeof SimpleQueue;
+  readonly JoinableQueue: typeof JoinableQueue;
+  /** This context's start method. */
+  getStartMethod(): StartMethod;
+}
+
+const contexts = new Map<StartMethod, Context>();
+
+function makeContext(method: StartMethod): Context {
+  class BoundProcess extends Process {
+    constructor(options: ProcessOptions = {}) {
+      super({ context: method, ...options });
+    }
+  }
+  class BoundPool extends Pool {
+    constructor(options?: number | PoolOptions) {
+      super(typeof options === "object" && options ? { context: method, ...options } : { context: method, processes: options });
+    }
+  }
+  class BoundExecutor extends ProcessPoolExecutor {
+    constructor(options: ExecutorOptions = {}) {
+      super({ context: method, ...options });
+    }
+  }
+  for (const [cls, name] of [
+    [BoundProcess, "Process"],
+    [BoundPool, "Pool"],
+    [BoundExecutor, "ProcessPoolExecutor"],
+  ] as const) {
+    Object.defineProperty(cls, "name", { value: name });
+  }
+  return Object.freeze({
+    startMethod: method,
+    Process: BoundProcess,
+    Pool: BoundPool,
+    ProcessPoolExecutor: BoundExecutor,
+    Queue,
+    SimpleQueue,
+    JoinableQueue,
+    getStartMethod: () => method,
+  });
+}
+
+/**
+ * The constructors bound to `method` ("spawn" or "thread"); without an argument, the default
+ * method's. "fork" and "forkserver" throw: Node.js cannot fork.
+ */
+export function getContext(method?: StartMethod): Context {
+  const m = method === undefined ? getStartMethod() : checkMethod(method);
+  let ctx = contexts.get(m);
+  if (!ctx) contexts.set(m, (ctx = makeContext(m)));
+  return ctx;
+}
+
+/**
+ * Sets the default start method for this program (and its children). Like Python, it may be set
+ * once; pass `{ force: true }` to change it again.
+ */
+export function setStartMethod(method: StartMethod, options: { force?: boolean } = {}): void {
+  const m = checkMethod(method);
+  if (runtime.startMethod !== undefined && runtime.startMethod !== m && !options.force && !runtime.child) {
+    throw new Error(`the start method was already set to "${runtime.startMethod}"; pass { force: true } to change it`);
+  }
+  runtime.startMethod = m;
+}
+
+/** The default start method: "spawn" unless `setStartMethod` chose another. */
+export function getStartMethod(): StartMethod {
+  return runtime.startMethod ?? "spawn";
+}
+
+/** Every start method, the default first. */
+export function getAllStartMethods(): StartMethod[] {
+  return getStartMethod() === "spawn" ? ["spawn", "thread"] : ["thread", "spawn"];
+}

@@ -1,0 +1,353 @@
+/**
+ * `ProcessPoolExecutor`, `Future`, `wait` and `asCompleted`: Python's `concurrent.futures` on the
+ * `WorkerSet` engine. Workers start on demand, idle ones first.
+ *
+ * Unlike Python's, a worker that dies does not break the executor: only the future it was running
+ * fails (WorkerCrashedError), and the executor goes on. A failing initializer does break it
+ * (BrokenProcessPool), since no worker could ever run a task.
+ */
+import { inspect } from "node:util";
+import { CancelledError, ProcessError, TimeoutError } from "./errors.js";
+import { resolveMethod } from "./internal/methods.js";
+import type { StartMethod } from "./internal/runtime.js";
+import { type Input, lazyResults } from "./internal/streaming.js";
+import { checkFunction, checkInteger, checkTimeout } from "./internal/validate.js";
+import { type Job, WorkerSet } from "./internal/worker-set.js";
+import { checkMayStartChildren } from "./process.js";
+import { cpuCount } from "./util.js";
+
+/** Options of `new ProcessPoolExecutor(...)`. */
+export interface ExecutorOptions {
+  /** At most this many workers (default `cpuCount()`), started as work arrives. */
+  maxWorkers?: number;
+  /** Runs once in every worker before its first task. */
+  initializer?: (...args: any[]) => unknown;
+  initargs?: unknown[];
+  /** Replace a worker after it ran this many tasks (default: never). */
+  maxTasksPerChild?: number;
+  /** The start method: `"spawn"` (default) or `"thread"`. */
+  context?: StartMethod | { readonly startMethod: StartMethod };
+}
+
+type FutureState = "PENDING" | "RUNNING" | "CANCELLED" | "FINISHED";
+
+/**
+ * The eventual result of a submitted call. Deliberately not a thenable (so `asCompleted` can yield
+ * futures): read it with `await future.result()`.
+ */
+export class Future<R> {
+  #state: FutureState = "PENDING";
+  #value: R | undefined;
+  #error: unknown;
+  #failed = false;
+  #callbacks: ((future: Future<R>) => void)[] = [];
+  #settled: Promise<void>;
+  #resolveSettled!: () => void;
+  /** @internal */
+  _job: Job | undefined;
+  /** @internal */
+  _cancel: (() => void) | undefined;
+
+  /** @internal */
+  constructor() {
+    this.#settled = new Promise((resolve) => (this.#resolveSettled = resolve));
+  }
+
+  /**
+   * The call's value; rejects with its error, CancelledError if it was cancelled, or TimeoutError
+   * if it is not done within `timeout` ms (the call itself goes on).
+   */
+  async result(timeout?: number): Promise<R> {
+    await this.#wait(timeout);
+    if (this.#state === "CANCELLED") throw new CancelledError("the future was cancelled");
+    if (this.#failed) throw this.#error;
+    return this.#value as R;
+  }
+
+  /** The call's error, or undefined if it succeeded; rejects like `result()` on cancel or timeout. */
+  async exception(timeout?: number): Promise<unknown> {
+    await this.#wait(timeout);
+    if (this.#state === "CANCELLED") throw new CancelledError("the future was cancelled");
+    return this.#failed ? this.#error : undefined;
+  }
+
+  /** Cancels a call that has not started; false if it is running or done. */
+  cancel(): boolean {
+    if (this.#state === "CANCELLED") return true;
+    if (this.#state !== "PENDING") return false;
+    this._cancel?.();
+    this.#state = "CANCELLED";
+    this.#finish();
+    return true;
+  }
+
+  cancelled(): boolean {
+    return this.#state === "CANCELLED";
+  }
+
+  running(): boolean {
+    return this.#state === "RUNNING";
+  }
+
+  /** True once finished or cancelled. */
+  done(): boolean {
+    return this.#state === "CANCELLED" || this.#state === "FINISHED";
+  }
+
+  /** Calls `fn(this)` when the future is done (at once if it already is). Errors in `fn` are logged. */
+  addDoneCallback(fn: (future: Future<R>) => void): void {
+    checkFunction(fn, "fn");
+    if (this.done()) this.#call(fn);
+    else this.#callbacks.push(fn);
+  }
+
+  /** @internal */
+  _running(): void {
+    if (this.#state === "PENDING") this.#state = "RUNNING";
+  }
+
+  /** @internal */
+  _settle(outcome: { ok: true; value: unknown } | { ok: false; error: unknown }): void {
+    if (this.done()) return;
+    this.#state = "FINISHED";
+    if (outcome.ok) this.#value = outcome.value as R;
+    else {
+      this.#failed = true;
+      this.#error = outcome.error;
+    }
+    this.#finish();
+  }
+
+  /** @internal Resolves when done, for `wait` and `asCompleted`. */
+  _settled(): Promise<void> {
+    return this.#settled;
+  }
+
+  #finish(): void {
+    this.#resolveSettled();
+    for (const fn of this.#callbacks.splice(0)) this.#call(fn);
+  }
+
+  #call(fn: (future: Future<R>) => void): void {
+    try {
+      fn(this);
+    } catch (error) {
+      process.stderr.write(`multiprocessing-ts: exception calling callback for a future: ${(error as Error)?.stack ?? error}\n`);
+    }
+  }
+
+  async #wait(timeout?: number): Promise<void> {
+    checkTimeout(timeout, "timeout");
+    if (this.done()) return;
+    if (timeout === undefined) return this.#settled;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#settled, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))]);
+    clearTimeout(timer);
+    if (!this.done()) throw new TimeoutError(`the future was not done within ${timeout} ms`);
+  }
+
+  [inspect.custom](): string {
+    return `Future { state: '${this.#state}'${this.#failed ? ", raised" : ""} }`;
+  }
+}
+
+/** The result of `executor.map(...)`: await it for the array, or iterate it to stream in order. */
+export interface MapResult<R> extends AsyncIterable<R>, PromiseLike<R[]> {}
+
+/**
+ * A pool of workers that runs submitted calls and hands back `Future`s, like Python's
+ * `concurrent.futures.ProcessPoolExecutor`. Leave it with `await using` (waits for the work).
+ */
+export class ProcessPoolExecutor {
+  readonly #workers: WorkerSet;
+  readonly #method: StartMethod;
+  readonly #size: number;
+  readonly #pending = new Set<Future<unknown>>();
+  #shutdown = false;
+
+  constructor(options: ExecutorOptions = {}) {
+    if (options === null || typeof options !== "object") {
+      throw new TypeError(`executor options must be an object such as { maxWorkers: 4 } (got ${typeof options})`);
+    }
+    const maxWorkers = options.maxWorkers ?? cpuCount();
+    checkInteger(maxWorkers, "options.maxWorkers", 1);
+    if (options.maxTasksPerChild !== undefined) checkInteger(options.maxTasksPerChild, "options.maxTasksPerChild", 1);
+    checkFunction(options.initializer, "options.initializer");
+    if (options.initargs !== undefined && !Array.isArray(options.initargs)) {
+      throw new TypeError(`options.initargs must be an array (got ${typeof options.initargs})`);
+    }
+    const context = options.context;
+    this.#method = resolveMethod(typeof context === "object" && context ? context.startMethod : context);
+    checkMayStartChildren();
+    this.#size = maxWorkers;
+    this.#workers = new WorkerSet({
+      method: this.#method,
+      size: maxWorkers,
+      initializer: options.initializer,
+      initargs: options.initargs ?? [],
+      maxTasksPerChild: options.maxTasksPerChild ?? 0,
+      eager: false,
+      name: "ExecutorWorker",
+    });
+  }
+
+  /** The start method of this executor. */
+  get startMethod(): StartMethod {
+    return this.#method;
+  }
+
+  /** Schedules `fn(...args)` and returns its Future. Throws after `shutdown()`. */
+  submit<F extends (...args: any[]) => unknown>(fn: F, ...args: Parameters<F>): Future<Awaited<ReturnType<F>>> {
+    if (this.#shutdown) throw new ProcessError("cannot schedule new futures after shutdown");
+    checkFunction(fn, "fn");
+    const future = new Future<Awaited<ReturnType<F>>>();
+    const job: Job = {
+      fn,
+      mode: "call",
+      args,
+      encoded: this.#workers.encodeArgs(args, "args"),
+      settle: (outcome) => {
+        this.#pending.delete(future as Future<unknown>);
+        future._settle(outcome);
+      },
+      onSent: () => future._running(),
+    };
+    future._job = job;
+    future._cancel = () => {
+      this.#pending.delete(future as Future<unknown>);
+      this.#workers.cancel(job);
+    };
+    this.#workers.submit(job);
+    this.#pending.add(future as Future<unknown>);
+    return future;
+  }
+
+  /**
+   * `fn(item)` for every item, results in input order. Await it for the array, or iterate it to
+   * stream results while the input is pulled lazily. `timeout` bounds the whole call.
+   */
+  map<T, R>(
+    fn: (item: T) => R,
+    items: Input<T>,
+    options: { chunksize?: number; timeout?: number; signal?: AbortSignal } = {},
+  ): MapResult<Awaited<R>> {
+    if (this.#shutdown) throw new ProcessError("cannot schedule new futures after shutdown");
+    checkFunction(fn, "fn");
+    if (options.chunksize !== undefined) checkInteger(options.chunksize, "options.chunksize", 1);
+    checkTimeout(options.timeout, "options.timeout");
+    this.#workers.prepare(fn, "the task function");
+    const iterate = () => lazyResults(this.#workers, fn, items, true, options, this.#size) as AsyncGenerator<Awaited<R>>;
+    return {
+      [Symbol.asyncIterator]: iterate,
+      // biome-ignore lint/suspicious/noThenProperty: awaiting the result collects the stream
+      then(onFulfilled, onRejected) {
+        const all = (async () => {
+          const out: Awaited<R>[] = [];
+          for await (const value of iterate()) out.push(value);
+          return out;
+        })();
+        return all.then(onFulfilled, onRejected);
+      },
+    };
+  }
+
+  /**
+   * Stops accepting work. With `cancelFutures`, futures not yet running are cancelled. With `wait`
+   * (default true), resolves once running work is done and the workers have exited.
+   */
+  async shutdown(options: { wait?: boolean; cancelFutures?: boolean } = {}): Promise<void> {
+    const { wait = true, cancelFutures = false } = options;
+    this.#shutdown = true;
+    if (cancelFutures) for (const future of [...this.#pending]) future.cancel();
+    this.#workers.close();
+    if (wait) await this.#workers.join();
+  }
+
+  /** Stops the workers at once; unfinished futures fail with a ProcessError. */
+  async terminateWorkers(): Promise<void> {
+    this.#shutdown = true;
+    this.#workers.terminate(new ProcessError("the executor's workers were terminated before this task finished"));
+    await this.#workers.join();
+  }
+
+  /** `await using` waits for submitted work and shuts down, like Python's `with`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.shutdown({ wait: true });
+  }
+
+  [inspect.custom](): string {
+    return `ProcessPoolExecutor { method: '${this.#method}', maxWorkers: ${this.#size}, pending: ${this.#pending.size}, shutdown: ${this.#shutdown} }`;
+  }
+}
+
+/** When `wait()` returns. */
+export type ReturnWhen = "FIRST_COMPLETED" | "FIRST_EXCEPTION" | "ALL_COMPLETED";
+
+/**
+ * Waits for futures: all of them (default), the first to finish, or the first to fail. Resolves to
+ * `{ done, notDone }` after at most `timeout` ms.
+ */
+export async function wait<R>(
+  futures: Iterable<Future<R>>,
+  options: { timeout?: number; returnWhen?: ReturnWhen } = {},
+): Promise<{ done: Set<Future<R>>; notDone: Set<Future<R>> }> {
+  const { timeout, returnWhen = "ALL_COMPLETED" } = options;
+  checkTimeout(timeout, "options.timeout");
+  if (!["FIRST_COMPLETED", "FIRST_EXCEPTION", "ALL_COMPLETED"].includes(returnWhen)) {
+    throw new TypeError(`options.returnWhen must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED (got ${returnWhen})`);
+  }
+  const all = new Set(futures);
+  const split = () => {
+    const done = new Set<Future<R>>();
+    const notDone = new Set<Future<R>>();
+    for (const f of all) (f.done() ? done : notDone).add(f);
+    return { done, notDone };
+  };
+  const failedNow = async (f: Future<R>) => f.done() && !f.cancelled() && (await f.exception()) !== undefined;
+  const satisfied = async () => {
+    const { done, notDone } = split();
+    if (notDone.size === 0) return true;
+    if (returnWhen === "FIRST_COMPLETED") return done.size > 0;
+    if (returnWhen === "FIRST_EXCEPTION") for (const f of done) if (await failedNow(f)) return true;
+    return false;
+  };
+  const deadline = timeout === undefined ? undefined : performance.now() + timeout;
+  while (!(await satisfied())) {
+    const remaining = deadline === undefined ? undefined : deadline - performance.now();
+    if (remaining !== undefined && remaining <= 0) break;
+    let timer: NodeJS.Timeout | undefined;
+    const pending = [...all].filter((f) => !f.done()).map((f) => f._settled());
+    if (remaining !== undefined) pending.push(new Promise((resolve) => (timer = setTimeout(resolve, remaining))));
+    await Promise.race(pending);
+    clearTimeout(timer);
+  }
+  return split();
+}
+
+/**
+ * Yields each future once, as it finishes (duplicates once). Throws TimeoutError
+ * `"N (of M) futures unfinished"` if they are not all done within `timeout` ms of the call.
+ */
+export async function* asCompleted<R>(futures: Iterable<Future<R>>, timeout?: number): AsyncGenerator<Future<R>> {
+  checkTimeout(timeout, "timeout");
+  const all = new Set(futures);
+  const deadline = timeout === undefined ? undefined : performance.now() + timeout;
+  const left = new Set(all);
+  while (left.size) {
+    const ready = [...left].filter((f) => f.done());
+    for (const f of ready) {
+      left.delete(f);
+      yield f;
+    }
+    if (!left.size) break;
+    const remaining = deadline === undefined ? undefined : deadline - performance.now();
+    if (remaining !== undefined && remaining <= 0) {
+      throw new TimeoutError(`${left.size} (of ${all.size}) futures unfinished`);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const waits: Promise<unknown>[] = [...left].map((f) => f._settled());
+    if (remaining !== undefined) waits.push(new Promise((resolve) => (timer = setTimeout(resolve, remaining))));
+    await Promise.race(waits);
+    clearTimeout(timer);
+  }
+}

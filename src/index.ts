@@ -1,0 +1,33 @@
+/**
+ * multiprocessing-ts: Python's `multiprocessing` and `ProcessPoolExecutor` for TypeScript on Node.js.
+ * This file only re-exports; each concept lives in its own module.
+ */
+export { getAllStartMethods, getContext, getStartMethod, setStartMethod } from "./context.js";
+export type { Context, StartMethod } from "./context.js";
+export {
+  AuthenticationError,
+  BootstrapError,
+  BrokenBarrierError,
+  BrokenProcessPool,
+  CancelledError,
+  ClosedError,
+  EOFError,
+  Empty,
+  Full,
+  ProcessError,
+  RemoteError,
+  SerializationError,
+  TimeoutError,
+  WorkerCrashedError,
+} from "./errors.js";
+export { Future, ProcessPoolExecutor, asCompleted, wait } from "./executor.js";
+export type { ExecutorOptions, MapResult, ReturnWhen } from "./executor.js";
+export { registerErrorClass } from "./internal/codec.js";
+export { isMain } from "./internal/runtime.js";
+export { AsyncResult, Pool } from "./pool.js";
+export type { AsyncCallbacks, CallOptions, Input, MapOptions, PoolOptions } from "./pool.js";
+export { Process, activeChildren, currentProcess, parentProcess } from "./process.js";
+export type { ProcessInfo, ProcessOptions } from "./process.js";
+export { JoinableQueue, Queue, SimpleQueue } from "./queues.js";
+export type { QueueWaitOptions } from "./queues.js";
+export { cpuCount } from "./util.js";

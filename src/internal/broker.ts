@@ -1,0 +1,196 @@
+/**
+ * The portable way to share an object between processes: its state stays in the process that made
+ * it (the owner), and other processes call its methods over a Unix socket.
+ *
+ *   owner:  serve(obj) ──► ObjectServer (one per process or thread, started on first use)
+ *   others: connect(address, id).call(op, args) ──► one socket per owner, requests multiplexed
+ *
+ * Any process can reach any owner by address, whatever the process tree looks like, so a Queue
+ * passed from a child to a grandchild still reaches the queue. A call rejects with a ProcessError
+ * when the owner goes away; nothing waits forever on a dead owner. Sockets keep a process alive
+ * only while one of its calls is pending.
+ */
+import { randomBytes } from "node:crypto";
+import { type Server, type Socket, connect as netConnect, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { threadId } from "../backends/identity.js";
+import { ProcessError } from "../errors.js";
+import { decode, encodeError } from "./codec.js";
+import { FramedSocket } from "./framing.js";
+
+/** An object whose methods other processes may call. */
+export interface Served {
+  /** Runs `op`; `signal` fires if the caller gives up (abort or timeout on its side). */
+  call(op: string, args: unknown[], signal: AbortSignal): unknown;
+}
+
+/** Where a served object lives. */
+export interface Address {
+  address: string;
+  id: number;
+}
+
+interface Request {
+  q: number;
+  o: number;
+  op: string;
+  a: unknown[];
+}
+interface Cancel {
+  c: number;
+}
+type Reply = { q: number; ok: true; v: unknown } | { q: number; ok: false; e: unknown };
+
+let server: Server | undefined;
+let serverAddress: string | undefined;
+const objects = new Map<number, Served>();
+let nextObject = 1;
+
+/** Makes `obj` callable from other processes; returns its address. */
+export function serve(obj: Served): Address {
+  if (!serverAddress) startServer();
+  const id = nextObject++;
+  objects.set(id, obj);
+  return { address: serverAddress!, id };
+}
+
+/** Stops serving an object (later calls to it fail with a clear error). */
+export function unserve(id: number): void {
+  objects.delete(id);
+}
+
+function startServer(): void {
+  const name = `mpts-${process.pid}-${threadId}-${randomBytes(6).toString("hex")}`;
+  // Linux abstract sockets leave no file behind; elsewhere use a file in the temp folder.
+  serverAddress = process.platform === "linux" ? `\0${name}` : join(tmpdir(), `${name}.sock`);
+  server = createServer((socket) => accept(socket));
+  server.on("error", (error) => process.stderr.write(`multiprocessing-ts: object server failed: ${error.message}\n`));
+  server.listen(serverAddress);
+  server.unref();
+}
+
+function accept(socket: Socket): void {
+  const channel = new FramedSocket(socket);
+  channel.unref();
+  const pending = new Map<number, AbortController>();
+  channel.onClose = () => {
+    for (const controller of pending.values()) controller.abort(new ProcessError("the caller went away"));
+    pending.clear();
+  };
+  channel.onMessage = (message) => {
+    if ("c" in (message as object)) {
+      pending.get((message as Cancel).c)?.abort(new ProcessError("cancelled by the caller"));
+      return;
+    }
+    const { q, o, op, a } = message as Request;
+    const target = objects.get(o);
+    if (!target) {
+      channel.send({ q, ok: false, e: encodeError(new ProcessError("the shared object no longer exists"), "bytes") });
+      return;
+    }
+    const controller = new AbortController();
+    pending.set(q, controller);
+    let result: unknown;
+    try {
+      result = target.call(op, a, controller.signal);
+    } catch (error) {
+      pending.delete(q);
+      channel.send({ q, ok: false, e: encodeError(error, "bytes") });
+      return;
+    }
+    if (result instanceof Promise) {
+      result.then(
+        (v) => {
+          pending.delete(q);
+          channel.send({ q, ok: true, v });
+        },
+        (error) => {
+          pending.delete(q);
+          channel.send({ q, ok: false, e: encodeError(error, "bytes") });
+        },
+      );
+    } else {
+      pending.delete(q);
+      channel.send({ q, ok: true, v: result });
+    }
+  };
+}
+
+/** A connection to one owner process, shared by every proxy of its objects. */
+class Connection {
+  #channel: FramedSocket;
+  #calls = new Map<number, { resolve(v: unknown): void; reject(e: unknown): void }>();
+  #next = 1;
+  #closedError: Error | undefined;
+
+  constructor(readonly address: string) {
+    const socket = netConnect(address);
+    this.#channel = new FramedSocket(socket);
+    this.#channel.unref();
+    this.#channel.onMessage = (message) => this.#reply(message as Reply);
+    this.#channel.onClose = (error) => {
+      this.#closedError = new ProcessError(
+        "the process that owns this shared object has exited (or closed it); create shared objects in a process that outlives their users",
+        { cause: error },
+      );
+      connections.delete(address);
+      for (const call of this.#calls.values()) call.reject(this.#closedError);
+      this.#calls.clear();
+    };
+  }
+
+  call(id: number, op: string, args: unknown[], signal?: AbortSignal): Promise<unknown> {
+    if (this.#closedError) return Promise.reject(this.#closedError);
+    const q = this.#next++;
+    return new Promise((resolve, reject) => {
+      const onAbort = () => this.#channel.send({ c: q });
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const done = () => {
+        signal?.removeEventListener("abort", onAbort);
+        this.#calls.delete(q);
+        if (this.#calls.size === 0) this.#channel.unref();
+      };
+      this.#calls.set(q, {
+        resolve: (v) => {
+          done();
+          resolve(v);
+        },
+        reject: (e) => {
+          done();
+          reject(e);
+        },
+      });
+      if (this.#calls.size === 1) this.#channel.ref();
+      this.#channel.send({ q, o: id, op, a: args });
+    });
+  }
+
+  flush(): Promise<void> {
+    return this.#channel.flush();
+  }
+
+  #reply(reply: Reply): void {
+    const call = this.#calls.get(reply.q);
+    if (!call) return;
+    if (reply.ok) call.resolve(reply.v);
+    else call.reject(decode(reply.e));
+  }
+}
+
+const connections = new Map<string, Connection>();
+
+/** Calls `op` on the object at `target`; rejects if the owner is gone or reports an error. */
+export function callRemote(target: Address, op: string, args: unknown[], signal?: AbortSignal): Promise<unknown> {
+  let connection = connections.get(target.address);
+  if (!connection) {
+    connection = new Connection(target.address);
+    connections.set(target.address, connection);
+  }
+  return connection.call(target.id, op, args, signal);
+}
+
+/** True when `target` is served by this very process (or thread). */
+export function isLocal(target: Address): boolean {
+  return target.address === serverAddress;
+}

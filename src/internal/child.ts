@@ -1,0 +1,173 @@
+/**
+ * What runs inside every child, whatever the start method: the backend's entry script builds a
+ * `ParentLink` and calls `runChild` with the first message.
+ *
+ *   "process": import the target's module (watching for an unguarded entry script), run the target
+ *              or the subclass's run(), then wait for its own children and exit with Python's code.
+ *   "pool":    run the initializer, say "ready", then run tasks one at a time, in arrival order,
+ *              answering each with "done" or "failed".
+ */
+import { BootstrapError } from "../errors.js";
+import { type CodeRef, explainReferenceError, resolveCode } from "../reduction.js";
+import { type Transport, decode, encode, encodeError } from "./codec.js";
+import { runBeforeExit, runtime } from "./runtime.js";
+import { type Boot, type RunPoolWorker, type RunProcess, type Task, type ToChild, type ToParent, assertNever } from "./wire.js";
+
+/** The child's end of the channel to its parent. */
+export interface ParentLink {
+  readonly transport: Transport;
+  send(message: ToParent, transfer?: readonly unknown[]): void;
+  /** Resolves when everything sent so far has left this process. */
+  flush(): Promise<void>;
+  onMessage: (message: ToChild) => void;
+}
+
+const hooks = {
+  importing(on: boolean) {
+    runtime.bootstrapping = on;
+  },
+};
+
+/** Runs the child's work and exits the process (or thread) with the right code. */
+export async function runChild(link: ParentLink, boot: Boot): Promise<void> {
+  runtime.child = true;
+  runtime.name = boot.identity.name;
+  runtime.daemon = boot.identity.daemon;
+  runtime.parent = boot.identity.parent;
+  runtime.startMethod = boot.identity.startMethod;
+  switch (boot.t) {
+    case "process":
+      return exit(await runProcess(boot), link);
+    case "pool":
+      return runPoolWorker(boot, link);
+    default:
+      assertNever(boot);
+  }
+}
+
+async function exit(code: number, link: ParentLink): Promise<void> {
+  await runBeforeExit();
+  await link.flush();
+  process.exit(code);
+}
+
+async function runProcess(boot: RunProcess): Promise<number> {
+  try {
+    const args = (boot.h ? decode(boot.args) : boot.args) as unknown[];
+    if (boot.cls) {
+      const cls = (await resolveCode(boot.cls, hooks)) as new () => { run(): unknown };
+      // Build the instance without running user constructors, as unpickling does: the base
+      // Process constructor sets up its private state, then the parent's own fields are copied in.
+      let base: Function = cls;
+      while (Object.getPrototypeOf(base) !== Function.prototype) base = Object.getPrototypeOf(base);
+      const self = Reflect.construct(base, [{ name: boot.identity.name }], cls) as { run(): unknown };
+      Object.assign(self, boot.h ? decode(boot.fields) : boot.fields);
+      await self.run();
+    } else if (boot.target) {
+      const target = await resolveCode(boot.target, hooks);
+      await callTarget(target, args, boot.target);
+    }
+    return 0;
+  } catch (error) {
+    const shown = boot.target ? explainReferenceError(error, boot.target) : error;
+    process.stderr.write(`Process ${runtime.name}:\n${(shown as Error)?.stack ?? String(shown)}\n`);
+    return 1;
+  }
+}
+
+async function callTarget(target: Function, args: unknown[], ref: CodeRef): Promise<unknown> {
+  try {
+    return await target(...args);
+  } catch (error) {
+    throw explainReferenceError(error, ref);
+  }
+}
+
+async function runPoolWorker(boot: RunPoolWorker, link: ParentLink): Promise<void> {
+  const refs = new Map<number, CodeRef>();
+  const fns = new Map<number, Function>();
+  const queue: Task[] = [];
+  let running = false;
+  let stopping = false;
+  let completed = 0;
+
+  try {
+    if (boot.initializer) {
+      const init = await resolveCode(boot.initializer, hooks);
+      const initargs = (boot.h ? decode(boot.initargs) : boot.initargs) as unknown[];
+      await init(...initargs);
+    }
+  } catch (error) {
+    link.send({ t: "fatal", error: encodeError(error, link.transport) });
+    return exit(1, link);
+  }
+
+  const drain = async () => {
+    if (running) return;
+    running = true;
+    while (queue.length) {
+      const task = queue.shift()!;
+      const ref = refs.get(task.fn)!;
+      let fn = fns.get(task.fn);
+      try {
+        if (!fn) {
+          fn = await resolveCode(ref, hooks);
+          fns.set(task.fn, fn);
+        }
+      } catch (error) {
+        if (error instanceof BootstrapError || (error as Error)?.name === "BootstrapError") {
+          link.send({ t: "fatal", error: encodeError(error, link.transport) });
+          return exit(1, link);
+        }
+        link.send({ t: "failed", id: task.id, error: encodeError(error, link.transport) });
+        continue;
+      }
+      try {
+        const started = performance.now();
+        const value = await runTask(fn, task);
+        const out = encode(value, link.transport, "result");
+        link.send({ t: "done", id: task.id, value: out.value, h: out.changed, ms: performance.now() - started });
+      } catch (error) {
+        link.send({ t: "failed", id: task.id, error: encodeError(explainReferenceError(error, ref), link.transport) });
+      }
+      completed++;
+      if (boot.maxTasks > 0 && completed >= boot.maxTasks) stopping = true;
+      if (stopping) return exit(0, link);
+    }
+    running = false;
+  };
+
+  link.onMessage = (message: ToChild) => {
+    switch (message.t) {
+      case "define":
+        refs.set(message.id, message.ref);
+        return;
+      case "task":
+        queue.push(message);
+        void drain();
+        return;
+      case "stop":
+        stopping = true;
+        if (!running) void exit(0, link);
+        return;
+      case "process":
+      case "pool":
+        return;
+      default:
+        assertNever(message);
+    }
+  };
+  link.send({ t: "ready" });
+}
+
+async function runTask(fn: Function, task: Task): Promise<unknown> {
+  const args = (task.h ? decode(task.args) : task.args) as unknown[];
+  if (task.mode === "call") return await fn(...args);
+  const out = new Array(args.length);
+  for (let i = 0; i < args.length; i++) {
+    let value = task.mode === "map" ? fn(args[i]) : fn(...(args[i] as unknown[]));
+    if (value !== null && typeof value === "object" && typeof value.then === "function") value = await value;
+    out[i] = value;
+  }
+  return out;
+}

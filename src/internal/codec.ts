@@ -1,0 +1,341 @@
+/**
+ * What crosses a process boundary, value by value.
+ *
+ *   encode(value) ──► plain structured-clone data ──(postMessage | v8.serialize)──► decode(value)
+ *
+ * Structured clone already carries objects, arrays, Map, Set, Date, BigInt, typed arrays and
+ * ArrayBuffers. `encode` adds three things on top of it, in one walk:
+ *   - it refuses what cannot travel (functions, symbols, sockets, promises) with a SerializationError
+ *     that names the path of the value, e.g. `args[1].onDone is a function`;
+ *   - library objects (Queue, Lock, Value, Connection, ...) implementing `[reduce]` become a small
+ *     tagged record and arrive on the other side connected to the same underlying object;
+ *   - errors keep their class, message, stack, own fields and cause.
+ * `encode` returns `changed: false` when it found nothing of the last two kinds, so the receiver can
+ * skip the decode walk entirely: the common case (numbers, strings, plain data) costs one read-only walk.
+ */
+import { ProcessError, RemoteError, SerializationError, describe, libraryErrors } from "../errors.js";
+
+/** Implemented by library objects that can be passed to another process. */
+export const reduce: unique symbol = Symbol.for("multiprocessing-ts.reduce") as never;
+
+/** How the bytes travel: `clone` (postMessage: SharedArrayBuffer allowed) or `bytes` (v8.serialize). */
+export type Transport = "clone" | "bytes";
+
+/** What a library object turns itself into for a transport; `kind` names its rebuilder. */
+export interface Reduced {
+  kind: string;
+  state: unknown;
+}
+
+/** A library object that can cross a process boundary. */
+export interface Reducible {
+  [reduce](transport: Transport): Reduced;
+}
+
+const TAG = "\u0000mpts";
+type Tagged = { [TAG]: "h"; kind: string; state: unknown } | ({ [TAG]: "e" } & EncodedError);
+
+interface EncodedError {
+  cls: string;
+  chain: string[];
+  name: string;
+  message: string;
+  stack: string | undefined;
+  fields: Record<string, unknown>;
+  cause?: unknown;
+  hasCause: boolean;
+  errors?: unknown[];
+}
+
+const rebuilders = new Map<string, (state: unknown) => unknown>();
+
+/** Registers how a library object of `kind` is rebuilt in the receiving process. */
+export function registerRebuilder(kind: string, rebuild: (state: unknown) => unknown): void {
+  rebuilders.set(kind, rebuild);
+}
+
+const errorClasses = new Map<string, new (message?: string) => Error>([
+  ["Error", Error],
+  ["TypeError", TypeError],
+  ["RangeError", RangeError],
+  ["SyntaxError", SyntaxError],
+  ["ReferenceError", ReferenceError],
+  ["EvalError", EvalError],
+  ["URIError", URIError],
+  ["AggregateError", AggregateError as unknown as new (message?: string) => Error],
+  ...Object.entries(libraryErrors),
+]);
+
+/**
+ * Makes an error class rebuildable when it arrives from a worker. Built-in and library errors need
+ * nothing; a class of your own otherwise arrives as a `RemoteError` with the original `name`.
+ */
+export function registerErrorClass(cls: new (...args: never[]) => Error): void {
+  errorClasses.set(cls.name, cls as unknown as new (message?: string) => Error);
+}
+
+/** The result of encoding: the value to send, and whether the receiver must decode it. */
+export interface Encoded {
+  value: unknown;
+  changed: boolean;
+}
+
+/** Encodes `value` for `transport`; `path` names it in error messages (e.g. `"args"`). */
+export function encode(value: unknown, transport: Transport, path: string): Encoded {
+  const walker = new Encoder(transport);
+  const out = walker.walk(value, path);
+  return { value: out, changed: walker.changed };
+}
+
+class Encoder {
+  changed = false;
+  #seen: Map<object, unknown> | undefined;
+  constructor(readonly transport: Transport) {}
+
+  walk(value: unknown, path: string): unknown {
+    switch (typeof value) {
+      case "function":
+        throw new SerializationError(
+          `${path} is a function (${describe(value)}), which cannot be sent to another process. ` +
+            "Pass data instead; a function can only travel as the task itself.",
+        );
+      case "symbol":
+        throw new SerializationError(`${path} is a symbol, which cannot be sent to another process.`);
+      case "object":
+        if (value === null) return value;
+        return this.#object(value, path);
+      default:
+        return value;
+    }
+  }
+
+  #object(value: object, path: string): unknown {
+    const seen = (this.#seen ??= new Map());
+    if (seen.has(value)) return seen.get(value);
+    const reducer = (value as Partial<Reducible>)[reduce];
+    if (typeof reducer === "function") {
+      const { kind, state } = reducer.call(value, this.transport);
+      this.changed = true;
+      const out = { [TAG]: "h", kind, state: this.walk(state, `${path} (${kind})`) };
+      seen.set(value, out);
+      return out;
+    }
+    if (value instanceof Error) {
+      this.changed = true;
+      const out = this.#error(value, path);
+      seen.set(value, out);
+      return out;
+    }
+    if (Array.isArray(value)) {
+      seen.set(value, value);
+      let copy: unknown[] | undefined;
+      for (let i = 0; i < value.length; i++) {
+        const item = value[i];
+        const next = typeof item === "object" || typeof item === "function" || typeof item === "symbol";
+        const out = next ? this.walk(item, `${path}[${i}]`) : item;
+        if (out !== item && !copy) copy = value.slice(0, i);
+        if (copy) copy.push(out);
+      }
+      if (copy) seen.set(value, copy);
+      return copy ?? value;
+    }
+    if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date || value instanceof RegExp) {
+      return value;
+    }
+    if (value instanceof SharedArrayBuffer) {
+      if (this.transport === "bytes") {
+        throw new SerializationError(
+          `${path} is a SharedArrayBuffer, which only worker threads can share. Use the "thread" start method, or a SharedArray or SharedMemory.`,
+        );
+      }
+      return value;
+    }
+    if (value instanceof Map) return this.#map(value, path);
+    if (value instanceof Set) return this.#set(value, path);
+    this.#refuseHostObject(value, path);
+    seen.set(value, value);
+    let copy: Record<string, unknown> | undefined;
+    const keys = Object.keys(value);
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      const item = (value as Record<string, unknown>)[key];
+      const next = typeof item === "object" || typeof item === "function" || typeof item === "symbol";
+      const out = next ? this.walk(item, `${path}.${key}`) : item;
+      if (out !== item && !copy) {
+        copy = {};
+        for (let j = 0; j < i; j++) copy[keys[j]!] = (value as Record<string, unknown>)[keys[j]!];
+      }
+      if (copy) copy[key] = out;
+    }
+    if (copy) seen.set(value, copy);
+    return copy ?? value;
+  }
+
+  #map(value: Map<unknown, unknown>, path: string): unknown {
+    let changed = false;
+    const entries: [unknown, unknown][] = [];
+    for (const [k, v] of value) {
+      const kk = this.walk(k, `${path}.<key>`);
+      const vv = this.walk(v, `${path}.get(${typeof k === "string" ? JSON.stringify(k) : String(k)})`);
+      if (kk !== k || vv !== v) changed = true;
+      entries.push([kk, vv]);
+    }
+    return changed ? new Map(entries) : value;
+  }
+
+  #set(value: Set<unknown>, path: string): unknown {
+    let changed = false;
+    const items: unknown[] = [];
+    for (const v of value) {
+      const vv = this.walk(v, `${path}.<item>`);
+      if (vv !== v) changed = true;
+      items.push(vv);
+    }
+    return changed ? new Set(items) : value;
+  }
+
+  #refuseHostObject(value: object, path: string): void {
+    const proto = Object.getPrototypeOf(value);
+    if (proto === Object.prototype || proto === null) return;
+    if (value instanceof Promise) {
+      throw new SerializationError(`${path} is a Promise; await it and send its value instead.`);
+    }
+    if (value instanceof WeakMap || value instanceof WeakSet || value instanceof WeakRef) {
+      throw new SerializationError(`${path} is ${describe(value)}, which cannot be sent to another process.`);
+    }
+    const v = value as { on?: unknown; emit?: unknown };
+    if (typeof v.on === "function" && typeof v.emit === "function") {
+      throw new SerializationError(
+        `${path} is ${describe(value)} (an event emitter such as a socket or stream), which cannot be sent to another process.`,
+      );
+    }
+  }
+
+  #error(error: Error, path: string): Tagged {
+    const fields: Record<string, unknown> = {};
+    for (const key of Object.keys(error)) {
+      if (key === "stack" || key === "message" || key === "cause") continue;
+      try {
+        fields[key] = this.walk((error as unknown as Record<string, unknown>)[key], `${path}.${key}`);
+      } catch {
+        // a field that cannot travel is dropped rather than losing the whole error
+      }
+    }
+    const chain: string[] = [];
+    for (let p = Object.getPrototypeOf(error); p && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
+      if (typeof p.constructor?.name === "string") chain.push(p.constructor.name);
+    }
+    const hasCause = "cause" in error;
+    let cause: unknown;
+    if (hasCause) {
+      try {
+        cause = this.walk(error.cause, `${path}.cause`);
+      } catch {
+        cause = String(error.cause);
+      }
+    }
+    const errors = error instanceof AggregateError ? error.errors.map((e, i) => this.walk(e, `${path}.errors[${i}]`)) : undefined;
+    return {
+      [TAG]: "e",
+      cls: chain[0] ?? "Error",
+      chain,
+      name: String(error.name),
+      message: String(error.message),
+      stack: typeof error.stack === "string" ? error.stack : undefined,
+      fields,
+      hasCause,
+      cause,
+      errors,
+    };
+  }
+}
+
+/** Rebuilds what `encode` produced (call only when `changed` was true). */
+export function decode(value: unknown): unknown {
+  return new Decoder().walk(value);
+}
+
+class Decoder {
+  #seen = new Map<object, unknown>();
+
+  walk(value: unknown): unknown {
+    if (typeof value !== "object" || value === null) return value;
+    if (this.#seen.has(value)) return this.#seen.get(value);
+    if (Array.isArray(value)) {
+      this.#seen.set(value, value);
+      for (let i = 0; i < value.length; i++) {
+        const item = value[i];
+        if (typeof item === "object" && item !== null) value[i] = this.walk(item);
+      }
+      return value;
+    }
+    if (value instanceof Map) {
+      const out = new Map();
+      this.#seen.set(value, out);
+      for (const [k, v] of value) out.set(this.walk(k), this.walk(v));
+      return out;
+    }
+    if (value instanceof Set) {
+      const out = new Set();
+      this.#seen.set(value, out);
+      for (const v of value) out.add(this.walk(v));
+      return out;
+    }
+    if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date || value instanceof RegExp) {
+      return value;
+    }
+    if (value instanceof SharedArrayBuffer) return value;
+    const record = value as Record<string, unknown>;
+    const tag = record[TAG];
+    if (tag === "h") {
+      const kind = record.kind as string;
+      const rebuild = rebuilders.get(kind);
+      if (!rebuild) throw new ProcessError(`cannot rebuild a ${kind} in this process: its module is not loaded`);
+      const out = rebuild(this.walk(record.state));
+      this.#seen.set(value, out);
+      return out;
+    }
+    if (tag === "e") {
+      const out = this.#error(record as unknown as EncodedError);
+      this.#seen.set(value, out);
+      return out;
+    }
+    this.#seen.set(value, value);
+    for (const key of Object.keys(record)) {
+      const item = record[key];
+      if (typeof item === "object" && item !== null) record[key] = this.walk(item);
+    }
+    return value;
+  }
+
+  #error(e: EncodedError): Error {
+    const cls = errorClasses.get(e.cls) ?? RemoteError;
+    const error = Object.create(cls.prototype) as Error;
+    const define = (key: string, value: unknown) =>
+      Object.defineProperty(error, key, { value, writable: true, configurable: true, enumerable: false });
+    define("message", e.message);
+    if (e.stack !== undefined) define("stack", e.stack);
+    if (error.name !== e.name) define("name", e.name);
+    for (const [key, value] of Object.entries(e.fields)) {
+      Object.defineProperty(error, key, { value: this.walk(value), writable: true, configurable: true, enumerable: true });
+    }
+    if (e.hasCause) define("cause", this.walk(e.cause));
+    if (e.errors) define("errors", e.errors.map((x) => this.walk(x)));
+    if (cls === RemoteError) define("remoteClass", e.cls);
+    return error;
+  }
+}
+
+/** Encodes an error on its own (for results that failed); always needs decoding. */
+export function encodeError(error: unknown, transport: Transport): unknown {
+  if (error instanceof Error) return encode(error, transport, "error").value;
+  return encode(new RemoteError(`a non-Error value was thrown: ${safeString(error)}`), transport, "error").value;
+}
+
+function safeString(value: unknown): string {
+  try {
+    return typeof value === "string" ? value : (JSON.stringify(value) ?? String(value));
+  } catch {
+    return String(value);
+  }
+}

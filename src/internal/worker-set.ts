@@ -1,0 +1,379 @@
+/**
+ * The engine under `Pool` and `ProcessPoolExecutor`: a set of pool workers, a queue of jobs, and
+ * the bookkeeping that makes a crash cost exactly the job that was running.
+ *
+ *   submit(job) ─► queue ─► dispatch ─► worker.inflight (≤ depth) ─► "done"/"failed" ─► job.settle
+ *                                   worker exits ─► inflight[0] fails with WorkerCrashedError,
+ *                                                   the rest go back to the queue's front,
+ *                                                   a replacement worker starts
+ *
+ * A worker runs its jobs one at a time, in the order sent, so the first unanswered job of a dead
+ * worker is the one it was running. Jobs are prefetched (sent before the worker is free) only
+ * while tasks are short: a long task would otherwise hold back the jobs queued behind it, which
+ * another worker could have run.
+ */
+import type { RunningChild } from "../backends/backend.js";
+import { BootstrapError, BrokenProcessPool, ProcessError, WorkerCrashedError } from "../errors.js";
+import { type CodeRef, codeRef } from "../reduction.js";
+import { decode, encode } from "./codec.js";
+import { backendFor } from "./methods.js";
+import { type StartMethod, runtime } from "./runtime.js";
+import type { ToParent } from "./wire.js";
+
+/** One unit of work for one worker. */
+export interface Job {
+  fn: Function;
+  mode: "call" | "map" | "star";
+  /** Arguments: for "call" the argument list, else the chunk of items. */
+  args: unknown[];
+  /** Called once with the outcome. */
+  settle(outcome: { ok: true; value: unknown } | { ok: false; error: unknown }): void;
+  /** Called when a worker starts running the job (best effort: when it is sent). */
+  onSent?(): void;
+  /** Set by `cancel()`: the job is dropped if queued and its outcome ignored if running. */
+  cancelled?: boolean;
+  /** The arguments already encoded at submit time (so errors surface there). */
+  encoded?: { value: unknown; changed: boolean };
+}
+
+/** Options of the engine. */
+export interface WorkerSetOptions {
+  method: StartMethod;
+  size: number;
+  initializer: Function | undefined;
+  initargs: unknown[];
+  maxTasksPerChild: number;
+  /** Start all workers at once (Pool) or as work arrives (executor). */
+  eager: boolean;
+  /** Name prefix, e.g. "PoolWorker". */
+  name: string;
+}
+
+interface Worker {
+  child: RunningChild;
+  ready: boolean;
+  inflight: Job[];
+  ids: number[];
+  defined: Set<number>;
+  exited: boolean;
+  /** Jobs sent so far (a worker with maxTasksPerChild gets no more than it will run). */
+  sent: number;
+  stopping: boolean;
+}
+
+type State = "running" | "closing" | "terminated" | "broken";
+
+/** The engine: workers, a job queue, dispatch, crash recovery. */
+export class WorkerSet {
+  readonly #options: WorkerSetOptions;
+  readonly #backend;
+  readonly #workers = new Set<Worker>();
+  readonly #queue: Job[] = [];
+  readonly #fnIds = new Map<Function, { id: number; ref: CodeRef }>();
+  #initializer: CodeRef | undefined;
+  #initargs: { value: unknown; changed: boolean };
+  #nextJob = 1;
+  #state: State = "running";
+  #brokenBy: Error | undefined;
+  #serviceMs = Number.NaN;
+  #counter = 0;
+  #allExited: Promise<void> | undefined;
+  #resolveAllExited: (() => void) | undefined;
+  #completed = 0;
+  /** Observers (for progress and tests). */
+  onIdle: (() => void) | undefined;
+
+  constructor(options: WorkerSetOptions) {
+    this.#options = options;
+    this.#backend = backendFor(options.method);
+    this.#initializer = options.initializer ? codeRef(options.initializer, "options.initializer") : undefined;
+    this.#initargs = encode(options.initargs, this.#backend.transport, "options.initargs");
+    if (options.eager) for (let i = 0; i < options.size; i++) this.#spawn();
+  }
+
+  get size(): number {
+    return this.#options.size;
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  /** Jobs waiting for a worker. */
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /** Jobs sent to workers and not answered yet. */
+  get inflight(): number {
+    let n = 0;
+    for (const w of this.#workers) n += w.inflight.length;
+    return n;
+  }
+
+  /** The OS pids (or the process pid, for threads) of the live workers. */
+  get pids(): number[] {
+    return [...this.#workers].filter((w) => !w.exited).map((w) => w.child.pid);
+  }
+
+  /** Checks that `fn` can be sent, at submit time (throws at once otherwise). */
+  prepare(fn: Function, what: string): void {
+    if (!this.#fnIds.has(fn)) this.#fnIds.set(fn, { id: this.#fnIds.size + 1, ref: codeRef(fn, what) });
+  }
+
+  /** Encodes the arguments now, so a SerializationError reaches the caller at submit time. */
+  encodeArgs(args: unknown[], path: string): { value: unknown; changed: boolean } {
+    return encode(args, this.#backend.transport, path);
+  }
+
+  /** Queues a job. Throws when the set no longer accepts work. */
+  submit(job: Job): void {
+    this.#checkAccepting();
+    this.prepare(job.fn, "the task function");
+    this.#queue.push(job);
+    this.#dispatch();
+  }
+
+  #checkAccepting(): void {
+    if (this.#state === "broken") {
+      throw new BrokenProcessPool(`the pool is broken and cannot run new work: ${this.#brokenBy?.message}`, {
+        cause: this.#brokenBy,
+      });
+    }
+    if (this.#state !== "running") throw new ProcessError("the pool is not running (it was closed or terminated)");
+  }
+
+  /**
+   * Gives up on a job: a queued job is dropped; a running one has its worker stopped and replaced
+   * (JavaScript cannot interrupt a running function otherwise); a prefetched one is ignored.
+   */
+  cancel(job: Job): void {
+    if (job.cancelled) return;
+    job.cancelled = true;
+    const at = this.#queue.indexOf(job);
+    if (at >= 0) {
+      this.#queue.splice(at, 1);
+      return;
+    }
+    for (const w of this.#workers) {
+      if (w.inflight[0] === job) {
+        w.inflight.shift();
+        w.ids.shift();
+        w.child.kill();
+        return;
+      }
+    }
+  }
+
+  /** Stops accepting work; workers exit once the queue is drained. */
+  close(): void {
+    if (this.#state !== "running") return;
+    this.#state = "closing";
+    this.#maybeStopIdle();
+  }
+
+  /** Kills every worker now; queued and running jobs reject with `reason`. */
+  terminate(reason: Error): void {
+    if (this.#state === "terminated") return;
+    this.#state = "terminated";
+    this.#failAll(reason);
+    for (const w of this.#workers) w.child.kill();
+  }
+
+  /** Resolves when every worker has exited (after `close()` or `terminate()`). */
+  join(): Promise<void> {
+    if (this.#workers.size === 0) return Promise.resolve();
+    this.#allExited ??= new Promise((resolve) => (this.#resolveAllExited = resolve));
+    return this.#allExited;
+  }
+
+  #spawn(): void {
+    const identity = {
+      name: `${this.#options.name}-${++this.#counter}`,
+      daemon: true,
+      parent: { name: runtime.name, pid: process.pid },
+      startMethod: runtime.startMethod,
+    };
+    const child = this.#backend.launch({
+      boot: {
+        t: "pool",
+        identity,
+        initializer: this.#initializer,
+        initargs: this.#initargs.value,
+        h: this.#initargs.changed,
+        maxTasks: this.#options.maxTasksPerChild,
+      },
+    });
+    const worker: Worker = {
+      child,
+      ready: false,
+      inflight: [],
+      ids: [],
+      defined: new Set(),
+      exited: false,
+      sent: 0,
+      stopping: false,
+    };
+    this.#workers.add(worker);
+    child.unref();
+    child.onMessage = (message) => this.#onMessage(worker, message);
+    void child.exited.then((exit) => this.#onExit(worker, exit.exitcode, exit.signal));
+  }
+
+  #onMessage(worker: Worker, message: ToParent): void {
+    switch (message.t) {
+      case "ready":
+        worker.ready = true;
+        this.#dispatch();
+        return;
+      case "done":
+      case "failed": {
+        const at = worker.ids.indexOf(message.id);
+        if (at < 0) return;
+        const [job] = worker.inflight.splice(at, 1);
+        worker.ids.splice(at, 1);
+        this.#completed++;
+        if (message.t === "done") {
+          this.#serviceMs = Number.isNaN(this.#serviceMs) ? message.ms : this.#serviceMs * 0.8 + message.ms * 0.2;
+          if (!job!.cancelled) job!.settle({ ok: true, value: message.h ? decode(message.value) : message.value });
+        } else if (!job!.cancelled) job!.settle({ ok: false, error: decode(message.error) });
+        if (worker.inflight.length === 0) this.#refWorker(worker, false);
+        this.#dispatch();
+        this.#maybeStopIdle();
+        return;
+      }
+      case "fatal": {
+        const error = decode(message.error) as Error;
+        this.#break(
+          error instanceof BootstrapError || error?.name === "BootstrapError"
+            ? error
+            : new BrokenProcessPool(`a worker failed to start: ${error?.message ?? error}`, { cause: error }),
+        );
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  #onExit(worker: Worker, exitcode: number, signal: string | null): void {
+    worker.exited = true;
+    this.#workers.delete(worker);
+    const [running, ...notStarted] = worker.inflight;
+    worker.inflight = [];
+    if (running && !running.cancelled && this.#state !== "terminated") {
+      const how = signal ? `was killed by ${signal}` : `exited with code ${exitcode}`;
+      running.settle({
+        ok: false,
+        error: new WorkerCrashedError(
+          `the worker running this task ${how} before it finished (pid ${worker.child.pid}); the pool replaced it`,
+          { exitCode: signal ? null : exitcode, signal },
+        ),
+      });
+    }
+    this.#queue.unshift(...notStarted.filter((job) => !job.cancelled));
+    if (this.#state === "running" || (this.#state === "closing" && this.#queue.length > 0)) {
+      if (this.#workers.size < this.#options.size && (this.#options.eager || this.#queue.length > 0)) this.#spawn();
+      this.#dispatch();
+    } else if (this.#state === "broken") {
+      this.#failAll(this.#brokenBy!);
+    }
+    if (this.#workers.size === 0) this.#resolveAllExited?.();
+  }
+
+  #break(error: Error): void {
+    if (this.#state === "terminated" || this.#state === "broken") return;
+    this.#state = "broken";
+    this.#brokenBy = error;
+    this.#failAll(error);
+    for (const w of this.#workers) w.child.kill();
+  }
+
+  #failAll(error: Error): void {
+    const jobs = this.#queue.splice(0);
+    for (const w of this.#workers) {
+      jobs.push(...w.inflight);
+      w.inflight = [];
+      w.ids = [];
+    }
+    for (const job of jobs) if (!job.cancelled) job.settle({ ok: false, error });
+  }
+
+  /** How many jobs a worker may hold: 1 for long tasks, more while tasks are short. */
+  #depth(): number {
+    const ms = this.#serviceMs;
+    if (Number.isNaN(ms) || ms > 2) return 1;
+    if (ms > 0.2) return 4;
+    return 32;
+  }
+
+  #dispatch(): void {
+    if (this.#state !== "running" && this.#state !== "closing") return;
+    while (this.#queue.length) {
+      const job = this.#queue[0]!;
+      if (job.cancelled) {
+        this.#queue.shift();
+        continue;
+      }
+      const worker = this.#pickWorker();
+      if (!worker) break;
+      this.#queue.shift();
+      this.#send(worker, job);
+    }
+    this.#maybeStopIdle();
+  }
+
+  #pickWorker(): Worker | undefined {
+    const depth = this.#depth();
+    let best: Worker | undefined;
+    let starting = 0;
+    for (const w of this.#workers) {
+      if (w.exited) continue;
+      if (!w.ready) {
+        starting++;
+        continue;
+      }
+      if (w.inflight.length >= depth || w.stopping) continue;
+      if (this.#options.maxTasksPerChild > 0 && w.sent >= this.#options.maxTasksPerChild) continue;
+      if (!best || w.inflight.length < best.inflight.length) best = w;
+      if (best.inflight.length === 0) break;
+    }
+    if ((!best || best.inflight.length > 0) && this.#workers.size < this.#options.size && starting < this.#queue.length) {
+      // executor: start workers on demand, reusing idle ones first
+      this.#spawn();
+    }
+    return best;
+  }
+
+  #send(worker: Worker, job: Job): void {
+    const entry = this.#fnIds.get(job.fn)!;
+    if (!worker.defined.has(entry.id)) {
+      worker.child.send({ t: "define", id: entry.id, ref: entry.ref });
+      worker.defined.add(entry.id);
+    }
+    const id = this.#nextJob++;
+    const args = job.encoded ?? encode(job.args, this.#backend.transport, "args");
+    if (worker.inflight.length === 0) this.#refWorker(worker, true);
+    worker.inflight.push(job);
+    worker.ids.push(id);
+    worker.sent++;
+    worker.child.send({ t: "task", id, fn: entry.id, mode: job.mode, args: args.value, h: args.changed });
+    job.onSent?.();
+  }
+
+  #refWorker(worker: Worker, busy: boolean): void {
+    // Busy workers keep the program alive until their results arrive; idle ones do not.
+    if (busy) worker.child.ref();
+    else worker.child.unref();
+  }
+
+  #maybeStopIdle(): void {
+    if (this.#state !== "closing" || this.#queue.length > 0) return;
+    for (const w of this.#workers) {
+      if (w.inflight.length === 0 && !w.exited && !w.stopping) {
+        w.stopping = true;
+        w.child.send({ t: "stop" });
+      }
+    }
+  }
+}

@@ -1,0 +1,368 @@
+/**
+ * `Pool`: Python's `multiprocessing.Pool` on the `WorkerSet` engine.
+ *
+ *   map/starmap/mapAsync ─► materialize input ─► chunks (≈4 per worker) ─► jobs ─► results in order
+ *   apply/applyAsync     ─► one job
+ *   imap/imapUnordered   ─► pull input lazily, at most a few chunks per worker in flight ─► yield
+ *
+ * Every call takes `{ signal, timeout }`; map-like calls also take `{ chunksize, onProgress }`.
+ * A worker that dies costs only the task it was running (WorkerCrashedError); the pool replaces it.
+ */
+import { inspect } from "node:util";
+import { ProcessError, TimeoutError } from "./errors.js";
+import { resolveMethod } from "./internal/methods.js";
+import type { StartMethod } from "./internal/runtime.js";
+import { checkFunction, checkInteger, checkSignal, checkTimeout } from "./internal/validate.js";
+import { type Job, WorkerSet } from "./internal/worker-set.js";
+import { type Input, isSyncIterable, lazyResults, watch } from "./internal/streaming.js";
+import { checkMayStartChildren } from "./process.js";
+import { cpuCount } from "./util.js";
+
+/** Options of `new Pool(...)`. */
+export interface PoolOptions {
+  /** Number of workers; defaults to `cpuCount()`. */
+  processes?: number;
+  /** Runs once in every worker (and every replacement) before its first task. */
+  initializer?: (...args: any[]) => unknown;
+  /** Arguments for `initializer`. */
+  initargs?: unknown[];
+  /** Replace a worker after it ran this many tasks (default: never). */
+  maxTasksPerChild?: number;
+  /** The start method: `"spawn"` (default) or `"thread"`. */
+  context?: StartMethod | { readonly startMethod: StartMethod };
+}
+
+/** Options every pool call accepts. */
+export interface CallOptions {
+  /** Cancels the call: queued tasks are dropped, running ones have their worker replaced. */
+  signal?: AbortSignal;
+  /** Rejects with TimeoutError after this many ms, cancelling like `signal`. */
+  timeout?: number;
+}
+
+/** Options of map-like calls. */
+export interface MapOptions extends CallOptions {
+  /** Items per task. `map` defaults to about four chunks per worker; `imap` to 1. */
+  chunksize?: number;
+  /** Called after each chunk with the items done and the items known so far (the total, for `map`). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Callbacks of the `...Async` calls, as in Python. */
+export interface AsyncCallbacks<R> {
+  /** Called with the result once it is ready. */
+  callback?: (result: R) => void;
+  /** Called with the error if the call fails. */
+  errorCallback?: (error: unknown) => void;
+}
+
+export type { Input };
+
+type Fn = (...args: any[]) => unknown;
+
+/**
+ * The pending result of an `...Async` call, like Python's `AsyncResult`. Its promise never
+ * rejects unhandled: errors surface only through `get()` and `errorCallback`.
+ */
+export class AsyncResult<R> {
+  #state: "pending" | "fulfilled" | "rejected" = "pending";
+  #value: R | undefined;
+  #error: unknown;
+  readonly #done: Promise<void>;
+
+  /** @internal */
+  constructor(work: Promise<R>, callbacks: AsyncCallbacks<R> = {}) {
+    this.#done = work.then(
+      (value) => {
+        this.#state = "fulfilled";
+        this.#value = value;
+        callbacks.callback?.(value);
+      },
+      (error) => {
+        this.#state = "rejected";
+        this.#error = error;
+        callbacks.errorCallback?.(error);
+      },
+    );
+  }
+
+  /** The result; rejects with the task's error, or with TimeoutError if not ready within `timeout` ms. */
+  async get(timeout?: number): Promise<R> {
+    await this.wait(timeout);
+    if (this.#state === "pending") throw new TimeoutError(`the result was not ready within ${timeout} ms`);
+    if (this.#state === "rejected") throw this.#error;
+    return this.#value as R;
+  }
+
+  /** Waits until the result is ready, or `timeout` ms. */
+  async wait(timeout?: number): Promise<void> {
+    checkTimeout(timeout, "timeout");
+    if (timeout === undefined) return this.#done;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#done, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))]);
+    clearTimeout(timer);
+  }
+
+  /** True once the call has finished, either way. */
+  ready(): boolean {
+    return this.#state !== "pending";
+  }
+
+  /** True if the call finished without error; throws if it has not finished. */
+  successful(): boolean {
+    if (this.#state === "pending") throw new ProcessError("the result is not ready yet: call ready() or wait() first");
+    return this.#state === "fulfilled";
+  }
+}
+
+/**
+ * A pool of worker processes (or threads) that runs functions on many inputs in parallel, like
+ * Python's `multiprocessing.Pool`. Leave it with `await using` or call `terminate()` when done.
+ *
+ * ```ts
+ * await using pool = new Pool(4);
+ * const squares = await pool.map(square, [1, 2, 3]);
+ * ```
+ */
+export class Pool {
+  readonly #workers: WorkerSet;
+  readonly #method: StartMethod;
+  readonly #size: number;
+
+  constructor(options?: number | PoolOptions) {
+    const o: PoolOptions = typeof options === "number" || options === undefined ? { processes: options } : options;
+    if (o === null || typeof o !== "object") {
+      throw new TypeError(`Pool options must be a number of processes or an object (got ${typeof options})`);
+    }
+    const processes = o.processes ?? cpuCount();
+    checkInteger(processes, "options.processes", 1);
+    if (o.maxTasksPerChild !== undefined && o.maxTasksPerChild !== null) {
+      checkInteger(o.maxTasksPerChild, "options.maxTasksPerChild", 1);
+    }
+    checkFunction(o.initializer, "options.initializer");
+    if (o.initargs !== undefined && !Array.isArray(o.initargs)) {
+      throw new TypeError(`options.initargs must be an array (got ${typeof o.initargs})`);
+    }
+    this.#method = resolveMethod(typeof o.context === "object" && o.context ? o.context.startMethod : o.context);
+    checkMayStartChildren();
+    this.#size = processes;
+    this.#workers = new WorkerSet({
+      method: this.#method,
+      size: processes,
+      initializer: o.initializer,
+      initargs: o.initargs ?? [],
+      maxTasksPerChild: o.maxTasksPerChild ?? 0,
+      eager: true,
+      name: "PoolWorker",
+    });
+  }
+
+  /** Number of workers. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** The start method of this pool. */
+  get startMethod(): StartMethod {
+    return this.#method;
+  }
+
+  /** Calls `fn(...args)` in a worker and resolves to its result. */
+  apply<F extends Fn>(fn: F, args: Parameters<F> = [] as unknown as Parameters<F>, options: CallOptions = {}) {
+    return this.applyAsync(fn, args, options).get();
+  }
+
+  /** Like `apply`, returning an `AsyncResult` at once. */
+  applyAsync<F extends Fn>(
+    fn: F,
+    args: Parameters<F> = [] as unknown as Parameters<F>,
+    options: CallOptions & AsyncCallbacks<Awaited<ReturnType<F>>> = {},
+  ): AsyncResult<Awaited<ReturnType<F>>> {
+    checkFunction(fn, "fn");
+    if (!Array.isArray(args)) throw new TypeError(`args must be an array of arguments (got ${typeof args})`);
+    checkCall(options);
+    return new AsyncResult(
+      this.#run(fn, "call", [args as unknown[]], options, undefined).then((r) => r[0] as Awaited<ReturnType<F>>),
+      options,
+    );
+  }
+
+  /** Calls `fn(item)` for every item, in parallel, and resolves to the results in input order. */
+  map<T, R>(fn: (item: T) => R, items: Input<T>, options: MapOptions = {}): Promise<Awaited<R>[]> {
+    return this.mapAsync(fn, items, options).get();
+  }
+
+  /** Like `map`, returning an `AsyncResult` at once. */
+  mapAsync<T, R>(
+    fn: (item: T) => R,
+    items: Input<T>,
+    options: MapOptions & AsyncCallbacks<Awaited<R>[]> = {},
+  ): AsyncResult<Awaited<R>[]> {
+    return this.#mapLike(fn, items, "map", options) as AsyncResult<Awaited<R>[]>;
+  }
+
+  /** Calls `fn(...args)` for every argument tuple; results in input order. */
+  starmap<A extends readonly unknown[], R>(
+    fn: (...args: A) => R,
+    items: Input<A | Readonly<A>>,
+    options: MapOptions = {},
+  ): Promise<Awaited<R>[]> {
+    return this.starmapAsync(fn, items, options).get();
+  }
+
+  /** Like `starmap`, returning an `AsyncResult` at once. */
+  starmapAsync<A extends readonly unknown[], R>(
+    fn: (...args: A) => R,
+    items: Input<A | Readonly<A>>,
+    options: MapOptions & AsyncCallbacks<Awaited<R>[]> = {},
+  ): AsyncResult<Awaited<R>[]> {
+    return this.#mapLike(fn, items as Input<unknown>, "star", options) as AsyncResult<Awaited<R>[]>;
+  }
+
+  /** Streams `fn(item)` results in input order, pulling the input lazily (infinite inputs work). */
+  imap<T, R>(fn: (item: T) => R, items: Input<T>, options: MapOptions = {}): AsyncIterable<Awaited<R>> {
+    return this.#lazy(fn, items, true, options) as AsyncIterable<Awaited<R>>;
+  }
+
+  /** Streams `fn(item)` results as each task finishes. */
+  imapUnordered<T, R>(fn: (item: T) => R, items: Input<T>, options: MapOptions = {}): AsyncIterable<Awaited<R>> {
+    return this.#lazy(fn, items, false, options) as AsyncIterable<Awaited<R>>;
+  }
+
+  /** No more work is accepted; workers exit once the submitted work is done. */
+  close(): void {
+    this.#workers.close();
+  }
+
+  /** Stops every worker now; pending and running calls reject with a ProcessError. */
+  async terminate(): Promise<void> {
+    this.#workers.terminate(new ProcessError("the pool was terminated before this task finished"));
+    await this.#workers.join();
+  }
+
+  /** Waits for the workers to exit; call `close()` or `terminate()` first. */
+  async join(): Promise<void> {
+    if (this.#workers.state === "running") {
+      throw new ProcessError("the pool is still running: call close() or terminate() before join()");
+    }
+    await this.#workers.join();
+  }
+
+  /** `await using pool = new Pool()` terminates the pool on leaving the block, as Python's `with`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.terminate();
+  }
+
+  [inspect.custom](): string {
+    return `Pool { state: '${this.#workers.state}', method: '${this.#method}', size: ${this.#size}, queued: ${this.#workers.queued}, running: ${this.#workers.inflight} }`;
+  }
+
+  #mapLike(fn: Fn, items: Input<unknown>, mode: "map" | "star", options: MapOptions & AsyncCallbacks<any>) {
+    checkFunction(fn, "fn");
+    checkInput(items);
+    checkCall(options);
+    if (options.chunksize !== undefined) checkInteger(options.chunksize, "options.chunksize", 1);
+    this.#workers.prepare(fn, "the task function");
+    const work = (async () => {
+      const list = isSyncIterable(items) ? Array.from(items) : await collect(items);
+      const chunksize = options.chunksize ?? Math.max(1, Math.ceil(list.length / (4 * this.#size)));
+      const chunks: unknown[][] = [];
+      for (let i = 0; i < list.length; i += chunksize) chunks.push(list.slice(i, i + chunksize));
+      const results = await this.#run(fn, mode, chunks, options, list.length);
+      return results.flat(1);
+    })();
+    return new AsyncResult(work, options);
+  }
+
+  /** Runs one job per chunk and resolves to the per-chunk results, in order; cancels on failure. */
+  #run(fn: Fn, mode: Job["mode"], chunks: unknown[][], options: MapOptions, total: number | undefined) {
+    return new Promise<unknown[][]>((resolve, reject) => {
+      const results: unknown[][] = new Array(chunks.length);
+      const jobs: Job[] = [];
+      let remaining = chunks.length;
+      let done = 0;
+      let failed = false;
+      const stop = watch(options, (reason) => fail(reason));
+      function fail(error: unknown) {
+        if (failed) return;
+        failed = true;
+        stop();
+        for (const job of jobs) cancelQuietly(job);
+        reject(error);
+      }
+      const cancelQuietly = (job: Job) => {
+        this.#workers.cancel(job);
+      };
+      if (remaining === 0) {
+        stop();
+        resolve(results);
+        return;
+      }
+      try {
+        for (let i = 0; i < chunks.length; i++) {
+          const chunk = chunks[i]!;
+          const job: Job = {
+            fn,
+            mode,
+            args: chunk,
+            encoded: this.#workers.encodeArgs(chunk, mode === "call" ? "args" : `items[${i}]`),
+            settle: (outcome) => {
+              if (failed) return;
+              if (!outcome.ok) return fail(outcome.error);
+              results[i] = mode === "call" ? [outcome.value] : (outcome.value as unknown[]);
+              done += mode === "call" ? 1 : chunk.length;
+              if (options.onProgress) options.onProgress(done, total ?? done);
+              if (--remaining === 0) {
+                failed = true;
+                stop();
+                resolve(results);
+              }
+            },
+          };
+          jobs.push(job);
+        }
+        for (const job of jobs) this.#workers.submit(job);
+      } catch (error) {
+        fail(error);
+      }
+    });
+  }
+
+  #lazy(fn: Fn, items: Input<unknown>, ordered: boolean, options: MapOptions): AsyncIterable<unknown> {
+    checkFunction(fn, "fn");
+    checkInput(items);
+    checkCall(options);
+    if (options.chunksize !== undefined) checkInteger(options.chunksize, "options.chunksize", 1);
+    this.#workers.prepare(fn, "the task function");
+    const workers = this.#workers;
+    const size = this.#size;
+    return {
+      [Symbol.asyncIterator]: () => lazyResults(workers, fn, items, ordered, options, size),
+    };
+  }
+}
+
+function checkCall(options: CallOptions & AsyncCallbacks<never> & { onProgress?: unknown }): void {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(`options must be an object (got ${typeof options})`);
+  }
+  checkSignal(options.signal, "options.signal");
+  checkTimeout(options.timeout, "options.timeout");
+  checkFunction(options.callback, "options.callback");
+  checkFunction(options.errorCallback, "options.errorCallback");
+  checkFunction(options.onProgress, "options.onProgress");
+}
+
+function checkInput(items: unknown): void {
+  if (items === null || typeof items !== "object" || !(Symbol.iterator in items || Symbol.asyncIterator in items)) {
+    if (typeof items === "string") return;
+    throw new TypeError(`items must be an iterable or async iterable (got ${items === null ? "null" : typeof items})`);
+  }
+}
+
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}

@@ -1,0 +1,269 @@
+/**
+ * `Process`: one child running one function, with Python's lifecycle and exit codes.
+ *
+ *   new Process({ target, args }) ── start() ──► backend.launch({ boot: "process" }) ──► child runs target
+ *        exitcode: null ............................................... 0 | n | 1 | -signal ◄── exit
+ *
+ * Non-daemon children keep the parent alive until they end (Node's event loop waits for them, and
+ * a child process waits for its own before exiting). Daemon children are stopped when their parent
+ * exits, and may not start children of their own. However a parent dies, its children see their
+ * channel close and exit: none outlives it.
+ */
+import { inspect } from "node:util";
+import type { RunningChild } from "./backends/backend.js";
+import { BootstrapError, ProcessError } from "./errors.js";
+import { encode } from "./internal/codec.js";
+import { backendFor, resolveMethod } from "./internal/methods.js";
+import { type StartMethod, runtime } from "./internal/runtime.js";
+import { checkTimeout } from "./internal/validate.js";
+import type { ChildIdentity } from "./internal/wire.js";
+import { codeRef } from "./reduction.js";
+
+/** Options of `new Process(...)`. */
+export interface ProcessOptions<F extends (...args: any[]) => unknown = (...args: any[]) => unknown> {
+  /** The function the child runs; its return (or resolution) ends the child with exit code 0. */
+  target?: F;
+  /** Arguments for `target`, sent by structured clone; library objects arrive connected. */
+  args?: Parameters<F>;
+  /** Defaults to `Process-N` (`Parent:N` for a child's children). */
+  name?: string;
+  /** A daemon is stopped when its parent exits and may not have children. Defaults to the parent's flag. */
+  daemon?: boolean;
+  /** The start method: `"spawn"` (default) or `"thread"`. */
+  context?: StartMethod | { readonly startMethod: StartMethod };
+}
+
+type State = "initial" | "started" | "stopped" | "closed";
+
+const alive = new Set<Process>();
+let exitHooksInstalled = false;
+
+/**
+ * A unit of work running in its own process (start method `"spawn"`) or worker thread (`"thread"`),
+ * like Python's `multiprocessing.Process`. Subclass it and override `run()`, or pass a `target`.
+ *
+ * The target must be exported from its module (workers import it by name) or be self-contained.
+ */
+export class Process {
+  #target: ((...args: any[]) => unknown) | undefined;
+  #args: unknown[];
+  #name: string;
+  #daemon: boolean;
+  #method: StartMethod;
+  #state: State = "initial";
+  #child: RunningChild | undefined;
+  #exitcode: number | null = null;
+  #exited: Promise<void> | undefined;
+
+  constructor(options: ProcessOptions = {}) {
+    if (options === null || typeof options !== "object") {
+      throw new TypeError(`Process options must be an object such as { target, args } (got ${typeof options})`);
+    }
+    const { target, args = [], name, daemon, context } = options;
+    if (target !== undefined && typeof target !== "function") {
+      throw new TypeError(`options.target must be a function (got ${typeof target})`);
+    }
+    if (!Array.isArray(args)) throw new TypeError(`options.args must be an array of arguments (got ${typeof args})`);
+    if (name !== undefined && typeof name !== "string") {
+      throw new TypeError(`options.name must be a string (got ${typeof name})`);
+    }
+    if (daemon !== undefined && typeof daemon !== "boolean") {
+      throw new TypeError(`options.daemon must be a boolean (got ${typeof daemon})`);
+    }
+    this.#method = resolveMethod(typeof context === "object" && context ? context.startMethod : context);
+    this.#target = target;
+    this.#args = args;
+    const n = ++runtime.childCounter;
+    this.#name = name ?? (runtime.child ? `${runtime.name}:${n}` : `Process-${n}`);
+    this.#daemon = daemon ?? runtime.daemon;
+  }
+
+  /** The process's name; any string. */
+  get name(): string {
+    return this.#name;
+  }
+  set name(value: string) {
+    if (typeof value !== "string") throw new TypeError(`name must be a string (got ${typeof value})`);
+    this.#name = value;
+  }
+
+  /** Whether this is a daemon. Set it before `start()`. */
+  get daemon(): boolean {
+    return this.#daemon;
+  }
+  set daemon(value: boolean) {
+    if (this.#state !== "initial") throw new ProcessError("daemon can only be set before the process is started");
+    if (typeof value !== "boolean") throw new TypeError(`daemon must be a boolean (got ${typeof value})`);
+    this.#daemon = value;
+  }
+
+  /** OS process id once started (for a thread: this process's pid); undefined before `start()`. */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  /** Null while running; then 0, the code given to `process.exit(n)`, 1 after an uncaught error, or -signal. */
+  get exitcode(): number | null {
+    return this.#exitcode;
+  }
+
+  /** The start method this process uses. */
+  get startMethod(): StartMethod {
+    return this.#method;
+  }
+
+  /** What the child runs. The default calls `target(...args)`; subclasses override it. */
+  run(): unknown {
+    return this.#target?.(...this.#args);
+  }
+
+  /**
+   * Starts the child and returns at once. Throws a SerializationError naming the offending argument
+   * when an argument cannot be sent, and BootstrapError when called while a worker is still importing
+   * its task module (an entry script without its `isMain(import.meta)` guard).
+   */
+  start(): this {
+    this.#checkOpen();
+    if (this.#state !== "initial") throw new ProcessError(`cannot start a process twice (${this.#name})`);
+    checkMayStartChildren();
+    if (runtime.daemon) {
+      throw new ProcessError(`daemonic processes are not allowed to have children (${runtime.name} is a daemon)`);
+    }
+    const backend = backendFor(this.#method);
+    const subclassed = Object.getPrototypeOf(this).run !== Process.prototype.run;
+    const identity: ChildIdentity = {
+      name: this.#name,
+      daemon: this.#daemon,
+      parent: { name: runtime.name, pid: process.pid },
+      startMethod: runtime.startMethod,
+    };
+    let boot: Parameters<typeof backend.launch>[0]["boot"];
+    if (subclassed) {
+      const cls = codeRef(this.constructor, `Process subclass ${this.constructor.name}`);
+      const fields = encode({ ...this }, backend.transport, "this");
+      boot = { t: "process", identity, target: undefined, cls, fields: fields.value, args: [], h: fields.changed };
+    } else {
+      const target = this.#target === undefined ? undefined : codeRef(this.#target, "options.target");
+      const args = encode(this.#args, backend.transport, "args");
+      boot = { t: "process", identity, target, cls: undefined, fields: undefined, args: args.value, h: args.changed };
+    }
+    installExitHooks();
+    const child = backend.launch({ boot });
+    this.#child = child;
+    this.#state = "started";
+    alive.add(this);
+    if (this.#daemon) child.unref();
+    this.#exited = child.exited.then((exit) => {
+      this.#exitcode = exit.exitcode;
+      if (this.#state === "started") this.#state = "stopped";
+      alive.delete(this);
+    });
+    return this;
+  }
+
+  /**
+   * Waits until the process ends, or until `timeout` ms have passed (then it is still running:
+   * check `isAlive()` or `exitcode`). Never rejects because of the child's own failure.
+   */
+  async join(timeout?: number): Promise<void> {
+    this.#checkOpen();
+    checkTimeout(timeout, "timeout");
+    if (!this.#exited) throw new ProcessError(`can only join a started process (${this.#name} was not started)`);
+    if (timeout === undefined) return this.#exited;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#exited, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))]);
+    clearTimeout(timer);
+  }
+
+  /** True from `start()` until the child has ended. */
+  isAlive(): boolean {
+    this.#checkOpen();
+    return this.#state === "started" && this.#exitcode === null;
+  }
+
+  /** Asks the child to stop with SIGTERM (exit code -15). A thread is stopped at once. */
+  terminate(): void {
+    this.#checkOpen();
+    if (this.isAlive()) this.#child!.terminate();
+  }
+
+  /** Stops the child with SIGKILL (exit code -9). */
+  kill(): void {
+    this.#checkOpen();
+    if (this.isAlive()) this.#child!.kill();
+  }
+
+  /** Releases the process object; refuses while the child still runs. Later calls throw. */
+  close(): void {
+    if (this.#state === "closed") return;
+    if (this.#state === "started" && this.#exitcode === null) {
+      throw new ProcessError(
+        `cannot close process ${this.#name} while it is still running: call join() or terminate() first`,
+      );
+    }
+    this.#state = "closed";
+    this.#child = undefined;
+  }
+
+  #checkOpen(): void {
+    if (this.#state === "closed") throw new ProcessError(`process object ${this.#name} is closed`);
+  }
+
+  [inspect.custom](): string {
+    const status = this.#state === "started" && this.#exitcode !== null ? "stopped" : this.#state;
+    const parts = [`name: '${this.#name}'`, `state: '${status}'`, `method: '${this.#method}'`];
+    if (this.#child) parts.push(`pid: ${this.#child.pid}`);
+    if (this.#daemon) parts.push("daemon: true");
+    if (this.#exitcode !== null) parts.push(`exitcode: ${this.#exitcode}`);
+    return `${this.constructor.name} { ${parts.join(", ")} }`;
+  }
+}
+
+/** Throws BootstrapError when a worker is still importing its task module: the missing-guard case. */
+export function checkMayStartChildren(): void {
+  if (runtime.bootstrapping) {
+    throw new BootstrapError(
+      "a new process was started while a worker was still importing the module that defines its task. " +
+        "That module runs its program code again in every worker, which would start workers without end. " +
+        "Guard the program code of your entry script with isMain, Python's `if __name__ == \"__main__\"`:\n\n" +
+        '  import { isMain } from "multiprocessing-ts";\n' +
+        "  if (isMain(import.meta)) {\n    // create pools and processes here\n  }\n",
+    );
+  }
+}
+
+function installExitHooks(): void {
+  if (exitHooksInstalled) return;
+  exitHooksInstalled = true;
+  // At exit, daemons are stopped. A child (which exits explicitly) first waits for its non-daemon
+  // children, as Python's atexit handler does; the main process's event loop already waits for them.
+  process.on("exit", () => {
+    for (const p of alive) if (p.daemon) p.terminate();
+  });
+  runtime.beforeExit.push(async () => {
+    for (const p of [...alive]) if (p.daemon) p.terminate();
+    await Promise.all([...alive].map((p) => p.join()));
+  });
+}
+
+/** What `currentProcess()` and `parentProcess()` describe. */
+export interface ProcessInfo {
+  readonly name: string;
+  readonly pid: number;
+  readonly daemon: boolean;
+}
+
+/** The process this code runs in: `MainProcess` in the program's own process. */
+export function currentProcess(): ProcessInfo {
+  return Object.freeze({ name: runtime.name, pid: process.pid, daemon: runtime.daemon });
+}
+
+/** The process that started this one, or null in the main process. */
+export function parentProcess(): { readonly name: string; readonly pid: number } | null {
+  return runtime.parent ? Object.freeze({ ...runtime.parent }) : null;
+}
+
+/** The children of this process that are still running. */
+export function activeChildren(): Process[] {
+  return [...alive].filter((p) => p.exitcode === null);
+}

@@ -1,0 +1,227 @@
+/**
+ * Naming the code a worker runs, the way Python pickles a function by reference.
+ *
+ * Parent side (`codeRef`): a function or class becomes a `CodeRef`: the module that passed it to the
+ * library (read from the call stack), its name, its source text, and whether that source is
+ * self-contained. The parent never imports user modules: importing the entry script while its own
+ * top-level `await` is still running would deadlock.
+ *
+ * Worker side (`resolveCode`): import the module (this is where an unguarded entry script would
+ * start processes again, which `BootstrapError` stops), and take the export of that name. A function
+ * imported from another module is found among the modules the import loaded. A self-contained
+ * function that is exported nowhere is compiled from its source. Anything else fails with an error
+ * that names the function and says how to fix it; an anonymous function that captures variables
+ * fails at once, in the parent.
+ */
+import { Session } from "node:inspector";
+import { dirname } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { ProcessError } from "./errors.js";
+import { capturedNames, functionExpressionSource } from "./internal/free-vars.js";
+
+/** How a worker finds a function or class. */
+export interface CodeRef {
+  /** The module that handed the function to the library (file URL), if known. */
+  module: string | undefined;
+  /** The function's own name ("" for anonymous functions). */
+  name: string;
+  /** Source text as a function expression, when the function is self-contained. */
+  source: string | undefined;
+  /** Full source text, to confirm that an export is the same function. */
+  text: string;
+  /** Variables the source reads from outside (empty when self-contained). */
+  captured: string[];
+}
+
+const libraryRoot = dirname(dirname(fileURLToPath(import.meta.url)));
+const refs = new WeakMap<Function, CodeRef>();
+let workerGlobals: Set<string> | undefined;
+
+/** Globals any worker has; anything else a by-source function reads makes it not self-contained. */
+function globals(): Set<string> {
+  if (!workerGlobals) {
+    workerGlobals = new Set(Object.getOwnPropertyNames(globalThis));
+    for (const extra of ["undefined", "NaN", "Infinity", "globalThis", "__name", "process", "console", "Buffer"]) {
+      workerGlobals.add(extra);
+    }
+  }
+  return workerGlobals;
+}
+
+/**
+ * Describes `fn` for a worker, or throws at once when no worker could ever run it.
+ * `what` names the role in messages ("the task function", "target").
+ */
+export function codeRef(fn: unknown, what: string): CodeRef {
+  if (typeof fn !== "function") {
+    throw new TypeError(`${what} must be a function (got ${fn === null ? "null" : typeof fn})`);
+  }
+  const cached = refs.get(fn);
+  if (cached) return cached;
+  const name = typeof fn.name === "string" ? fn.name : "";
+  const text = Function.prototype.toString.call(fn);
+  const expression = functionExpressionSource(fn);
+  let source: string | undefined;
+  let captured: string[] = [];
+  if ("source" in expression) {
+    captured = capturedNames(expression.source, globals());
+    if (captured.length === 0) source = expression.source;
+  }
+  const module = callerModule();
+  if (!source && !isIdentifier(name)) {
+    const why =
+      "reason" in expression
+        ? expression.reason
+        : `it uses ${captured.map((c) => `'${c}'`).join(", ")} from the surrounding code, which a worker does not have`;
+    throw new ProcessError(
+      `${what} (an anonymous function${module ? ` in ${shortUrl(module)}` : ""}) cannot be sent to a worker: ${why}. ` +
+        "Export it from its module so that workers import it by name, or make it self-contained " +
+        "(use only its parameters and globals, and pass other values as arguments).",
+    );
+  }
+  const ref: CodeRef = { module, name, source, text, captured };
+  refs.set(fn, ref);
+  return ref;
+}
+
+function isIdentifier(name: string): boolean {
+  return /^[A-Za-z_$][\w$]*$/.test(name) && name !== "anonymous" && name !== "default";
+}
+
+/** The file URL of the first stack frame outside this library. */
+function callerModule(): string | undefined {
+  const previous = Error.prepareStackTrace;
+  const limit = Error.stackTraceLimit;
+  try {
+    Error.stackTraceLimit = 30;
+    Error.prepareStackTrace = (_, frames) => frames;
+    const holder: { stack?: NodeJS.CallSite[] } = {};
+    Error.captureStackTrace(holder, callerModule);
+    for (const frame of holder.stack ?? []) {
+      const file = frame.getFileName();
+      if (!file || file.startsWith("node:") || file.startsWith("internal/")) continue;
+      const url = file.startsWith("file:") ? file : file.startsWith("/") ? pathToFileURL(file).href : undefined;
+      if (!url) continue;
+      if (fileURLToPath(url).startsWith(`${libraryRoot}/`)) continue;
+      return url;
+    }
+    return undefined;
+  } finally {
+    Error.prepareStackTrace = previous;
+    Error.stackTraceLimit = limit;
+  }
+}
+
+function shortUrl(url: string): string {
+  try {
+    return fileURLToPath(url);
+  } catch {
+    return url;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker side
+
+/** Names the BootstrapError machinery watches while user modules are imported. */
+export interface ResolveHooks {
+  importing(on: boolean): void;
+}
+
+const resolved = new Map<string, Function>();
+
+/** Finds the function a `CodeRef` names, importing its module if needed. */
+export async function resolveCode(ref: CodeRef, hooks: ResolveHooks): Promise<Function> {
+  const key = `${ref.module}\u0000${ref.name}\u0000${ref.text}`;
+  const hit = resolved.get(key);
+  if (hit) return hit;
+  let fn: Function | undefined;
+  let importError: unknown;
+  if (ref.module) {
+    hooks.importing(true);
+    try {
+      const ns = (await import(ref.module)) as Record<string, unknown>;
+      fn = pickExport(ns, ref);
+    } catch (error) {
+      importError = error;
+    } finally {
+      hooks.importing(false);
+    }
+    if (importError && (importError as Error).name === "BootstrapError") throw importError;
+    if (!fn && !importError && isIdentifier(ref.name) && !ref.source) fn = await searchLoadedModules(ref);
+  }
+  if (!fn && ref.source) fn = compile(ref);
+  if (!fn) {
+    if (importError) throw importError;
+    const where = ref.module ? ` (passed from ${shortUrl(ref.module)})` : "";
+    throw new ProcessError(
+      `cannot run function '${ref.name}'${where} in a worker: it is not exported from its module, and it is not ` +
+        `self-contained (it uses ${ref.captured.map((c) => `'${c}'`).join(", ") || "values from its module"}). ` +
+        "Export it so that workers import it by name, or make it self-contained.",
+    );
+  }
+  resolved.set(key, fn);
+  return fn;
+}
+
+function pickExport(ns: Record<string, unknown>, ref: CodeRef): Function | undefined {
+  const direct = ns[ref.name];
+  if (typeof direct === "function" && Function.prototype.toString.call(direct) === ref.text) return direct;
+  for (const value of Object.values(ns)) {
+    if (typeof value === "function" && Function.prototype.toString.call(value) === ref.text) return value;
+  }
+  return undefined;
+}
+
+/** A function imported into the caller's module from elsewhere: look through every loaded module. */
+async function searchLoadedModules(ref: CodeRef): Promise<Function | undefined> {
+  const urls = new Set<string>();
+  const session = new Session();
+  try {
+    session.connect();
+    session.on("Debugger.scriptParsed", (m) => {
+      const url = (m.params as { url?: string }).url;
+      if (url?.startsWith("file:") && !fileURLToPath(url).startsWith(`${libraryRoot}/`)) urls.add(url.split("?")[0]!);
+    });
+    session.post("Debugger.enable");
+    session.post("Debugger.disable");
+  } catch {
+    return undefined;
+  } finally {
+    session.disconnect();
+  }
+  for (const url of urls) {
+    try {
+      const fn = pickExport((await import(url)) as Record<string, unknown>, ref);
+      if (fn) return fn;
+    } catch {
+      // not a module we can import: skip
+    }
+  }
+  return undefined;
+}
+
+const nameShim = (target: Function, value: string) =>
+  Object.defineProperty(target, "name", { value, configurable: true });
+
+function compile(ref: CodeRef): Function {
+  try {
+    return new Function("__name", `"use strict"; return (${ref.source});`)(nameShim) as Function;
+  } catch (error) {
+    throw new ProcessError(`cannot compile function '${ref.name || "anonymous"}' from its source in the worker`, {
+      cause: error,
+    });
+  }
+}
+
+/** Rewrites a ReferenceError from a by-source function into advice (the variable was captured). */
+export function explainReferenceError(error: unknown, ref: CodeRef): unknown {
+  if (!ref.source || ref.module === undefined || !(error instanceof ReferenceError)) return error;
+  const m = /^(\S+) is not defined/.exec(error.message);
+  if (!m) return error;
+  return new ProcessError(
+    `function '${ref.name || "anonymous"}' was sent by source and refers to '${m[1]}', which does not exist in the worker. ` +
+      "Functions sent by source must be self-contained: export the function from its module, or pass the value as an argument.",
+    { cause: error },
+  );
+}
