@@ -33,7 +33,8 @@ export interface CodeRef {
   captured: string[];
 }
 
-const libraryRoot = dirname(dirname(fileURLToPath(import.meta.url)));
+/** The folder of the library's own modules (dist/ when built): frames there are not callers. */
+const libraryRoot = dirname(fileURLToPath(import.meta.url));
 const refs = new WeakMap<Function, CodeRef>();
 let workerGlobals: Set<string> | undefined;
 

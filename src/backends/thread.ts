@@ -96,11 +96,8 @@ function tsxLoader(): Loader {
     if (m) {
       const value = m[2] ?? argv[i + 1] ?? "";
       if (m[2] === undefined) i++;
-      if (/(^|[/\\])tsx([/\\]|$)/.test(value) || value === "tsx" || value.startsWith("tsx/")) {
-        tsxSpec ??= value;
-        continue;
-      }
-      execArgv.push(`--${m[1]}=${value}`);
+      // Preloads are not passed on: the worker sets itself up (and registers tsx, if used).
+      if (/(^|[/\\])tsx([/\\]|$)/.test(value) || value === "tsx" || value.startsWith("tsx/")) tsxSpec ??= value;
       continue;
     }
     execArgv.push(arg);

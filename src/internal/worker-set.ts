@@ -80,6 +80,7 @@ export class WorkerSet {
   #allExited: Promise<void> | undefined;
   #resolveAllExited: (() => void) | undefined;
   #completed = 0;
+  #referenced = false;
   /** Observers (for progress and tests). */
   onIdle: (() => void) | undefined;
 
@@ -132,6 +133,7 @@ export class WorkerSet {
     this.prepare(job.fn, "the task function");
     this.#queue.push(job);
     this.#dispatch();
+    this.#updateRef();
   }
 
   #checkAccepting(): void {
@@ -215,7 +217,7 @@ export class WorkerSet {
       stopping: false,
     };
     this.#workers.add(worker);
-    child.unref();
+    if (!this.#referenced) child.unref();
     child.onMessage = (message) => this.#onMessage(worker, message);
     void child.exited.then((exit) => this.#onExit(worker, exit.exitcode, exit.signal));
   }
@@ -237,9 +239,9 @@ export class WorkerSet {
           this.#serviceMs = Number.isNaN(this.#serviceMs) ? message.ms : this.#serviceMs * 0.8 + message.ms * 0.2;
           if (!job!.cancelled) job!.settle({ ok: true, value: message.h ? decode(message.value) : message.value });
         } else if (!job!.cancelled) job!.settle({ ok: false, error: decode(message.error) });
-        if (worker.inflight.length === 0) this.#refWorker(worker, false);
         this.#dispatch();
         this.#maybeStopIdle();
+        this.#updateRef();
         return;
       }
       case "fatal": {
@@ -279,6 +281,7 @@ export class WorkerSet {
       this.#failAll(this.#brokenBy!);
     }
     if (this.#workers.size === 0) this.#resolveAllExited?.();
+    this.#updateRef();
   }
 
   #break(error: Error): void {
@@ -353,7 +356,6 @@ export class WorkerSet {
     }
     const id = this.#nextJob++;
     const args = job.encoded ?? encode(job.args, this.#backend.transport, "args");
-    if (worker.inflight.length === 0) this.#refWorker(worker, true);
     worker.inflight.push(job);
     worker.ids.push(id);
     worker.sent++;
@@ -361,10 +363,15 @@ export class WorkerSet {
     job.onSent?.();
   }
 
-  #refWorker(worker: Worker, busy: boolean): void {
-    // Busy workers keep the program alive until their results arrive; idle ones do not.
-    if (busy) worker.child.ref();
-    else worker.child.unref();
+  /**
+   * While work is queued or running, the workers keep the program alive until the results arrive;
+   * an idle pool does not hold the program open (as Python's daemonic pool workers do not).
+   */
+  #updateRef(): void {
+    const busy = this.#queue.length > 0 || this.inflight > 0;
+    if (busy === this.#referenced) return;
+    this.#referenced = busy;
+    for (const w of this.#workers) busy ? w.child.ref() : w.child.unref();
   }
 
   #maybeStopIdle(): void {
