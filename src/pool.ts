@@ -178,13 +178,14 @@ export class Pool {
     args: Parameters<F> = [] as unknown as Parameters<F>,
     options: CallOptions & AsyncCallbacks<Awaited<ReturnType<F>>> = {},
   ): AsyncResult<Awaited<ReturnType<F>>> {
-    checkFunction(fn, "fn");
-    if (!Array.isArray(args)) throw new TypeError(`args must be an array of arguments (got ${typeof args})`);
-    checkCall(options);
-    return new AsyncResult(
-      this.#run(fn, "call", [args as unknown[]], options, undefined).then((r) => r[0] as Awaited<ReturnType<F>>),
-      options,
-    );
+    const work = (async (): Promise<Awaited<ReturnType<F>>> => {
+      checkFunction(fn, "fn");
+      if (!Array.isArray(args)) throw new TypeError(`args must be an array of arguments (got ${typeof args})`);
+      checkCall(options);
+      const [[value]] = (await this.#run(fn, "call", [args as unknown[]], options, undefined)) as [[unknown]];
+      return value as Awaited<ReturnType<F>>;
+    })();
+    return new AsyncResult(work, options);
   }
 
   /** Calls `fn(item)` for every item, in parallel, and resolves to the results in input order. */
@@ -258,12 +259,13 @@ export class Pool {
   }
 
   #mapLike(fn: Fn, items: Input<unknown>, mode: "map" | "star", options: MapOptions & AsyncCallbacks<any>) {
-    checkFunction(fn, "fn");
-    checkInput(items);
-    checkCall(options);
-    if (options.chunksize !== undefined) checkInteger(options.chunksize, "options.chunksize", 1);
-    this.#workers.prepare(fn, "the task function");
+    // Bad input rejects the call's promise (it is never thrown synchronously).
     const work = (async () => {
+      checkFunction(fn, "fn");
+      checkInput(items);
+      checkCall(options);
+      if (options.chunksize !== undefined) checkInteger(options.chunksize, "options.chunksize", 1);
+      this.#workers.prepare(fn, "the task function");
       const list = isSyncIterable(items) ? Array.from(items) : await collect(items);
       const chunksize = options.chunksize ?? Math.max(1, Math.ceil(list.length / (4 * this.#size)));
       const chunks: unknown[][] = [];
@@ -282,16 +284,13 @@ export class Pool {
       let remaining = chunks.length;
       let done = 0;
       let failed = false;
-      const stop = watch(options, (reason) => fail(reason));
-      function fail(error: unknown) {
+      const stop = watch(options, (reason) => fail(reason, true));
+      const fail = (error: unknown, interrupt = false) => {
         if (failed) return;
         failed = true;
         stop();
-        for (const job of jobs) cancelQuietly(job);
+        for (const job of jobs) this.#workers.cancel(job, interrupt);
         reject(error);
-      }
-      const cancelQuietly = (job: Job) => {
-        this.#workers.cancel(job);
       };
       if (remaining === 0) {
         stop();

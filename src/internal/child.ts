@@ -91,6 +91,28 @@ async function runPoolWorker(boot: RunPoolWorker, link: ParentLink): Promise<voi
   let stopping = false;
   let completed = 0;
 
+  let initialized = false;
+  link.onMessage = (message: ToChild) => {
+    switch (message.t) {
+      case "define":
+        refs.set(message.id, message.ref);
+        return;
+      case "task":
+        queue.push(message);
+        if (initialized) void drain();
+        return;
+      case "stop":
+        stopping = true;
+        if (initialized && !running) void exit(0, link);
+        return;
+      case "process":
+      case "pool":
+        return;
+      default:
+        assertNever(message);
+    }
+  };
+
   try {
     if (boot.initializer) {
       const init = await resolveCode(boot.initializer, hooks);
@@ -137,27 +159,10 @@ async function runPoolWorker(boot: RunPoolWorker, link: ParentLink): Promise<voi
     running = false;
   };
 
-  link.onMessage = (message: ToChild) => {
-    switch (message.t) {
-      case "define":
-        refs.set(message.id, message.ref);
-        return;
-      case "task":
-        queue.push(message);
-        void drain();
-        return;
-      case "stop":
-        stopping = true;
-        if (!running) void exit(0, link);
-        return;
-      case "process":
-      case "pool":
-        return;
-      default:
-        assertNever(message);
-    }
-  };
+  initialized = true;
   link.send({ t: "ready" });
+  if (stopping && queue.length === 0) return exit(0, link);
+  void drain();
 }
 
 async function runTask(fn: Function, task: Task): Promise<unknown> {

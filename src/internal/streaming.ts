@@ -113,7 +113,7 @@ export async function* lazyResults(
     if (inputError) throw inputError.error;
   } finally {
     stop();
-    for (const job of jobs.values()) workers.cancel(job);
+    for (const job of jobs.values()) workers.cancel(job, aborted !== undefined);
     if (!inputDone) await source.return?.();
   }
 }

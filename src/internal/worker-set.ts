@@ -146,10 +146,11 @@ export class WorkerSet {
   }
 
   /**
-   * Gives up on a job: a queued job is dropped; a running one has its worker stopped and replaced
-   * (JavaScript cannot interrupt a running function otherwise); a prefetched one is ignored.
+   * Gives up on a job: a queued job is dropped; the outcome of a sent one is ignored. With
+   * `interrupt`, a running job has its worker stopped and replaced (JavaScript cannot interrupt a
+   * running function otherwise): for a user's abort or timeout, not for a call that already failed.
    */
-  cancel(job: Job): void {
+  cancel(job: Job, interrupt = false): void {
     if (job.cancelled) return;
     job.cancelled = true;
     const at = this.#queue.indexOf(job);
@@ -157,10 +158,12 @@ export class WorkerSet {
       this.#queue.splice(at, 1);
       return;
     }
+    if (!interrupt) return;
     for (const w of this.#workers) {
       if (w.inflight[0] === job) {
         w.inflight.shift();
         w.ids.shift();
+        w.stopping = true; // no new work for a worker about to die
         w.child.kill();
         return;
       }
@@ -172,6 +175,7 @@ export class WorkerSet {
     if (this.#state !== "running") return;
     this.#state = "closing";
     this.#maybeStopIdle();
+    this.#updateRef();
   }
 
   /** Kills every worker now; queued and running jobs reject with `reason`. */
@@ -180,6 +184,7 @@ export class WorkerSet {
     this.#state = "terminated";
     this.#failAll(reason);
     for (const w of this.#workers) w.child.kill();
+    this.#updateRef();
   }
 
   /** Resolves when every worker has exited (after `close()` or `terminate()`). */
@@ -290,6 +295,7 @@ export class WorkerSet {
     this.#brokenBy = error;
     this.#failAll(error);
     for (const w of this.#workers) w.child.kill();
+    this.#updateRef();
   }
 
   #failAll(error: Error): void {
@@ -327,23 +333,21 @@ export class WorkerSet {
   }
 
   #pickWorker(): Worker | undefined {
+    // A starting worker takes jobs too (its child queues them until its initializer is done), so a
+    // submitted call is assigned, and counts as running, at once, as in Python's call queue.
     const depth = this.#depth();
     let best: Worker | undefined;
-    let starting = 0;
     for (const w of this.#workers) {
-      if (w.exited) continue;
-      if (!w.ready) {
-        starting++;
-        continue;
-      }
-      if (w.inflight.length >= depth || w.stopping) continue;
+      if (w.exited || w.stopping) continue;
+      if (w.inflight.length >= (w.ready ? depth : 1)) continue;
       if (this.#options.maxTasksPerChild > 0 && w.sent >= this.#options.maxTasksPerChild) continue;
       if (!best || w.inflight.length < best.inflight.length) best = w;
       if (best.inflight.length === 0) break;
     }
-    if ((!best || best.inflight.length > 0) && this.#workers.size < this.#options.size && starting < this.#queue.length) {
+    if ((!best || best.inflight.length > 0) && this.#workers.size < this.#options.size) {
       // executor: start workers on demand, reusing idle ones first
       this.#spawn();
+      return this.#pickWorker();
     }
     return best;
   }
@@ -368,7 +372,8 @@ export class WorkerSet {
    * an idle pool does not hold the program open (as Python's daemonic pool workers do not).
    */
   #updateRef(): void {
-    const busy = this.#queue.length > 0 || this.inflight > 0;
+    // a closing or terminated set is waited for until its workers have exited
+    const busy = this.#queue.length > 0 || this.inflight > 0 || this.#state !== "running";
     if (busy === this.#referenced) return;
     this.#referenced = busy;
     for (const w of this.#workers) busy ? w.child.ref() : w.child.unref();
