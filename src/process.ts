@@ -54,6 +54,7 @@ export class Process {
   #child: RunningChild | undefined;
   #exitcode: number | null = null;
   #exited: Promise<void> | undefined;
+  #joiners = 0;
 
   constructor(options: ProcessOptions = {}) {
     if (options === null || typeof options !== "object") {
@@ -169,10 +170,16 @@ export class Process {
     this.#checkOpen();
     checkTimeout(timeout, "timeout");
     if (!this.#exited) throw new ProcessError(`can only join a started process (${this.#name} was not started)`);
-    if (timeout === undefined) return this.#exited;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.#exited, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))]);
-    clearTimeout(timer);
+    // A daemon does not keep the program alive, but one being joined must (as in Python).
+    if (this.#joiners++ === 0 && this.#daemon) this.#child?.ref();
+    try {
+      if (timeout === undefined) return await this.#exited;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.#exited, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))]);
+      clearTimeout(timer);
+    } finally {
+      if (--this.#joiners === 0 && this.#daemon) this.#child?.unref();
+    }
   }
 
   /** True from `start()` until the child has ended. */
