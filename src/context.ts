@@ -30,17 +30,23 @@ const contexts = new Map<StartMethod, Context>();
 function makeContext(method: StartMethod): Context {
   class BoundProcess extends Process {
     constructor(options: ProcessOptions = {}) {
-      super({ context: method, ...options });
+      super(isObject(options) ? { context: method, ...options } : options);
     }
   }
   class BoundPool extends Pool {
     constructor(options?: number | PoolOptions) {
-      super(typeof options === "object" && options ? { context: method, ...options } : { context: method, processes: options });
+      super(
+        isObject(options)
+          ? { context: method, ...options }
+          : options === undefined || typeof options === "number"
+            ? { context: method, processes: options }
+            : options,
+      );
     }
   }
   class BoundExecutor extends ProcessPoolExecutor {
     constructor(options: ExecutorOptions = {}) {
-      super({ context: method, ...options });
+      super(isObject(options) ? { context: method, ...options } : options);
     }
   }
   for (const [cls, name] of [
@@ -93,4 +99,8 @@ export function getStartMethod(): StartMethod {
 /** Every start method, the default first. */
 export function getAllStartMethods(): StartMethod[] {
   return getStartMethod() === "spawn" ? ["spawn", "thread"] : ["thread", "spawn"];
+}
+
+function isObject(value: unknown): value is object {
+  return value !== null && typeof value === "object";
 }

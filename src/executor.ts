@@ -132,7 +132,9 @@ export class Future<R> {
     try {
       fn(this);
     } catch (error) {
-      process.stderr.write(`multiprocessing-ts: exception calling callback for a future: ${(error as Error)?.stack ?? error}\n`);
+      process.stderr.write(
+        `multiprocessing-ts: exception calling callback for a future: ${(error as Error)?.stack ?? error}\n`,
+      );
     }
   }
 
@@ -236,7 +238,8 @@ export class ProcessPoolExecutor {
     if (options.chunksize !== undefined) checkInteger(options.chunksize, "options.chunksize", 1);
     checkTimeout(options.timeout, "options.timeout");
     this.#workers.prepare(fn, "the task function");
-    const iterate = () => lazyResults(this.#workers, fn, items, true, options, this.#size) as AsyncGenerator<Awaited<R>>;
+    const iterate = () =>
+      lazyResults(this.#workers, fn, items, true, options, this.#size) as AsyncGenerator<Awaited<R>>;
     return {
       [Symbol.asyncIterator]: iterate,
       // biome-ignore lint/suspicious/noThenProperty: awaiting the result collects the stream
@@ -294,7 +297,9 @@ export async function wait<R>(
   const { timeout, returnWhen = "ALL_COMPLETED" } = options;
   checkTimeout(timeout, "options.timeout");
   if (!["FIRST_COMPLETED", "FIRST_EXCEPTION", "ALL_COMPLETED"].includes(returnWhen)) {
-    throw new TypeError(`options.returnWhen must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED (got ${returnWhen})`);
+    throw new TypeError(
+      `options.returnWhen must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED (got ${returnWhen})`,
+    );
   }
   const all = new Set(futures);
   const split = () => {

@@ -359,7 +359,6 @@ function checkInput(items: unknown): void {
   }
 }
 
-
 async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of items) out.push(item);

@@ -232,7 +232,7 @@ export function checkMayStartChildren(): void {
     throw new BootstrapError(
       "a new process was started while a worker was still importing the module that defines its task. " +
         "That module runs its program code again in every worker, which would start workers without end. " +
-        "Guard the program code of your entry script with isMain, Python's `if __name__ == \"__main__\"`:\n\n" +
+        'Guard the program code of your entry script with isMain, Python\'s `if __name__ == "__main__"`:\n\n' +
         '  import { isMain } from "multiprocessing-ts";\n' +
         "  if (isMain(import.meta)) {\n    // create pools and processes here\n  }\n",
     );

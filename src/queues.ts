@@ -115,7 +115,9 @@ class QueueCore implements Served {
     const withSize = <V>(value: V) => [value, this.size] as const;
     switch (op) {
       case "put":
-        return this.put(args[0] as Uint8Array, args[1] as boolean, args[2] as number | undefined, signal).then(withSize);
+        return this.put(args[0] as Uint8Array, args[1] as boolean, args[2] as number | undefined, signal).then(
+          withSize,
+        );
       case "get":
         return this.get(args[0] as boolean, args[1] as number | undefined, signal).then(withSize);
       case "size":

@@ -1,8 +1,9 @@
 /**
  * Naming the code a worker runs, the way Python pickles a function by reference.
  *
- * Parent side (`codeRef`): a function or class becomes a `CodeRef`: the module that passed it to the
- * library (read from the call stack), its name, its source text, and whether that source is
+ * Parent side (`codeRef`): a function or class becomes a `CodeRef`: the module that defines it
+ * (asked of V8 through the inspector; the caller's module when that is unavailable), its name,
+ * whether that module's text exports the name, its source text, and whether that source is
  * self-contained. The parent never imports user modules: importing the entry script while its own
  * top-level `await` is still running would deadlock.
  *
@@ -14,6 +15,7 @@
  * fails at once, in the parent.
  */
 import { Session } from "node:inspector";
+import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { ProcessError } from "./errors.js";
@@ -21,8 +23,10 @@ import { capturedNames, functionExpressionSource } from "./internal/free-vars.js
 
 /** How a worker finds a function or class. */
 export interface CodeRef {
-  /** The module that handed the function to the library (file URL), if known. */
+  /** The module that defines the function (file URL), if known. */
   module: string | undefined;
+  /** Whether that module's source text exports the function's name. */
+  exported: boolean;
   /** The function's own name ("" for anonymous functions). */
   name: string;
   /** Source text as a function expression, when the function is self-contained. */
@@ -68,19 +72,22 @@ export function codeRef(fn: unknown, what: string): CodeRef {
     captured = capturedNames(expression.source, globals());
     if (captured.length === 0) source = expression.source;
   }
-  const module = callerModule();
-  if (!source && !isIdentifier(name)) {
+  const module = definingModule(fn) ?? callerModule();
+  const exported = isIdentifier(name) && module !== undefined && exportsName(module, name);
+  const knownModule = module !== undefined && exportScans.get(module) !== "";
+  if (!source && (!isIdentifier(name) || (knownModule && !exported))) {
     const why =
       "reason" in expression
         ? expression.reason
         : `it uses ${captured.map((c) => `'${c}'`).join(", ")} from the surrounding code, which a worker does not have`;
+    const label = isIdentifier(name) ? `function '${name}'` : "an anonymous function";
     throw new ProcessError(
-      `${what} (an anonymous function${module ? ` in ${shortUrl(module)}` : ""}) cannot be sent to a worker: ${why}. ` +
+      `${what} (${label}${module ? ` in ${shortUrl(module)}` : ""}) cannot be sent to a worker: it is not exported, and ${why}. ` +
         "Export it from its module so that workers import it by name, or make it self-contained " +
         "(use only its parameters and globals, and pass other values as arguments).",
     );
   }
-  const ref: CodeRef = { module, name, source, text, captured };
+  const ref: CodeRef = { module, exported, name, source, text, captured };
   refs.set(fn, ref);
   return ref;
 }
@@ -113,6 +120,89 @@ function callerModule(): string | undefined {
   }
 }
 
+// V8 knows where every function was defined: [[FunctionLocation]] gives its script id, and the
+// Debugger domain maps script ids to URLs. Enabling the Debugger reports every loaded script, so it
+// is enabled only briefly, when a function comes from a script not seen before.
+let session: Session | undefined;
+const scriptUrls = new Map<string, string>();
+
+function definingModule(fn: Function): string | undefined {
+  try {
+    if (!session) {
+      session = new Session();
+      session.connect();
+      session.on("Debugger.scriptParsed", (m) => {
+        const params = m.params as { scriptId: string; url: string };
+        scriptUrls.set(params.scriptId, params.url);
+      });
+    }
+    const probe = globalThis as { [probeKey]?: Function };
+    probe[probeKey] = fn;
+    let scriptId: string | undefined;
+    try {
+      const evaluated = post("Runtime.evaluate", {
+        expression: `globalThis[Symbol.for("multiprocessing-ts.probe")]`,
+      }) as {
+        result: { objectId: string };
+      };
+      const props = post("Runtime.getProperties", { objectId: evaluated.result.objectId, ownProperties: true }) as {
+        internalProperties?: { name: string; value?: { value?: { scriptId: string } } }[];
+      };
+      post("Runtime.releaseObject", { objectId: evaluated.result.objectId });
+      scriptId = props.internalProperties?.find((p) => p.name === "[[FunctionLocation]]")?.value?.value?.scriptId;
+    } finally {
+      delete probe[probeKey];
+    }
+    if (scriptId === undefined) return undefined;
+    if (!scriptUrls.has(scriptId)) {
+      post("Debugger.enable");
+      post("Debugger.disable");
+    }
+    const url = scriptUrls.get(scriptId);
+    if (!url) return undefined;
+    if (url.startsWith("file:")) return url;
+    return url.startsWith("/") ? pathToFileURL(url).href : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const probeKey = Symbol.for("multiprocessing-ts.probe");
+
+function post(method: string, params?: object): unknown {
+  let result: unknown;
+  let failure: Error | null = null;
+  session!.post(method, params ?? {}, (error, value) => {
+    failure = error;
+    result = value;
+  });
+  if (failure) throw failure;
+  return result;
+}
+
+const exportScans = new Map<string, string>();
+
+/** Whether the module's source text exports `name` (read as text: the parent never imports it). */
+function exportsName(url: string, name: string): boolean {
+  let text = exportScans.get(url);
+  if (text === undefined) {
+    try {
+      text = readFileSync(fileURLToPath(url), "utf8");
+    } catch {
+      text = "";
+    }
+    exportScans.set(url, text);
+  }
+  const n = name.replace(/\$/g, "\\$");
+  return (
+    new RegExp(
+      `\\bexport\\s+(?:default\\s+)?(?:declare\\s+)?(?:abstract\\s+)?(?:async\\s+)?(?:function\\s*\\*?|class|const|let|var)\\s*${n}\\b`,
+    ).test(text) ||
+    new RegExp(`\\bexport\\s*(?:type\\s*)?\\{[^}]*\\b${n}\\b[^}]*\\}`).test(text) ||
+    /\bexport\s*\*/.test(text)
+  );
+}
+
 function shortUrl(url: string): string {
   try {
     return fileURLToPath(url);
@@ -138,6 +228,13 @@ export async function resolveCode(ref: CodeRef, hooks: ResolveHooks): Promise<Fu
   if (hit) return hit;
   let fn: Function | undefined;
   let importError: unknown;
+  // A self-contained function its module does not export travels by source alone: importing the
+  // module would only run its program code in the worker.
+  if (ref.source && !ref.exported) {
+    fn = compile(ref);
+    resolved.set(key, fn);
+    return fn;
+  }
   if (ref.module) {
     hooks.importing(true);
     try {

@@ -102,7 +102,8 @@ function tsxLoader(): Loader {
     }
     execArgv.push(arg);
   }
-  if (launchEnvironment.tsxApi === undefined) launchEnvironment.tsxApi = tsxSpec ? (resolveTsxApi(tsxSpec) ?? null) : null;
+  if (launchEnvironment.tsxApi === undefined)
+    launchEnvironment.tsxApi = tsxSpec ? (resolveTsxApi(tsxSpec) ?? null) : null;
   cachedLoader = { api: launchEnvironment.tsxApi ?? undefined, execArgv };
   return cachedLoader;
 }

@@ -11,7 +11,15 @@ import { BootstrapError } from "../errors.js";
 import { type CodeRef, explainReferenceError, resolveCode } from "../reduction.js";
 import { type Transport, decode, encode, encodeError } from "./codec.js";
 import { runBeforeExit, runtime } from "./runtime.js";
-import { type Boot, type RunPoolWorker, type RunProcess, type Task, type ToChild, type ToParent, assertNever } from "./wire.js";
+import {
+  type Boot,
+  type RunPoolWorker,
+  type RunProcess,
+  type Task,
+  type ToChild,
+  type ToParent,
+  assertNever,
+} from "./wire.js";
 
 /** The child's end of the channel to its parent. */
 export interface ParentLink {

@@ -234,7 +234,8 @@ class Encoder {
         cause = String(error.cause);
       }
     }
-    const errors = error instanceof AggregateError ? error.errors.map((e, i) => this.walk(e, `${path}.errors[${i}]`)) : undefined;
+    const errors =
+      error instanceof AggregateError ? error.errors.map((e, i) => this.walk(e, `${path}.errors[${i}]`)) : undefined;
     return {
       [TAG]: "e",
       cls: chain[0] ?? "Error",
@@ -317,10 +318,19 @@ class Decoder {
     if (e.stack !== undefined) define("stack", e.stack);
     if (error.name !== e.name) define("name", e.name);
     for (const [key, value] of Object.entries(e.fields)) {
-      Object.defineProperty(error, key, { value: this.walk(value), writable: true, configurable: true, enumerable: true });
+      Object.defineProperty(error, key, {
+        value: this.walk(value),
+        writable: true,
+        configurable: true,
+        enumerable: true,
+      });
     }
     if (e.hasCause) define("cause", this.walk(e.cause));
-    if (e.errors) define("errors", e.errors.map((x) => this.walk(x)));
+    if (e.errors)
+      define(
+        "errors",
+        e.errors.map((x) => this.walk(x)),
+      );
     if (cls === RemoteError) define("remoteClass", e.cls);
     return error;
   }

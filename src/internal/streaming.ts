@@ -119,7 +119,10 @@ export async function* lazyResults(
 }
 
 /** Calls `onStop(reason)` when the call's signal aborts or its timeout passes; returns a disposer. */
-export function watch(options: { signal?: AbortSignal; timeout?: number }, onStop: (reason: unknown) => void): () => void {
+export function watch(
+  options: { signal?: AbortSignal; timeout?: number },
+  onStop: (reason: unknown) => void,
+): () => void {
   const { signal, timeout } = options;
   if (signal?.aborted) {
     queueMicrotask(() => onStop(signal.reason));

@@ -4,7 +4,8 @@ import { describe } from "../errors.js";
 /** A timeout in milliseconds: undefined (wait forever), or a finite number >= 0. */
 export function checkTimeout(value: unknown, name: string): asserts value is number | undefined {
   if (value === undefined || value === null) return;
-  if (typeof value !== "number") throw new TypeError(`${name} must be a number of milliseconds (got ${describe(value)})`);
+  if (typeof value !== "number")
+    throw new TypeError(`${name} must be a number of milliseconds (got ${describe(value)})`);
   if (Number.isNaN(value) || value < 0) {
     throw new RangeError(`${name} must be a number of milliseconds >= 0 (got ${value})`);
   }

@@ -1,0 +1,57 @@
+// Shared test helpers: run a suite under each start method, and run a script as a separate program.
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const methods = ["spawn", "thread"] as const;
+export type Method = (typeof methods)[number];
+
+/** Runs `script` (a path relative to test/) as its own program; resolves to its output and exit code. */
+export function runScript(
+  script: string,
+  args: string[] = [],
+  onLine?: (line: string, kill: (signal: NodeJS.Signals) => void) => void,
+  timeoutMs = 60_000,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  const path = fileURLToPath(new URL(script, import.meta.url));
+  const child = spawn(process.execPath, [...process.execArgv, path, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  let buffered = "";
+  child.stdout.on("data", (chunk) => {
+    stdout += chunk;
+    buffered += chunk;
+    let i: number;
+    while ((i = buffered.indexOf("\n")) >= 0) {
+      onLine?.(buffered.slice(0, i), (signal) => child.kill(signal));
+      buffered = buffered.slice(i + 1);
+    }
+  });
+  child.stderr.on("data", (chunk) => (stderr += chunk));
+  const guard = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  return new Promise((resolve) =>
+    child.on("exit", (code, signal) => {
+      clearTimeout(guard);
+      resolve({ code, signal, stdout, stderr });
+    }),
+  );
+}
+
+/** True while `pid` exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves true once `pid` is gone, false if it is still there after `ms`. */
+export async function gone(pid: number, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (!alive(pid)) return true;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return !alive(pid);
+}
