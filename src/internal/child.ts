@@ -100,6 +100,16 @@ async function runPoolWorker(boot: RunPoolWorker, link: ParentLink): Promise<voi
   let completed = 0;
 
   let initialized = false;
+  let current: number | null = null;
+  // An error outside any task (a timer, an unhandled rejection) kills the worker, as it would kill a
+  // program. Say first which task, if any, it was running, so that only that task fails.
+  const die = (error: unknown) => {
+    process.stderr.write(`${runtime.name}: ${(error as Error)?.stack ?? String(error)}\n`);
+    link.send({ t: "crash", running: current, error: encodeError(error, link.transport) });
+    void link.flush().finally(() => process.exit(1));
+  };
+  process.on("uncaughtException", die);
+  process.on("unhandledRejection", die);
   link.onMessage = (message: ToChild) => {
     switch (message.t) {
       case "define":
@@ -154,10 +164,13 @@ async function runPoolWorker(boot: RunPoolWorker, link: ParentLink): Promise<voi
       }
       try {
         const started = performance.now();
+        current = task.id;
         const value = await runTask(fn, task);
+        current = null;
         const out = encode(value, link.transport, "result");
         link.send({ t: "done", id: task.id, value: out.value, h: out.changed, ms: performance.now() - started });
       } catch (error) {
+        current = null;
         link.send({ t: "failed", id: task.id, error: encodeError(explainReferenceError(error, ref), link.transport) });
       }
       completed++;

@@ -95,7 +95,17 @@ export interface Fatal {
   error: unknown;
 }
 
-export type ToParent = Done | Failed | Ready | Fatal;
+/**
+ * The worker is dying from an error thrown outside the library's control (a timer, an unhandled
+ * rejection). `running` is the task it was running then, or null: only that task is failed.
+ */
+export interface Crash {
+  t: "crash";
+  running: number | null;
+  error: unknown;
+}
+
+export type ToParent = Done | Failed | Ready | Fatal | Crash;
 
 /** For exhaustive switches. */
 export function assertNever(value: never): never {

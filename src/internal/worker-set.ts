@@ -58,6 +58,8 @@ interface Worker {
   exited: boolean;
   /** Jobs sent so far (a worker with maxTasksPerChild gets no more than it will run). */
   sent: number;
+  /** What a dying worker said about its death (see wire.Crash). */
+  crash: { running: number | null; error: unknown } | undefined;
   stopping: boolean;
 }
 
@@ -220,6 +222,7 @@ export class WorkerSet {
       exited: false,
       sent: 0,
       stopping: false,
+      crash: undefined,
     };
     this.#workers.add(worker);
     if (!this.#referenced) child.unref();
@@ -249,6 +252,10 @@ export class WorkerSet {
         this.#updateRef();
         return;
       }
+      case "crash":
+        worker.crash = { running: message.running, error: decode(message.error) };
+        worker.stopping = true;
+        return;
       case "fatal": {
         const error = decode(message.error) as Error;
         this.#break(
@@ -266,10 +273,22 @@ export class WorkerSet {
   #onExit(worker: Worker, exitcode: number, signal: string | null): void {
     worker.exited = true;
     this.#workers.delete(worker);
-    const [running, ...notStarted] = worker.inflight;
+    // Jobs run one at a time in the order sent, so the first unanswered one was running, unless
+    // the worker said it died between tasks.
+    const crash = worker.crash;
+    let running: Job | undefined;
+    if (crash) {
+      const at = crash.running === null ? -1 : worker.ids.indexOf(crash.running);
+      if (at >= 0) running = worker.inflight.splice(at, 1)[0];
+    } else running = worker.inflight.shift();
+    const notStarted = worker.inflight;
     worker.inflight = [];
     if (running && !running.cancelled && this.#state !== "terminated") {
-      const how = signal ? `was killed by ${signal}` : `exited with code ${exitcode}`;
+      const how = signal
+        ? `was killed by ${signal}`
+        : crash
+          ? `died from an error thrown outside any task (${(crash.error as Error)?.message}), exit code ${exitcode}`
+          : `exited with code ${exitcode}`;
       running.settle({
         ok: false,
         error: new WorkerCrashedError(
