@@ -14,7 +14,8 @@
  * that names the function and says how to fix it; an anonymous function that captures variables
  * fails at once, in the parent.
  */
-import { Session } from "node:inspector";
+import type { Session } from "node:inspector";
+import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -129,7 +130,7 @@ const scriptUrls = new Map<string, string>();
 function definingModule(fn: Function): string | undefined {
   try {
     if (!session) {
-      session = new Session();
+      session = new (inspector().Session)();
       session.connect();
       session.on("Debugger.scriptParsed", (m) => {
         const params = m.params as { scriptId: string; url: string };
@@ -168,6 +169,11 @@ function definingModule(fn: Function): string | undefined {
 }
 
 const probeKey = Symbol.for("multiprocessing-ts.probe");
+
+/** node:inspector, loaded on first use. */
+function inspector(): typeof import("node:inspector") {
+  return createRequire(import.meta.url)("node:inspector") as typeof import("node:inspector");
+}
 
 function post(method: string, params?: object): unknown {
   let result: unknown;
@@ -221,6 +227,14 @@ export interface ResolveHooks {
 
 const resolved = new Map<string, Function>();
 
+/** Set by a backend whose workers need a loader before importing some modules (tsx in threads). */
+export const loaderHooks: { beforeImport?: (url: string) => Promise<void> | undefined } = {};
+
+async function importModule(url: string): Promise<Record<string, unknown>> {
+  await loaderHooks.beforeImport?.(url);
+  return (await import(url)) as Record<string, unknown>;
+}
+
 /** Finds the function a `CodeRef` names, importing its module if needed. */
 export async function resolveCode(ref: CodeRef, hooks: ResolveHooks): Promise<Function> {
   const key = `${ref.module}\u0000${ref.name}\u0000${ref.text}`;
@@ -238,7 +252,7 @@ export async function resolveCode(ref: CodeRef, hooks: ResolveHooks): Promise<Fu
   if (ref.module) {
     hooks.importing(true);
     try {
-      const ns = (await import(ref.module)) as Record<string, unknown>;
+      const ns = await importModule(ref.module);
       fn = pickExport(ns, ref);
     } catch (error) {
       importError = error;
@@ -274,7 +288,7 @@ function pickExport(ns: Record<string, unknown>, ref: CodeRef): Function | undef
 /** A function imported into the caller's module from elsewhere: look through every loaded module. */
 async function searchLoadedModules(ref: CodeRef): Promise<Function | undefined> {
   const urls = new Set<string>();
-  const session = new Session();
+  const session = new (inspector().Session)();
   try {
     session.connect();
     session.on("Debugger.scriptParsed", (m) => {
@@ -290,7 +304,7 @@ async function searchLoadedModules(ref: CodeRef): Promise<Function | undefined> 
   }
   for (const url of urls) {
     try {
-      const fn = pickExport((await import(url)) as Record<string, unknown>, ref);
+      const fn = pickExport(await importModule(url), ref);
       if (fn) return fn;
     } catch {
       // not a module we can import: skip

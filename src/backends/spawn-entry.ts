@@ -7,7 +7,6 @@ import { Socket } from "node:net";
 import { runChild } from "../internal/child.js";
 import { FramedSocket } from "../internal/framing.js";
 import type { Boot, ToChild } from "../internal/wire.js";
-import "../index.js";
 
 const channel = new FramedSocket(new Socket({ fd: 3, readable: true, writable: true }), { syncFd: 3 });
 // Whatever ends this process (process.exit in a task, an uncaught error), queued messages go first.

@@ -9,12 +9,18 @@ import { launchEnvironment } from "./environment.js";
 const data = workerData as { boot: Boot; tsx?: string; execArgv: string[] };
 launchEnvironment.execArgv = data.execArgv;
 launchEnvironment.tsxApi = data.tsx ?? null;
-if (data.tsx) {
-  const api = (await import(data.tsx)) as { register(): unknown };
-  api.register();
-}
-await import("../index.js");
 const { runChild } = await import("../internal/child.js");
+const { loaderHooks } = await import("../reduction.js");
+if (data.tsx) {
+  // Registering tsx costs more than starting the thread: do it only before importing TypeScript.
+  const tsx = data.tsx;
+  let registered: Promise<void> | undefined;
+  loaderHooks.beforeImport = (url) => {
+    if (!/\.[cm]?tsx?(\?|$)/.test(url)) return undefined;
+    registered ??= import(tsx).then((api: { register(): unknown }) => void api.register());
+    return registered;
+  };
+}
 const port = parentPort!;
 const link = {
   transport: "clone" as const,

@@ -36,6 +36,18 @@ const hooks = {
   },
 };
 
+let library: Promise<unknown> | undefined;
+
+/**
+ * Decodes a payload that holds library objects. The library's classes (which register how they
+ * are rebuilt) load only then: a child whose arguments are plain data starts without them.
+ */
+async function decodeWithLibrary(value: unknown): Promise<unknown> {
+  library ??= import("../index.js");
+  await library;
+  return decode(value);
+}
+
 /** Runs the child's work and exits the process (or thread) with the right code. */
 export async function runChild(link: ParentLink, boot: Boot): Promise<void> {
   runtime.child = true;
@@ -61,7 +73,7 @@ async function exit(code: number, link: ParentLink): Promise<void> {
 
 async function runProcess(boot: RunProcess): Promise<number> {
   try {
-    const args = (boot.h ? decode(boot.args) : boot.args) as unknown[];
+    const args = (boot.h ? await decodeWithLibrary(boot.args) : boot.args) as unknown[];
     if (boot.cls) {
       const cls = (await resolveCode(boot.cls, hooks)) as new () => { run(): unknown };
       // Build the instance without running user constructors, as unpickling does: the base
@@ -69,7 +81,7 @@ async function runProcess(boot: RunProcess): Promise<number> {
       let base: Function = cls;
       while (Object.getPrototypeOf(base) !== Function.prototype) base = Object.getPrototypeOf(base);
       const self = Reflect.construct(base, [{ name: boot.identity.name }], cls) as { run(): unknown };
-      Object.assign(self, boot.h ? decode(boot.fields) : boot.fields);
+      Object.assign(self, boot.h ? await decodeWithLibrary(boot.fields) : boot.fields);
       await self.run();
     } else if (boot.target) {
       const target = await resolveCode(boot.target, hooks);
@@ -134,7 +146,7 @@ async function runPoolWorker(boot: RunPoolWorker, link: ParentLink): Promise<voi
   try {
     if (boot.initializer) {
       const init = await resolveCode(boot.initializer, hooks);
-      const initargs = (boot.h ? decode(boot.initargs) : boot.initargs) as unknown[];
+      const initargs = (boot.h ? await decodeWithLibrary(boot.initargs) : boot.initargs) as unknown[];
       await init(...initargs);
     }
   } catch (error) {
@@ -187,7 +199,7 @@ async function runPoolWorker(boot: RunPoolWorker, link: ParentLink): Promise<voi
 }
 
 async function runTask(fn: Function, task: Task): Promise<unknown> {
-  const args = (task.h ? decode(task.args) : task.args) as unknown[];
+  const args = (task.h ? await decodeWithLibrary(task.args) : task.args) as unknown[];
   if (task.mode === "call") return await fn(...args);
   const out = new Array(args.length);
   for (let i = 0; i < args.length; i++) {

@@ -8,7 +8,14 @@
  * such a function still fails, later, with a ReferenceError that the worker rewrites to name the
  * variable. It never rejects a function that is really self-contained.
  */
-import { parse } from "acorn";
+import { createRequire } from "node:module";
+
+// acorn is loaded on first use: workers and programs that never send a function by source skip it.
+let acorn: typeof import("acorn") | undefined;
+function parse(source: string, options: import("acorn").Options): import("acorn").Program {
+  acorn ??= createRequire(import.meta.url)("acorn") as typeof import("acorn");
+  return acorn.parse(source, options);
+}
 
 type Node = { type: string; [key: string]: unknown };
 

@@ -1,0 +1,123 @@
+/**
+ * Start-up cost of one trivial `Process`, against a raw `child_process.fork` / `new Worker` of the
+ * same trivial script, under plain node and under tsx.
+ *
+ *   bench (this module) ─► runs itself as a program, `--measure <kind>` ─► the program starts a
+ *   child N times; the child prints `first <timestamp>`; the program prints `start`/`joined`
+ *
+ * Timestamps are `performance.timeOrigin + performance.now()` in each process: the same clock, so
+ * "start to first line" spans two processes. Medians of N runs after one warm-up.
+ */
+import { fork, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import { Process } from "../index.js";
+import { firstLine } from "./start-child.js";
+
+const self = fileURLToPath(import.meta.url);
+const childUrl = new URL("./start-child.js", import.meta.url);
+const child = fileURLToPath(childUrl);
+const now = () => performance.timeOrigin + performance.now();
+
+type Kind = "raw-fork" | "raw-worker" | "process-spawn" | "process-thread";
+
+/** One row of results: medians in ms. */
+export interface StartRow {
+  loader: "node" | "tsx";
+  kind: Kind;
+  firstLineMs: number;
+  joinMs: number;
+}
+
+async function measureOnce(kind: Kind): Promise<void> {
+  const t0 = now();
+  console.log(`start ${t0}`);
+  if (kind === "raw-fork") {
+    const raw = fork(child, ["--child"], { stdio: "inherit" });
+    await new Promise((resolve) => raw.on("exit", resolve));
+  } else if (kind === "raw-worker") {
+    const worker = new Worker(childUrl, { argv: ["--child"] });
+    await new Promise((resolve) => worker.on("exit", resolve));
+  } else {
+    const p = new Process({ target: firstLine, context: kind === "process-spawn" ? "spawn" : "thread" });
+    p.start();
+    await p.join();
+  }
+  console.log(`joined ${now()}`);
+}
+
+/** Runs the measurement program for `kind` under `loader`; returns median ms. */
+async function measure(kind: Kind, loader: "node" | "tsx", runs: number): Promise<StartRow> {
+  const execArgv = loader === "tsx" ? ["--import", "tsx"] : [];
+  const program = spawn(process.execPath, [...execArgv, self, "--measure", kind, String(runs + 1)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  program.stdout.on("data", (chunk) => (out += chunk));
+  await new Promise((resolve) => program.on("exit", resolve));
+  const first: number[] = [];
+  const join: number[] = [];
+  let start = 0;
+  let firstSeen = 0;
+  for (const line of out.split("\n")) {
+    const [tag, value] = line.split(" ");
+    const t = Number(value);
+    if (tag === "start") start = t;
+    else if (tag === "first") firstSeen = t;
+    else if (tag === "joined") {
+      first.push(firstSeen - start);
+      join.push(t - start);
+    }
+  }
+  // the first run is a warm-up
+  return { loader, kind, firstLineMs: median(first.slice(1)), joinMs: median(join.slice(1)) };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor(s.length / 2)]! : Number.NaN;
+}
+
+/** Measures every kind under both loaders. */
+export async function runProcessStartBench(runs = 10): Promise<StartRow[]> {
+  const rows: StartRow[] = [];
+  for (const loader of ["node", "tsx"] as const) {
+    for (const kind of ["raw-fork", "process-spawn", "raw-worker", "process-thread"] as const) {
+      rows.push(await measure(kind, loader, runs));
+    }
+  }
+  return rows;
+}
+
+/** A markdown table of the rows with ratios to the raw equivalent. */
+export function formatStartRows(rows: StartRow[]): string {
+  const lines = [
+    "| loader | what | start → first line | start → join | ratio to raw (first line / join) |",
+    "|---|---|---|---|---|",
+  ];
+  for (const row of rows) {
+    const raw = rows.find(
+      (r) => r.loader === row.loader && r.kind === (row.kind === "process-spawn" ? "raw-fork" : "raw-worker"),
+    );
+    const ratio =
+      row.kind.startsWith("process") && raw
+        ? `${(row.firstLineMs / raw.firstLineMs).toFixed(2)}× / ${(row.joinMs / raw.joinMs).toFixed(2)}×`
+        : "—";
+    const what = {
+      "raw-fork": "raw `child_process.fork`",
+      "raw-worker": "raw `new Worker`",
+      "process-spawn": "`Process` (spawn)",
+      "process-thread": "`Process` (thread)",
+    }[row.kind];
+    lines.push(
+      `| ${row.loader} | ${what} | ${row.firstLineMs.toFixed(1)} ms | ${row.joinMs.toFixed(1)} ms | ${ratio} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+const args = process.argv.slice(2);
+if (args[0] === "--measure") {
+  const runs = Number(args[2]);
+  for (let i = 0; i < runs; i++) await measureOnce(args[1] as Kind);
+}
