@@ -1,7 +1,7 @@
 // Errors raised in a child keep their class, message, own fields, cause and the child's stack.
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
-import { Pool, RemoteError, getContext, registerErrorClass } from "multiprocessing-ts";
+import { type Pool, RemoteError, getContext, registerErrorClass } from "multiprocessing-ts";
 import { CodedError, throwCustom, throwRich } from "./fixtures/tasks.ts";
 import { methods } from "./helpers.ts";
 

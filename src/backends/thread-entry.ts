@@ -1,16 +1,16 @@
 /**
  * Entry script of a "thread" child. Under tsx on Node 20 the loader is not active in worker threads,
- * so it is registered here before any user module is imported.
+ * so it is registered here before the first TypeScript module is imported.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { runChild } from "../internal/child.js";
 import type { Boot, ToChild } from "../internal/wire.js";
+import { loaderHooks } from "../reduction.js";
 import { launchEnvironment } from "./environment.js";
 
 const data = workerData as { boot: Boot; tsx?: string; execArgv: string[] };
 launchEnvironment.execArgv = data.execArgv;
 launchEnvironment.tsxApi = data.tsx ?? null;
-const { runChild } = await import("../internal/child.js");
-const { loaderHooks } = await import("../reduction.js");
 if (data.tsx) {
   // Registering tsx costs more than starting the thread: do it only before importing TypeScript.
   const tsx = data.tsx;

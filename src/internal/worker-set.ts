@@ -81,10 +81,7 @@ export class WorkerSet {
   #counter = 0;
   #allExited: Promise<void> | undefined;
   #resolveAllExited: (() => void) | undefined;
-  #completed = 0;
   #referenced = false;
-  /** Observers (for progress and tests). */
-  onIdle: (() => void) | undefined;
 
   constructor(options: WorkerSetOptions) {
     this.#options = options;
@@ -242,7 +239,6 @@ export class WorkerSet {
         if (at < 0) return;
         const [job] = worker.inflight.splice(at, 1);
         worker.ids.splice(at, 1);
-        this.#completed++;
         if (message.t === "done") {
           this.#serviceMs = Number.isNaN(this.#serviceMs) ? message.ms : this.#serviceMs * 0.8 + message.ms * 0.2;
           if (!job!.cancelled) job!.settle({ ok: true, value: message.h ? decode(message.value) : message.value });
