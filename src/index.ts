@@ -31,3 +31,4 @@ export type { ProcessInfo, ProcessOptions } from "./process.js";
 export { JoinableQueue, Queue, SimpleQueue } from "./queues.js";
 export type { QueueWaitOptions } from "./queues.js";
 export { cpuCount } from "./util.js";
+export { Connection, Pipe } from "./connection.js";

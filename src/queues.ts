@@ -36,6 +36,7 @@ class QueueCore implements Served {
   readonly #getters = new WaitList();
   readonly #putters = new WaitList();
   readonly #joiners = new WaitList();
+  readonly #pollers = new WaitList();
 
   constructor(readonly maxsize: number) {}
 
@@ -53,6 +54,7 @@ class QueueCore implements Served {
     this.#items.push(item);
     this.#unfinished++;
     this.#getters.wakeOne();
+    this.#pollers.wakeAll();
     return true;
   }
 
@@ -99,6 +101,16 @@ class QueueCore implements Served {
     this.#closed = true;
     this.#getters.wakeAll();
     this.#putters.wakeAll();
+    this.#pollers.wakeAll();
+  }
+
+  /** Waits until an item is there or the queue is closed (true), or the deadline passes (false). */
+  async poll(timeout: number | undefined, signal?: AbortSignal): Promise<boolean> {
+    const deadline = deadlineFor(timeout);
+    for (;;) {
+      if (this.size > 0 || this.#closed) return true;
+      if (!(await this.#pollers.wait(deadline, signal))) return this.size > 0 || this.#closed;
+    }
   }
 
   taskDone(): void {
@@ -130,6 +142,8 @@ class QueueCore implements Served {
         return withSize(null);
       case "join":
         return this.join(signal).then(withSize);
+      case "poll":
+        return this.poll(args[0] as number | undefined, signal).then(withSize);
       default:
         throw new ProcessError(`unknown queue operation ${op}`);
     }
@@ -269,6 +283,30 @@ export class Queue<T = unknown> implements Reducible, AsyncIterable<T> {
         throw error;
       }
     }
+  }
+
+  /**
+   * @internal Puts without waiting (the queue must be unbounded): encodes now, so a value that
+   * cannot travel throws here, and sends in order. A failure to deliver is passed to `onError`.
+   */
+  _putNow(item: T, onError: (error: unknown) => void): void {
+    const bytes = pack(item);
+    if (this.#core) {
+      this.#core.tryPut(bytes);
+      return;
+    }
+    callRemote(this.#target!, "put", [bytes, true, undefined]).then(
+      (reply) => (this.#knownSize = (reply as [unknown, number])[1]),
+      onError,
+    );
+  }
+
+  /** @internal Resolves true when an item is waiting or the queue is closed, false after `timeout`. */
+  async _poll(timeout: number | undefined): Promise<boolean> {
+    if (this.#core) return this.#core.poll(timeout);
+    const [ready, size] = (await callRemote(this.#target!, "poll", [timeout])) as [boolean, number];
+    this.#knownSize = size;
+    return ready;
   }
 
   /** @internal */

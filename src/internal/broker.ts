@@ -18,6 +18,7 @@ import { threadId } from "../backends/identity.js";
 import { ProcessError } from "../errors.js";
 import { decode, encodeError } from "./codec.js";
 import { FramedSocket } from "./framing.js";
+import { runtime } from "./runtime.js";
 
 /** An object whose methods other processes may call. */
 export interface Served {
@@ -179,15 +180,32 @@ class Connection {
 }
 
 const connections = new Map<string, Connection>();
+const inFlight = new Set<Promise<unknown>>();
+let exitHook = false;
 
-/** Calls `op` on the object at `target`; rejects if the owner is gone or reports an error. */
+/**
+ * Calls `op` on the object at `target`; rejects if the owner is gone or reports an error. A child
+ * finishes its calls still in flight (a `send()` that was not awaited) before it exits.
+ */
 export function callRemote(target: Address, op: string, args: unknown[], signal?: AbortSignal): Promise<unknown> {
   let connection = connections.get(target.address);
   if (!connection) {
     connection = new Connection(target.address);
     connections.set(target.address, connection);
   }
-  return connection.call(target.id, op, args, signal);
+  const call = connection.call(target.id, op, args, signal);
+  // only deliveries are waited for at exit: a forgotten get() must not hold the child forever
+  if (op === "get" || op === "poll" || op === "join") return call;
+  inFlight.add(call);
+  const forget = () => inFlight.delete(call);
+  call.then(forget, forget);
+  if (!exitHook) {
+    exitHook = true;
+    runtime.beforeExit.push(async () => {
+      while (inFlight.size) await Promise.allSettled([...inFlight]);
+    });
+  }
+  return call;
 }
 
 /** True when `target` is served by this very process (or thread). */

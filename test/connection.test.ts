@@ -1,0 +1,79 @@
+// Pipe and Connection: Python's semantics in one process and across processes. Ported from CPython's
+// _TestConnection where it applies (duplex/one-way, poll, send_bytes, EOFError after close).
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { EOFError, Pipe, SerializationError, getContext } from "multiprocessing-ts";
+import { echo, echoBytes } from "./fixtures/tasks.ts";
+import { methods } from "./helpers.ts";
+
+describe("Pipe in one process", { timeout: 30_000 }, () => {
+  test("duplex: both ends send and receive, in order, without merging", async () => {
+    const [a, b] = Pipe();
+    a.send(1);
+    a.send([2, 3]);
+    b.send("x");
+    assert.equal(await b.recv(), 1);
+    assert.deepEqual(await b.recv(), [2, 3]);
+    assert.equal(await a.recv(), "x");
+    assert.equal(await a.poll(), false);
+    assert.equal(await a.poll(50), false);
+    b.send(null);
+    assert.equal(await a.poll(), true);
+    assert.equal(await a.recv(), null);
+  });
+
+  test("one-way pipes refuse the wrong direction", () => {
+    const [reader, writer] = Pipe(false);
+    assert.throws(() => reader.send(1), /only receive/);
+    assert.rejects(writer.recv(), /only send/);
+    assert.equal(reader.readable && !reader.writable, true);
+    assert.throws(() => Pipe("yes" as never), TypeError);
+  });
+
+  test("close: the peer reads what is left, then EOFError; the closed end refuses use", async () => {
+    const [a, b] = Pipe();
+    a.send("last");
+    a.close();
+    assert.equal(await b.poll(), true);
+    assert.equal(await b.recv(), "last");
+    await assert.rejects(b.recv(), EOFError);
+    assert.throws(() => a.send(1), /closed/);
+  });
+
+  test("a value that cannot travel throws at send; the pipe goes on", async () => {
+    const [a, b] = Pipe();
+    assert.throws(() => a.send({ f: () => 1 }), SerializationError);
+    a.send(2);
+    assert.equal(await b.recv(), 2);
+  });
+});
+
+for (const method of methods) {
+  describe(`Pipe across processes (${method})`, { timeout: 60_000 }, () => {
+    const ctx = getContext(method);
+
+    test("an echo child answers in order, then closes: EOFError", async () => {
+      const [parent, child] = Pipe();
+      const p = new ctx.Process({ target: echo, args: [child] }).start();
+      for (const word of ["ping", { n: 1 }, [1, 2]]) {
+        parent.send(word);
+        assert.deepEqual(await parent.recv(), word);
+      }
+      parent.send("bye");
+      await p.join();
+      await assert.rejects(parent.recv(), EOFError);
+    });
+
+    test("sendBytes/recvBytes carry 16 MiB", async () => {
+      const [parent, child] = Pipe();
+      const p = new ctx.Process({ target: echoBytes, args: [child] }).start();
+      const data = new Uint8Array(16 * 1024 * 1024);
+      for (let i = 0; i < data.length; i += 4096) data[i] = i % 251;
+      parent.sendBytes(data);
+      const back = await parent.recvBytes();
+      assert.equal(back.length, data.length);
+      assert.ok(Buffer.compare(back, Buffer.from(data)) === 0);
+      await p.join();
+    });
+  });
+}
