@@ -33,7 +33,6 @@ for (const method of methods) {
       assert.equal(error.message, "custom");
       assert.match(String(error.stack), /throwCustom/);
     });
-
   });
 }
 

@@ -44,7 +44,10 @@ for (const method of methods) {
     after(() => pool.terminate());
 
     test("map, starmap, apply, applyAsync, mapAsync, starmapAsync", async () => {
-      assert.deepEqual(await pool.map(square, range(10)), range(10).map((x) => x * x));
+      assert.deepEqual(
+        await pool.map(square, range(10)),
+        range(10).map((x) => x * x),
+      );
       assert.deepEqual(await pool.map(square, []), []);
       assert.deepEqual(
         await pool.starmap(add, [
@@ -64,7 +67,10 @@ for (const method of methods) {
     });
 
     test("chunksize keeps order, large inputs use default chunking", async () => {
-      assert.deepEqual(await pool.map(square, range(50), { chunksize: 7 }), range(50).map((x) => x * x));
+      assert.deepEqual(
+        await pool.map(square, range(50), { chunksize: 7 }),
+        range(50).map((x) => x * x),
+      );
       const big = await pool.map(identity, range(100_000));
       assert.equal(big.length, 100_000);
       assert.equal(big[99_999], 99_999);
@@ -74,13 +80,20 @@ for (const method of methods) {
     test("imap is ordered and lazy; imapUnordered yields as tasks finish", async () => {
       const ordered: number[] = [];
       for await (const y of pool.imap(square, range(30), { chunksize: 4 })) ordered.push(y);
-      assert.deepEqual(ordered, range(30).map((x) => x * x));
+      assert.deepEqual(
+        ordered,
+        range(30).map((x) => x * x),
+      );
       const firstTen: number[] = [];
       for await (const y of pool.imap(square, naturals())) {
         firstTen.push(y);
         if (firstTen.length === 10) break;
       }
-      assert.deepEqual(firstTen, range(10).map((x) => x * x), "an infinite input is pulled lazily");
+      assert.deepEqual(
+        firstTen,
+        range(10).map((x) => x * x),
+        "an infinite input is pulled lazily",
+      );
       const started = new Queue<number>();
       const release = new Queue<number>();
       const seen: number[] = [];
@@ -189,7 +202,10 @@ for (const method of methods) {
       });
       await assert.rejects(pool.apply(unsendableResult, []), SerializationError);
       const factor = 2;
-      await assert.rejects(pool.map((x: number) => x * factor, [1]), /'factor'/);
+      await assert.rejects(
+        pool.map((x: number) => x * factor, [1]),
+        /'factor'/,
+      );
       assert.deepEqual(await pool.map((x: number) => x + 1, [1, 2]), [2, 3], "self-contained lambdas go by source");
     });
   });
@@ -229,7 +245,10 @@ for (const method of methods) {
     });
 
     test("bad options are refused with the option's name", () => {
-      assert.throws(() => new ctx.Pool(0), (e: Error) => e instanceof RangeError && /processes/.test(e.message));
+      assert.throws(
+        () => new ctx.Pool(0),
+        (e: Error) => e instanceof RangeError && /processes/.test(e.message),
+      );
       assert.throws(() => new ctx.Pool(-1), RangeError);
       assert.throws(() => new ctx.Pool(1.5), TypeError);
       assert.throws(() => new ctx.Pool({ maxTasksPerChild: 0 }), /maxTasksPerChild/);
