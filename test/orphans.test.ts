@@ -26,3 +26,11 @@ for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
     for (const pid of pids) assert.ok(await gone(pid, 2000), `child ${pid} outlived its parent (${signal})`);
   });
 }
+
+for (const method of ["spawn", "thread"]) {
+  test(`a non-daemon child is waited for when the program ends (${method})`, { timeout: 60_000 }, async () => {
+    const { code, stdout } = await runScript("./fixtures/family.ts", [method, "nojoin"]);
+    assert.equal(code, 0);
+    assert.match(stdout, /main done[\s\S]*child done/);
+  });
+}
