@@ -13,7 +13,7 @@ export async function runDemo(argv: string[]): Promise<void> {
   };
   const cores = cpuCount();
   const tasks = option("--tasks", Math.max(4, cores * 2));
-  const size = option("--size", 60_000_000);
+  const size = option("--size", 150_000_000);
   const inputs = Array.from({ length: tasks }, () => size);
   console.log(`multiprocessing-ts demo: ${tasks} CPU-bound tasks on ${cores} cores (Node.js ${process.version})\n`);
 
