@@ -73,8 +73,13 @@ export function codeRef(fn: unknown, what: string): CodeRef {
     captured = capturedNames(expression.source, globals());
     if (captured.length === 0) source = expression.source;
   }
-  const module = definingModule(fn) ?? callerModule();
-  const exported = isIdentifier(name) && module !== undefined && exportsName(module, name);
+  // Most tasks are exported by the module that passes them: then the caller's module, read from
+  // the stack, is the answer, and asking V8 (which costs tens of milliseconds the first time) is
+  // not needed. A worker that finds a different function under that name searches further.
+  const caller = callerModule();
+  const callerExports = isIdentifier(name) && caller !== undefined && exportsName(caller, name);
+  const module = callerExports ? caller : (definingModule(fn) ?? caller);
+  const exported = callerExports || (isIdentifier(name) && module !== undefined && exportsName(module, name));
   const knownModule = module !== undefined && exportScans.get(module) !== "";
   if (!source && (!isIdentifier(name) || (knownModule && !exported))) {
     const why =
@@ -260,7 +265,7 @@ export async function resolveCode(ref: CodeRef, hooks: ResolveHooks): Promise<Fu
       hooks.importing(false);
     }
     if (importError && (importError as Error).name === "BootstrapError") throw importError;
-    if (!fn && !importError && isIdentifier(ref.name) && !ref.source) fn = await searchLoadedModules(ref);
+    if (!fn && !importError && isIdentifier(ref.name)) fn = await searchLoadedModules(ref);
   }
   if (!fn && ref.source) fn = compile(ref);
   if (!fn) {

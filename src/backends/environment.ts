@@ -1,11 +1,85 @@
 /**
- * What a new child inherits: the Node.js flags of the OS process (so loaders such as tsx carry over)
- * and, for worker threads, the tsx API to register. A worker thread's own `process.execArgv` lacks
- * the loader flags, so it takes these values from its parent instead (see thread-entry.ts).
+ * What a new child inherits: the Node.js flags of the OS process, minus tsx's own (a child registers
+ * tsx itself, and only before its first TypeScript import: tsx's start-up costs more than starting
+ * the child). A worker thread's own `process.execArgv` lacks the loader flags, so a child takes these
+ * values from its parent (see the entry scripts) rather than from `process.execArgv`.
  */
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+
 export const launchEnvironment = {
   /** The OS process's Node.js flags. */
   execArgv: [...process.execArgv],
-  /** URL of tsx's ESM API when the program runs under tsx (detected lazily), or null when not. */
+  /** URL of tsx's ESM API when the program runs under tsx, null when not, undefined until known. */
   tsxApi: undefined as string | null | undefined,
 };
+
+/** Flags and loader for a child of `kind`. */
+export interface ChildFlags {
+  execArgv: string[];
+  /** tsx's ESM API for the child to register before importing TypeScript; undefined if not needed. */
+  tsxApi: string | undefined;
+}
+
+const cache = new Map<string, ChildFlags>();
+
+/**
+ * A thread gets no preload flags at all (it sets itself up). A process keeps the other preloads,
+ * and keeps tsx's flags too when another preload is TypeScript (it needs tsx before we run).
+ */
+export function childFlags(kind: "spawn" | "thread"): ChildFlags {
+  const hit = cache.get(kind);
+  if (hit) return hit;
+  const argv = launchEnvironment.execArgv;
+  const kept: string[] = [];
+  const tsxFlags: string[] = [];
+  let tsxSpec: string | undefined;
+  let tsPreload = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const m = /^--(import|require|loader|experimental-loader)(?:=(.*))?$/.exec(arg);
+    if (!m) {
+      kept.push(arg);
+      continue;
+    }
+    const value = m[2] ?? argv[i + 1] ?? "";
+    if (m[2] === undefined) i++;
+    if (/(^|[/\\])tsx([/\\]|$)/.test(value) || value === "tsx" || value.startsWith("tsx/")) {
+      tsxSpec ??= value;
+      tsxFlags.push(`--${m[1]}=${value}`);
+    } else if (kind === "spawn") {
+      kept.push(`--${m[1]}=${value}`);
+      if (/\.[cm]?tsx?$/.test(value)) tsPreload = true;
+    }
+  }
+  if (launchEnvironment.tsxApi === undefined) {
+    launchEnvironment.tsxApi = tsxSpec ? (resolveTsxApi(tsxSpec) ?? null) : null;
+  }
+  const api = launchEnvironment.tsxApi ?? undefined;
+  const flags: ChildFlags =
+    tsPreload || (tsxSpec && !api)
+      ? { execArgv: [...tsxFlags, ...kept], tsxApi: undefined }
+      : { execArgv: kept, tsxApi: api };
+  cache.set(kind, flags);
+  return flags;
+}
+
+function resolveTsxApi(spec: string): string | undefined {
+  try {
+    let pkgJson: string;
+    const path = spec.startsWith("file:") ? new URL(spec).pathname : spec;
+    const at = path.lastIndexOf("/tsx/");
+    if (at >= 0) pkgJson = join(path.slice(0, at + 5), "package.json");
+    else pkgJson = createRequire(join(process.cwd(), "noop.js")).resolve("tsx/package.json");
+    const pkg = JSON.parse(readFileSync(pkgJson, "utf8")) as {
+      exports: Record<string, { import?: { default?: string } | string }>;
+    };
+    const api = pkg.exports["./esm/api"]?.import;
+    const rel = typeof api === "string" ? api : api?.default;
+    return rel ? pathToFileURL(join(pkgJson, "..", rel)).href : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -6,7 +6,15 @@
 import { Socket } from "node:net";
 import { runChild } from "../internal/child.js";
 import { FramedSocket } from "../internal/framing.js";
+import { useTsxWhenNeeded } from "../internal/loader.js";
 import type { Boot, ToChild } from "../internal/wire.js";
+import { launchEnvironment } from "./environment.js";
+
+// What the parent passed on (read once, and removed so that programs this child runs do not see it).
+const inherited = JSON.parse(process.env.MULTIPROCESSING_TS_CHILD ?? "{}") as { tsx?: string; execArgv?: string[] };
+delete process.env.MULTIPROCESSING_TS_CHILD;
+if (inherited.execArgv) launchEnvironment.execArgv = inherited.execArgv;
+useTsxWhenNeeded(inherited.tsx);
 
 const channel = new FramedSocket(new Socket({ fd: 3, readable: true, writable: true }), { syncFd: 3 });
 // Whatever ends this process (process.exit in a task, an uncaught error), queued messages go first.

@@ -12,7 +12,7 @@ import { constants } from "node:os";
 import { fileURLToPath } from "node:url";
 import { FramedSocket } from "../internal/framing.js";
 import type { ToParent } from "../internal/wire.js";
-import { launchEnvironment } from "./environment.js";
+import { childFlags, launchEnvironment } from "./environment.js";
 import type { Backend, ChildExit, LaunchOptions, RunningChild } from "./backend.js";
 
 const entry = fileURLToPath(new URL("./spawn-entry.js", import.meta.url));
@@ -21,11 +21,13 @@ export const spawnBackend: Backend = {
   method: "spawn",
   transport: "bytes",
   launch(options: LaunchOptions): RunningChild {
-    const execArgv = [...launchEnvironment.execArgv];
+    const flags = childFlags("spawn");
+    const execArgv = [...flags.execArgv];
     if (options.maxHeapMb) execArgv.push(`--max-old-space-size=${options.maxHeapMb}`);
     const child = spawn(process.execPath, [...execArgv, entry], {
       stdio: ["ignore", "inherit", "inherit", "pipe"],
       windowsHide: true,
+      env: { ...process.env, MULTIPROCESSING_TS_CHILD: JSON.stringify({ tsx: flags.tsxApi, execArgv: launchEnvironment.execArgv }) },
     });
     const channel = new FramedSocket(child.stdio[3] as Socket);
     let exit: ChildExit | undefined;

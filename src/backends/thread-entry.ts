@@ -5,22 +5,12 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { runChild } from "../internal/child.js";
 import type { Boot, ToChild } from "../internal/wire.js";
-import { loaderHooks } from "../reduction.js";
+import { useTsxWhenNeeded } from "../internal/loader.js";
 import { launchEnvironment } from "./environment.js";
 
 const data = workerData as { boot: Boot; tsx?: string; execArgv: string[] };
 launchEnvironment.execArgv = data.execArgv;
-launchEnvironment.tsxApi = data.tsx ?? null;
-if (data.tsx) {
-  // Registering tsx costs more than starting the thread: do it only before importing TypeScript.
-  const tsx = data.tsx;
-  let registered: Promise<void> | undefined;
-  loaderHooks.beforeImport = (url) => {
-    if (!/\.[cm]?tsx?(\?|$)/.test(url)) return undefined;
-    registered ??= import(tsx).then((api: { register(): unknown }) => void api.register());
-    return registered;
-  };
-}
+useTsxWhenNeeded(data.tsx);
 const port = parentPort!;
 const link = {
   transport: "clone" as const,

@@ -4,15 +4,11 @@
  * one -9, although Node stops both the same way.
  *
  * On Node 20, tsx does not register its loader in worker threads by itself, so a worker started
- * under tsx registers it (from `tsx/esm/api`) before it imports any user module.
+ * under tsx registers it (from `tsx/esm/api`) before it imports its first TypeScript module.
  */
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { ToParent } from "../internal/wire.js";
-import { launchEnvironment } from "./environment.js";
+import { childFlags, launchEnvironment } from "./environment.js";
 import type { Backend, ChildExit, LaunchOptions, RunningChild } from "./backend.js";
 
 const entry = new URL("./thread-entry.js", import.meta.url);
@@ -21,16 +17,16 @@ export const threadBackend: Backend = {
   method: "thread",
   transport: "clone",
   launch(options: LaunchOptions): RunningChild {
-    const loader = tsxLoader();
+    const flags = childFlags("thread");
     const workerOptions = {
-      workerData: { boot: options.boot, tsx: loader.api, execArgv: launchEnvironment.execArgv },
+      workerData: { boot: options.boot, tsx: flags.tsxApi, execArgv: launchEnvironment.execArgv },
       stdout: false,
       stderr: false,
       resourceLimits: options.maxHeapMb ? { maxOldGenerationSizeMb: options.maxHeapMb } : undefined,
     };
     let worker: Worker;
     try {
-      worker = new Worker(entry, { ...workerOptions, execArgv: loader.execArgv });
+      worker = new Worker(entry, { ...workerOptions, execArgv: flags.execArgv });
     } catch (error) {
       if ((error as { code?: string }).code !== "ERR_WORKER_INVALID_EXEC_ARGV") throw error;
       worker = new Worker(entry, { ...workerOptions, execArgv: [] });
@@ -75,53 +71,3 @@ export const threadBackend: Backend = {
     return handle;
   },
 };
-
-interface Loader {
-  /** URL of tsx's ESM API module, whose register() a worker calls first; undefined without tsx. */
-  api: string | undefined;
-  /** The parent's execArgv without tsx's own flags (the worker registers tsx itself). */
-  execArgv: string[];
-}
-
-let cachedLoader: Loader | undefined;
-
-function tsxLoader(): Loader {
-  if (cachedLoader) return cachedLoader;
-  const argv = launchEnvironment.execArgv;
-  const execArgv: string[] = [];
-  let tsxSpec: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const m = /^--(import|require|loader|experimental-loader)(?:=(.*))?$/.exec(arg);
-    if (m) {
-      const value = m[2] ?? argv[i + 1] ?? "";
-      if (m[2] === undefined) i++;
-      // Preloads are not passed on: the worker sets itself up (and registers tsx, if used).
-      if (/(^|[/\\])tsx([/\\]|$)/.test(value) || value === "tsx" || value.startsWith("tsx/")) tsxSpec ??= value;
-      continue;
-    }
-    execArgv.push(arg);
-  }
-  if (launchEnvironment.tsxApi === undefined)
-    launchEnvironment.tsxApi = tsxSpec ? (resolveTsxApi(tsxSpec) ?? null) : null;
-  cachedLoader = { api: launchEnvironment.tsxApi ?? undefined, execArgv };
-  return cachedLoader;
-}
-
-function resolveTsxApi(spec: string): string | undefined {
-  try {
-    let pkgJson: string;
-    const path = spec.startsWith("file:") ? new URL(spec).pathname : spec;
-    const at = path.lastIndexOf("/tsx/");
-    if (at >= 0) pkgJson = join(path.slice(0, at + 5), "package.json");
-    else pkgJson = createRequire(join(process.cwd(), "noop.js")).resolve("tsx/package.json");
-    const pkg = JSON.parse(readFileSync(pkgJson, "utf8")) as {
-      exports: Record<string, { import?: { default?: string } | string }>;
-    };
-    const api = pkg.exports["./esm/api"]?.import;
-    const rel = typeof api === "string" ? api : api?.default;
-    return rel ? pathToFileURL(join(pkgJson, "..", rel)).href : undefined;
-  } catch {
-    return undefined;
-  }
-}

@@ -10,6 +10,7 @@
 import { BootstrapError } from "../errors.js";
 import { type CodeRef, explainReferenceError, resolveCode } from "../reduction.js";
 import { type Transport, decode, encode, encodeError } from "./codec.js";
+import { trace } from "./debug.js";
 import { runBeforeExit, runtime } from "./runtime.js";
 import {
   type Boot,
@@ -55,6 +56,7 @@ export async function runChild(link: ParentLink, boot: Boot): Promise<void> {
   runtime.daemon = boot.identity.daemon;
   runtime.parent = boot.identity.parent;
   runtime.startMethod = boot.identity.startMethod;
+  trace(`started (${boot.t})`);
   switch (boot.t) {
     case "process":
       return exit(await runProcess(boot), link);
@@ -163,7 +165,9 @@ async function runPoolWorker(boot: RunPoolWorker, link: ParentLink): Promise<voi
       let fn = fns.get(task.fn);
       try {
         if (!fn) {
+          trace(`resolving ${ref.name || "anonymous"} from ${ref.module}`);
           fn = await resolveCode(ref, hooks);
+          trace(`resolved ${ref.name || "anonymous"}`);
           fns.set(task.fn, fn);
         }
       } catch (error) {
@@ -177,7 +181,9 @@ async function runPoolWorker(boot: RunPoolWorker, link: ParentLink): Promise<voi
       try {
         const started = performance.now();
         current = task.id;
+        trace(`task ${task.id} starts`);
         const value = await runTask(fn, task);
+        trace(`task ${task.id} done`);
         current = null;
         const out = encode(value, link.transport, "result");
         link.send({ t: "done", id: task.id, value: out.value, h: out.changed, ms: performance.now() - started });

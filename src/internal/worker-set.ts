@@ -16,6 +16,7 @@ import type { RunningChild } from "../backends/backend.js";
 import { BootstrapError, BrokenProcessPool, ProcessError, WorkerCrashedError } from "../errors.js";
 import { type CodeRef, codeRef } from "../reduction.js";
 import { decode, encode } from "./codec.js";
+import { trace } from "./debug.js";
 import { backendFor } from "./methods.js";
 import { type StartMethod, runtime } from "./runtime.js";
 import type { ToParent } from "./wire.js";
@@ -194,6 +195,7 @@ export class WorkerSet {
   }
 
   #spawn(): void {
+    trace(`starting a ${this.#options.method} worker`);
     const identity = {
       name: `${this.#options.name}-${++this.#counter}`,
       daemon: true,
@@ -230,6 +232,7 @@ export class WorkerSet {
   #onMessage(worker: Worker, message: ToParent): void {
     switch (message.t) {
       case "ready":
+        trace(`worker ${worker.child.pid} ready`);
         worker.ready = true;
         this.#dispatch();
         return;
@@ -368,6 +371,7 @@ export class WorkerSet {
   }
 
   #send(worker: Worker, job: Job): void {
+    trace(`job to worker ${worker.child.pid}`);
     const entry = this.#fnIds.get(job.fn)!;
     if (!worker.defined.has(entry.id)) {
       worker.child.send({ t: "define", id: entry.id, ref: entry.ref });
