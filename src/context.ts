@@ -9,6 +9,17 @@ import { Pool, type PoolOptions } from "./pool.js";
 import { ProcessPoolExecutor, type ExecutorOptions } from "./executor.js";
 import { Process, type ProcessOptions } from "./process.js";
 import { JoinableQueue, Queue, SimpleQueue } from "./queues.js";
+import { type SharedOptions, SharedArray, type Typecode, Value, type Scalar } from "./sharedctypes.js";
+import {
+  Barrier,
+  BoundedSemaphore,
+  Condition,
+  Event,
+  Lock,
+  type PrimitiveOptions,
+  RLock,
+  Semaphore,
+} from "./synchronize.js";
 
 export type { StartMethod };
 
@@ -21,6 +32,15 @@ export interface Context {
   readonly Queue: typeof Queue;
   readonly SimpleQueue: typeof SimpleQueue;
   readonly JoinableQueue: typeof JoinableQueue;
+  readonly Lock: typeof Lock;
+  readonly RLock: typeof RLock;
+  readonly Semaphore: typeof Semaphore;
+  readonly BoundedSemaphore: typeof BoundedSemaphore;
+  readonly Event: typeof Event;
+  readonly Condition: typeof Condition;
+  readonly Barrier: typeof Barrier;
+  readonly Value: typeof Value;
+  readonly SharedArray: typeof SharedArray;
   /** This context's start method. */
   getStartMethod(): StartMethod;
 }
@@ -49,10 +69,68 @@ function makeContext(method: StartMethod): Context {
       super(isObject(options) ? { context: method, ...options } : options);
     }
   }
+  const bind = <O extends PrimitiveOptions>(options: O | undefined): O => ({ context: method, ...options }) as O;
+  class BoundLock extends Lock {
+    constructor(options?: PrimitiveOptions) {
+      super(bind(options));
+    }
+  }
+  class BoundRLock extends RLock {
+    constructor(options?: PrimitiveOptions) {
+      super(bind(options));
+    }
+  }
+  class BoundSemaphore extends Semaphore {
+    constructor(value?: number, options?: PrimitiveOptions) {
+      super(value, bind(options));
+    }
+  }
+  class BoundBoundedSemaphore extends BoundedSemaphore {
+    constructor(value?: number, options?: PrimitiveOptions) {
+      super(value, bind(options));
+    }
+  }
+  class BoundEvent extends Event {
+    constructor(options?: PrimitiveOptions) {
+      super(bind(options));
+    }
+  }
+  class BoundCondition extends Condition {
+    constructor(lock?: Lock, options?: PrimitiveOptions) {
+      super(lock, bind(options));
+    }
+  }
+  class BoundBarrier extends Barrier {
+    constructor(parties: number, options?: PrimitiveOptions & { action?: () => unknown; timeout?: number }) {
+      super(parties, bind(options));
+    }
+  }
+  class BoundValue<T extends Typecode = Typecode> extends Value<T> {
+    constructor(typecode: T, init?: Scalar<T>, options?: SharedOptions) {
+      super(typecode, init, bind(options));
+    }
+  }
+  const BoundSharedArray = function <T extends Typecode>(
+    typecode: T,
+    sizeOrItems: number | Iterable<Scalar<T>>,
+    options?: SharedOptions,
+  ) {
+    return new SharedArray(typecode, sizeOrItems, bind(options));
+  } as unknown as typeof SharedArray;
+  Object.defineProperty(BoundSharedArray, Symbol.hasInstance, { value: (v: unknown) => v instanceof SharedArray });
   for (const [cls, name] of [
     [BoundProcess, "Process"],
     [BoundPool, "Pool"],
     [BoundExecutor, "ProcessPoolExecutor"],
+    [BoundLock, "Lock"],
+    [BoundRLock, "RLock"],
+    [BoundSemaphore, "Semaphore"],
+    [BoundBoundedSemaphore, "BoundedSemaphore"],
+    [BoundEvent, "Event"],
+    [BoundCondition, "Condition"],
+    [BoundBarrier, "Barrier"],
+    [BoundValue, "Value"],
+    [BoundSharedArray, "SharedArray"],
   ] as const) {
     Object.defineProperty(cls, "name", { value: name });
   }
@@ -64,6 +142,15 @@ function makeContext(method: StartMethod): Context {
     Queue,
     SimpleQueue,
     JoinableQueue,
+    Lock: BoundLock,
+    RLock: BoundRLock,
+    Semaphore: BoundSemaphore,
+    BoundedSemaphore: BoundBoundedSemaphore,
+    Event: BoundEvent,
+    Condition: BoundCondition,
+    Barrier: BoundBarrier,
+    Value: BoundValue as typeof Value,
+    SharedArray: BoundSharedArray,
     getStartMethod: () => method,
   });
 }

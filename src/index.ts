@@ -32,3 +32,7 @@ export { JoinableQueue, Queue, SimpleQueue } from "./queues.js";
 export type { QueueWaitOptions } from "./queues.js";
 export { cpuCount } from "./util.js";
 export { Connection, Pipe } from "./connection.js";
+export { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, SemLock, Semaphore } from "./synchronize.js";
+export type { AcquireOptions, PrimitiveOptions } from "./synchronize.js";
+export { RawArray, RawValue, SharedArray, Value } from "./sharedctypes.js";
+export type { Scalar, SharedOptions, Typecode } from "./sharedctypes.js";

@@ -1,0 +1,50 @@
+/**
+ * The optional native addon (native/shm.cc): POSIX shared memory and cross-process futex wait/wake.
+ * Built when the package installs; `MULTIPROCESSING_TS_NO_NATIVE=1` forces the portable fallback.
+ */
+import { createRequire } from "node:module";
+
+/** The addon's functions. */
+export interface NativeShm {
+  /** Maps segment `name` (created with `size` bytes when `create`; attached when not). Throws with `code` EEXIST/ENOENT. */
+  open(name: string, size: number, create: boolean): ArrayBuffer;
+  /** Removes segment `name`; false if it did not exist. Mappings stay valid until released. */
+  unlink(name: string): boolean;
+  /** Blocks this thread until woken, the value differs, or `timeout` ms (Infinity: forever). */
+  wait(view: Int32Array, index: number, expected: number, timeout: number): "ok" | "not-equal" | "timed-out";
+  /** Wakes up to `count` waiters on the word in any process; returns how many. */
+  wake(view: Int32Array, index: number, count: number): number;
+  /** `wait` on a pool thread, without blocking this one. Keep `timeout` short: it holds a pool thread. */
+  waitAsync(
+    view: Int32Array,
+    index: number,
+    expected: number,
+    timeout: number,
+  ): Promise<"ok" | "not-equal" | "timed-out">;
+}
+
+let loaded: NativeShm | null | undefined;
+let reason: string | undefined;
+
+/** The addon, or undefined when it is not built, not supported here, or disabled. */
+export function loadNative(): NativeShm | undefined {
+  if (loaded !== undefined) return loaded ?? undefined;
+  loaded = null;
+  if (process.env.MULTIPROCESSING_TS_NO_NATIVE === "1") reason = "disabled by MULTIPROCESSING_TS_NO_NATIVE=1";
+  else if (process.platform !== "linux") reason = `not supported on ${process.platform}`;
+  else {
+    try {
+      // this file is dist/internal/native.js (or src/internal/native.ts): the package root is two up
+      loaded = createRequire(import.meta.url)("../../build/Release/mpts_shm.node") as NativeShm;
+    } catch (error) {
+      reason = `not built (${(error as Error).message.split("\n")[0]})`;
+    }
+  }
+  return loaded ?? undefined;
+}
+
+/** Why `loadNative()` returned undefined. */
+export function nativeUnavailableReason(): string | undefined {
+  loadNative();
+  return reason;
+}

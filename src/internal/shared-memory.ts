@@ -1,0 +1,160 @@
+/**
+ * Memory that several processes or threads see at once, handed out in small blocks.
+ *
+ *   thread context: SharedArrayBuffer arenas  ─ waits: Atomics.wait / Atomics.waitAsync
+ *   spawn context:  POSIX shared memory arenas (native addon) ─ waits: futex through the addon
+ *
+ * A block travels as a reference (`BlockRef`): the arena (the SharedArrayBuffer itself, or the
+ * segment's name) and an offset; the receiver maps the arena once and reuses it. Segments are
+ * unlinked when the process that made them exits; their mappings stay valid in every process that
+ * attached them.
+ */
+import { randomBytes } from "node:crypto";
+import { ProcessError } from "../errors.js";
+import { loadNative, nativeUnavailableReason } from "./native.js";
+import type { StartMethod } from "./runtime.js";
+import type { Transport } from "./codec.js";
+
+/** How a waiting primitive blocks, or waits without blocking. */
+export interface Waiter {
+  wait(view: Int32Array, index: number, expected: number, timeout: number): "ok" | "not-equal" | "timed-out";
+  waitAsync(
+    view: Int32Array,
+    index: number,
+    expected: number,
+    timeout: number,
+  ): Promise<"ok" | "not-equal" | "timed-out">;
+  wake(view: Int32Array, index: number, count: number): number;
+}
+
+const atomicsWaiter: Waiter = {
+  wait: (view, index, expected, timeout) => Atomics.wait(view, index, expected, timeout),
+  waitAsync(view, index, expected, timeout) {
+    const result = Atomics.waitAsync(view, index, expected, timeout);
+    return result.async ? result.value : Promise.resolve(result.value);
+  },
+  wake: (view, index, count) => Atomics.notify(view, index, count),
+};
+
+/** Async waits on a futex occupy a libuv pool thread: keep each short and loop. */
+const NATIVE_ASYNC_SLICE_MS = 20;
+
+function nativeWaiter(): Waiter {
+  const native = loadNative()!;
+  return {
+    wait: (view, index, expected, timeout) => native.wait(view, index, expected, timeout),
+    async waitAsync(view, index, expected, timeout) {
+      const deadline = performance.now() + timeout;
+      for (;;) {
+        const left = deadline - performance.now();
+        if (left <= 0) return "timed-out";
+        const result = await native.waitAsync(view, index, expected, Math.min(left, NATIVE_ASYNC_SLICE_MS));
+        if (result !== "timed-out") return result;
+        if (Atomics.load(view, index) !== expected) return "not-equal";
+      }
+    },
+    wake: (view, index, count) => native.wake(view, index, count),
+  };
+}
+
+/** Where a block lives, in a form that can be sent to another process or thread. */
+export type BlockRef =
+  | { k: "sab"; sab: SharedArrayBuffer; offset: number; bytes: number }
+  | { k: "shm"; name: string; size: number; offset: number; bytes: number };
+
+/** A block of shared memory: `bytes` bytes at `offset` in `buffer`, 8-byte aligned. */
+export interface Block {
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
+  readonly offset: number;
+  readonly bytes: number;
+  readonly waiter: Waiter;
+  readonly ref: BlockRef;
+}
+
+const ARENA = 64 * 1024;
+
+interface Arena {
+  buffer: ArrayBuffer | SharedArrayBuffer;
+  name?: string;
+  used: number;
+}
+
+const arenas: Partial<Record<StartMethod, Arena>> = {};
+const attached = new Map<string, ArrayBuffer>();
+const created: string[] = [];
+let waiters: { sab: Waiter; shm?: Waiter } | undefined;
+let cleanupInstalled = false;
+
+function waiterFor(kind: "sab" | "shm"): Waiter {
+  waiters ??= { sab: atomicsWaiter };
+  if (kind === "sab") return waiters.sab;
+  waiters.shm ??= nativeWaiter();
+  return waiters.shm;
+}
+
+/** Allocates `bytes` (zeroed) for a primitive of the `method` context. */
+export function allocate(bytes: number, method: StartMethod): Block {
+  const size = Math.ceil(bytes / 8) * 8;
+  let arena = arenas[method];
+  if (!arena || arena.used + size > arena.buffer.byteLength) {
+    arena = arenas[method] = newArena(method, Math.max(ARENA, size));
+  }
+  const offset = arena.used;
+  arena.used += size;
+  const ref: BlockRef = arena.name
+    ? { k: "shm", name: arena.name, size: arena.buffer.byteLength, offset, bytes: size }
+    : { k: "sab", sab: arena.buffer as SharedArrayBuffer, offset, bytes: size };
+  return { buffer: arena.buffer, offset, bytes: size, waiter: waiterFor(ref.k), ref };
+}
+
+function newArena(method: StartMethod, size: number): Arena {
+  if (method === "thread") return { buffer: new SharedArrayBuffer(size), used: 0 };
+  const native = loadNative();
+  if (!native) {
+    throw new ProcessError(
+      `shared memory between processes needs the native addon, which is ${nativeUnavailableReason()}. ` +
+        'Reinstall the package where a C++ compiler is available, or use the "thread" start method.',
+    );
+  }
+  const name = `/mpts-${process.pid}-${randomBytes(6).toString("hex")}`;
+  const buffer = native.open(name, size, true);
+  created.push(name);
+  attached.set(name, buffer);
+  if (!cleanupInstalled) {
+    cleanupInstalled = true;
+    process.on("exit", () => {
+      for (const n of created) native.unlink(n);
+    });
+  }
+  return { buffer, name, used: 0 };
+}
+
+/** Maps the block `ref` names (once per arena and process). */
+export function attach(ref: BlockRef): Block {
+  if (ref.k === "sab") return { buffer: ref.sab, offset: ref.offset, bytes: ref.bytes, waiter: waiterFor("sab"), ref };
+  let buffer = attached.get(ref.name);
+  if (!buffer) {
+    const native = loadNative();
+    if (!native)
+      throw new ProcessError(`cannot attach shared memory: the native addon is ${nativeUnavailableReason()}`);
+    try {
+      buffer = native.open(ref.name, ref.size, false);
+    } catch (error) {
+      throw new ProcessError(
+        "the shared object's memory is gone: the process that created it has exited. Create shared objects in a process that outlives their users.",
+        { cause: error },
+      );
+    }
+    attached.set(ref.name, buffer);
+  }
+  return { buffer, offset: ref.offset, bytes: ref.bytes, waiter: waiterFor("shm"), ref };
+}
+
+/** Checks that a block can travel over `transport`. */
+export function checkTransport(ref: BlockRef, transport: Transport, what: string): void {
+  if (ref.k === "sab" && transport === "bytes") {
+    throw new ProcessError(
+      `this ${what} was made for the "thread" start method and cannot be sent to a process; create it with getContext("spawn").${what}() or { context: "spawn" }`,
+    );
+  }
+}

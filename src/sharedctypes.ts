@@ -1,0 +1,299 @@
+/**
+ * `Value`, `SharedArray`, `RawValue` and `RawArray`: numbers in shared memory, with Python's
+ * typecodes. A SharedArray is a real typed array over shared memory (so it indexes at typed-array
+ * speed) with `getLock()` added; a Value reads and writes under its lock (an RLock by default).
+ */
+import { inspect } from "node:util";
+import { ProcessError } from "./errors.js";
+import { type Reduced, type Transport, reduce, registerRebuilder } from "./internal/codec.js";
+import { resolveMethod } from "./internal/methods.js";
+import type { StartMethod } from "./internal/runtime.js";
+import { type Block, type BlockRef, allocate, attach, checkTransport } from "./internal/shared-memory.js";
+import { Lock, RLock, SemLock } from "./synchronize.js";
+
+/** Python's typecodes: b B h H i I (8–32-bit), l L q Q (64-bit, as bigint), f d (floats). */
+export type Typecode = "b" | "B" | "h" | "H" | "i" | "I" | "l" | "L" | "q" | "Q" | "f" | "d";
+
+/** The JavaScript type of a typecode's values: bigint for the 64-bit integers, else number. */
+export type Scalar<T extends Typecode> = T extends "l" | "L" | "q" | "Q" ? bigint : number;
+
+type TypedArray =
+  | Int8Array
+  | Uint8Array
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array
+  | Float32Array
+  | Float64Array;
+
+type TypedArrayClass = {
+  new (buffer: ArrayBufferLike, offset: number, length: number): TypedArray;
+  BYTES_PER_ELEMENT: number;
+};
+
+const classes: Record<Typecode, TypedArrayClass> = {
+  b: Int8Array,
+  B: Uint8Array,
+  h: Int16Array,
+  H: Uint16Array,
+  i: Int32Array,
+  I: Uint32Array,
+  l: BigInt64Array,
+  L: BigUint64Array,
+  q: BigInt64Array,
+  Q: BigUint64Array,
+  f: Float32Array,
+  d: Float64Array,
+} as never;
+
+function checkTypecode(typecode: unknown): asserts typecode is Typecode {
+  if (typeof typecode !== "string" || !(typecode in classes)) {
+    throw new TypeError(
+      `bad typecode ${JSON.stringify(typecode)}: use one of ${Object.keys(classes).join(" ")} (64-bit ones hold bigints)`,
+    );
+  }
+}
+
+function checkScalar(typecode: Typecode, value: unknown, name: string): void {
+  const big = typecode === "l" || typecode === "L" || typecode === "q" || typecode === "Q";
+  if (big ? typeof value !== "bigint" : typeof value !== "number") {
+    throw new TypeError(
+      `${name} for typecode "${typecode}" must be a ${big ? "bigint" : "number"} (got ${typeof value})`,
+    );
+  }
+}
+
+/** Options of Value and SharedArray. */
+export interface SharedOptions {
+  /** true (default): a new RLock; false: none (like RawValue); or a Lock to use. */
+  lock?: boolean | Lock;
+  context?: StartMethod | { readonly startMethod: StartMethod };
+}
+
+function methodOf(options: SharedOptions): StartMethod {
+  const context = options.context;
+  return resolveMethod(typeof context === "object" && context ? context.startMethod : context);
+}
+
+function lockFor(option: boolean | Lock | undefined, method: StartMethod): Lock | undefined {
+  if (option === undefined || option === true) return new RLock({ context: method });
+  if (option === false) return undefined;
+  if (option instanceof SemLock) return option as Lock;
+  throw new TypeError("options.lock must be true, false, or a Lock");
+}
+
+interface ValueState {
+  typecode: Typecode;
+  ref: BlockRef;
+  lock: Lock | null;
+}
+
+/**
+ * One number in shared memory, like Python's `multiprocessing.Value`. With a lock (the default),
+ * each read and write of `.value` holds it; `counter.value += 1` is still two steps, so guard it
+ * with `getLock()` or another lock.
+ */
+export class Value<T extends Typecode = Typecode> {
+  readonly #typecode: T;
+  readonly #block: Block;
+  readonly #cell: TypedArray;
+  readonly #lock: Lock | undefined;
+
+  constructor(typecode: T, init?: Scalar<T>, options: SharedOptions = {}, attachTo?: ValueState) {
+    checkTypecode(typecode);
+    this.#typecode = typecode;
+    if (attachTo) {
+      this.#block = attach(attachTo.ref);
+      this.#lock = attachTo.lock ?? undefined;
+    } else {
+      if (init !== undefined) checkScalar(typecode, init, "init");
+      const method = methodOf(options);
+      this.#block = allocate(8, method);
+      this.#lock = lockFor(options.lock, method);
+    }
+    this.#cell = new classes[typecode](this.#block.buffer, this.#block.offset, 1);
+    if (!attachTo && init !== undefined) this.#cell[0] = init as never;
+  }
+
+  /** The typecode. */
+  get typecode(): T {
+    return this.#typecode;
+  }
+
+  /** The number (bigint for 64-bit typecodes). */
+  get value(): Scalar<T> {
+    if (!this.#lock) return this.#cell[0] as Scalar<T>;
+    this.#lock.acquireSync();
+    try {
+      return this.#cell[0] as Scalar<T>;
+    } finally {
+      this.#lock.release();
+    }
+  }
+
+  set value(value: Scalar<T>) {
+    checkScalar(this.#typecode, value, "value");
+    if (!this.#lock) {
+      this.#cell[0] = value as never;
+      return;
+    }
+    this.#lock.acquireSync();
+    try {
+      this.#cell[0] = value as never;
+    } finally {
+      this.#lock.release();
+    }
+  }
+
+  /** The lock guarding this value; throws for a value made with `lock: false`. */
+  getLock(): Lock {
+    if (!this.#lock) throw new ProcessError("this value has no lock (it was made with lock: false)");
+    return this.#lock;
+  }
+
+  [reduce](transport: Transport): Reduced {
+    checkTransport(this.#block.ref, transport, "Value");
+    const state: ValueState = { typecode: this.#typecode, ref: this.#block.ref, lock: this.#lock ?? null };
+    return { kind: "mpts.Value", state };
+  }
+
+  [inspect.custom](): string {
+    return `Value<${this.#typecode}> { value: ${String(this.#cell[0])}${this.#lock ? "" : ", raw"} }`;
+  }
+}
+
+registerRebuilder("mpts.Value", (state) => {
+  const s = state as ValueState;
+  return new Value(s.typecode, undefined, {}, s);
+});
+
+/** A Value without a lock, like Python's `RawValue`. */
+export function RawValue<T extends Typecode>(typecode: T, init?: Scalar<T>, options: Omit<SharedOptions, "lock"> = {}) {
+  return new Value(typecode, init, { ...options, lock: false });
+}
+
+/** A typed array over shared memory with Python's `Array` extras. */
+export type SharedArray<T extends Typecode = Typecode> = TypedArrayFor<T> & {
+  /** The lock for this array; index access itself is not locked (hold it around read-modify-write). */
+  getLock(): Lock;
+  readonly typecode: T;
+};
+
+type TypedArrayFor<T extends Typecode> = T extends "b"
+  ? Int8Array
+  : T extends "B"
+    ? Uint8Array
+    : T extends "h"
+      ? Int16Array
+      : T extends "H"
+        ? Uint16Array
+        : T extends "i"
+          ? Int32Array
+          : T extends "I"
+            ? Uint32Array
+            : T extends "l" | "q"
+              ? BigInt64Array
+              : T extends "L" | "Q"
+                ? BigUint64Array
+                : T extends "f"
+                  ? Float32Array
+                  : Float64Array;
+
+interface ArrayState {
+  typecode: Typecode;
+  length: number;
+  ref: BlockRef;
+  lock: Lock | null;
+}
+
+const arrays = new WeakMap<object, { typecode: Typecode; block: Block; lock: Lock | undefined }>();
+const prototypes = new Map<Typecode, object>();
+
+function prototypeFor(typecode: Typecode): object {
+  let proto = prototypes.get(typecode);
+  if (!proto) {
+    proto = Object.create(classes[typecode].prototype, {
+      getLock: {
+        value(this: object) {
+          const lock = arrays.get(this)?.lock;
+          if (!lock) throw new ProcessError("this array has no lock (it was made with lock: false)");
+          return lock;
+        },
+      },
+      typecode: { get: () => typecode },
+      [reduce]: {
+        value(this: TypedArray, transport: Transport): Reduced {
+          const info = arrays.get(this)!;
+          checkTransport(info.block.ref, transport, "SharedArray");
+          const state: ArrayState = { typecode, length: this.length, ref: info.block.ref, lock: info.lock ?? null };
+          return { kind: "mpts.SharedArray", state };
+        },
+      },
+      [inspect.custom]: {
+        value(this: TypedArray) {
+          return `SharedArray<${typecode}>(${this.length}) [ ${Array.from(this.slice(0, 10) as ArrayLike<unknown>, String).join(", ")}${this.length > 10 ? ", …" : ""} ]`;
+        },
+      },
+    });
+    prototypes.set(typecode, proto as object);
+  }
+  return proto as object;
+}
+
+function makeArray(typecode: Typecode, length: number, block: Block, lock: Lock | undefined): TypedArray {
+  const array = new classes[typecode](block.buffer, block.offset, length);
+  Object.setPrototypeOf(array, prototypeFor(typecode));
+  arrays.set(array, { typecode, block, lock });
+  return array;
+}
+
+/**
+ * A fixed-size array of numbers in shared memory, like Python's `multiprocessing.Array`:
+ * `new SharedArray("i", 10)` or `new SharedArray("d", [1.5, 2.5])`. It is a real typed array
+ * (`arr[i]`, `arr.length`, iteration) with `getLock()`.
+ */
+export const SharedArray = function SharedArray(
+  this: unknown,
+  typecode: Typecode,
+  sizeOrItems: number | Iterable<number | bigint>,
+  options: SharedOptions = {},
+) {
+  if (!new.target) throw new TypeError("SharedArray is a constructor: use new SharedArray(...)");
+  checkTypecode(typecode);
+  const items = typeof sizeOrItems === "number" ? undefined : Array.from(sizeOrItems);
+  const length = items ? items.length : (sizeOrItems as number);
+  if (!Number.isInteger(length) || length < 0) {
+    throw new RangeError(`size must be a whole number >= 0 (got ${String(sizeOrItems)})`);
+  }
+  if (items) for (let i = 0; i < items.length; i++) checkScalar(typecode, items[i], `items[${i}]`);
+  const method = methodOf(options);
+  const block = allocate(Math.max(8, length * classes[typecode].BYTES_PER_ELEMENT), method);
+  const array = makeArray(typecode, length, block, lockFor(options.lock, method));
+  if (items) array.set(items as never);
+  return array;
+} as unknown as {
+  new <T extends Typecode>(
+    typecode: T,
+    sizeOrItems: number | Iterable<Scalar<T>>,
+    options?: SharedOptions,
+  ): SharedArray<T>;
+  [Symbol.hasInstance](value: unknown): boolean;
+};
+Object.defineProperty(SharedArray, Symbol.hasInstance, { value: (value: unknown) => arrays.has(value as object) });
+
+registerRebuilder("mpts.SharedArray", (state) => {
+  const s = state as ArrayState;
+  return makeArray(s.typecode, s.length, attach(s.ref), s.lock ?? undefined);
+});
+
+/** A SharedArray without a lock, like Python's `RawArray`. */
+export function RawArray<T extends Typecode>(
+  typecode: T,
+  sizeOrItems: number | Iterable<Scalar<T>>,
+  options: Omit<SharedOptions, "lock"> = {},
+): SharedArray<T> {
+  return new SharedArray(typecode, sizeOrItems, { ...options, lock: false });
+}

@@ -1,0 +1,577 @@
+/**
+ * Locks, semaphores, events, conditions and barriers shared by processes and threads.
+ *
+ * Every primitive is built on one base, `SemLock`: a counter word with a waiter count, living in
+ * shared memory (internal/shared-memory.ts), changed only with atomic operations, and waited on
+ * through a futex-style wait/wake. Lock, RLock, Semaphore and BoundedSemaphore are SemLocks;
+ * Condition, Event and Barrier are built from SemLocks and one more word each.
+ *
+ *   word layout of a SemLock:  [0] value (free permits)  [1] waiters  [2] owner  [3] recursion depth
+ *
+ * The blocking call is the non-blocking attempt plus waiting: `acquireSync` and `acquire` share
+ * `#tryAcquire`, and differ only in how they wait (blocking the thread, or a promise).
+ */
+import { inspect } from "node:util";
+import { threadId } from "./backends/identity.js";
+import { BrokenBarrierError, ProcessError } from "./errors.js";
+import { type Reduced, type Reducible, type Transport, reduce, registerRebuilder } from "./internal/codec.js";
+import { resolveMethod } from "./internal/methods.js";
+import type { StartMethod } from "./internal/runtime.js";
+import { type Block, type BlockRef, allocate, attach, checkTransport } from "./internal/shared-memory.js";
+import { checkInteger, checkSignal, checkTimeout } from "./internal/validate.js";
+
+/** Options of a blocking acquire. */
+export interface AcquireOptions {
+  /** Wait when not available (default true). With `false`, `timeout` is ignored. */
+  block?: boolean;
+  /** Give up after this many ms (resolve false). */
+  timeout?: number;
+  /** Give up when aborted (rejects with the signal's reason; nothing is acquired). */
+  signal?: AbortSignal;
+}
+
+/** Options of constructors: which start method's memory to use. */
+export interface PrimitiveOptions {
+  context?: StartMethod | { readonly startMethod: StartMethod };
+}
+
+const VALUE = 0;
+const WAITERS = 1;
+const OWNER = 2;
+const DEPTH = 3;
+
+/** This thread's owner id: unique among the processes and threads of the machine. */
+const me = ((process.pid % 0x1000000) * 64 + (threadId % 64)) | 0 || 1;
+
+function methodOf(options: PrimitiveOptions | undefined): StartMethod {
+  const context = options?.context;
+  return resolveMethod(typeof context === "object" && context ? context.startMethod : context);
+}
+
+function checkAcquire(options: AcquireOptions): Required<Pick<AcquireOptions, "block">> & AcquireOptions {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(`options must be an object such as { timeout: 1000 } (got ${typeof options})`);
+  }
+  if (options.block !== undefined && typeof options.block !== "boolean") {
+    throw new TypeError(`options.block must be a boolean (got ${typeof options.block})`);
+  }
+  checkTimeout(options.timeout, "options.timeout");
+  checkSignal(options.signal, "options.signal");
+  return { block: options.block ?? true, timeout: options.timeout, signal: options.signal };
+}
+
+type Kind = "Lock" | "RLock" | "Semaphore" | "BoundedSemaphore";
+
+/** The base primitive: a counting semaphore in shared memory, optionally owned and recursive. */
+export class SemLock implements Reducible {
+  /** @internal */
+  readonly _block: Block;
+  readonly #words: Int32Array;
+  readonly #kind: Kind;
+  readonly #max: number;
+
+  /** @internal */
+  constructor(value: number, max: number, options: PrimitiveOptions | BlockRef = {}) {
+    this.#kind = kindOf(new.target);
+    this.#max = max;
+    if ("k" in options) this._block = attach(options);
+    else {
+      this._block = allocate(16, methodOf(options));
+      this.#words = new Int32Array(this._block.buffer, this._block.offset, 4);
+      Atomics.store(this.#words, VALUE, value);
+      return;
+    }
+    this.#words = new Int32Array(this._block.buffer, this._block.offset, 4);
+  }
+
+  #tryAcquire(): boolean {
+    const w = this.#words;
+    if (this.#kind === "RLock" && Atomics.load(w, OWNER) === me) {
+      w[DEPTH]!++;
+      return true;
+    }
+    for (;;) {
+      const v = Atomics.load(w, VALUE);
+      if (v <= 0) return false;
+      if (Atomics.compareExchange(w, VALUE, v, v - 1) === v) {
+        if (this.#kind === "RLock" || this.#kind === "Lock") {
+          Atomics.store(w, OWNER, me);
+          w[DEPTH] = 1;
+        }
+        return true;
+      }
+    }
+  }
+
+  /**
+   * Acquires, blocking this thread (and its event loop) until available. Resolves true once
+   * acquired, false when `block: false` finds it taken or `timeout` ms pass.
+   */
+  acquireSync(options: AcquireOptions = {}): boolean {
+    const { block, timeout } = checkAcquire(options);
+    if (this.#tryAcquire()) return true;
+    if (!block) return false;
+    const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeout;
+    const w = this.#words;
+    Atomics.add(w, WAITERS, 1);
+    try {
+      for (;;) {
+        const left = deadline - performance.now();
+        if (left <= 0) return this.#tryAcquire();
+        this._block.waiter.wait(w, VALUE, 0, left);
+        if (this.#tryAcquire()) return true;
+      }
+    } finally {
+      Atomics.sub(w, WAITERS, 1);
+    }
+  }
+
+  /** Acquires without blocking the event loop; resolves true once acquired, false on timeout. */
+  async acquire(options: AcquireOptions = {}): Promise<boolean> {
+    const { block, timeout, signal } = checkAcquire(options);
+    if (this.#tryAcquire()) return true;
+    if (!block) return false;
+    if (signal?.aborted) throw signal.reason;
+    const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeout;
+    const w = this.#words;
+    Atomics.add(w, WAITERS, 1);
+    try {
+      for (;;) {
+        const left = deadline - performance.now();
+        if (left <= 0) return this.#tryAcquire();
+        // a wait is never longer than 1 s, so an abort is noticed within that even mid-wait
+        await this._block.waiter.waitAsync(w, VALUE, 0, Math.min(left, signal ? 1000 : left));
+        if (this.#tryAcquire()) return true;
+        if (signal?.aborted) throw signal.reason;
+      }
+    } finally {
+      Atomics.sub(w, WAITERS, 1);
+    }
+  }
+
+  /** Releases once. An RLock must be released by its owner; a Lock by anyone, once per acquire. */
+  release(): void {
+    const w = this.#words;
+    if (this.#kind === "RLock") {
+      if (Atomics.load(w, OWNER) !== me) throw new ProcessError("cannot release un-acquired lock");
+      if (--w[DEPTH]! > 0) return;
+      Atomics.store(w, OWNER, 0);
+    } else if (this.#kind === "Lock") {
+      if (Atomics.load(w, VALUE) !== 0) throw new ProcessError("cannot release an unlocked lock");
+      Atomics.store(w, OWNER, 0);
+    } else if (this.#kind === "BoundedSemaphore" && Atomics.load(w, VALUE) >= this.#max) {
+      throw new ProcessError("semaphore released too many times");
+    }
+    Atomics.add(w, VALUE, 1);
+    if (Atomics.load(w, WAITERS) > 0) this._block.waiter.wake(w, VALUE, 1);
+  }
+
+  /** Runs `fn` holding the lock (Python's `with lock:`), releasing it however `fn` ends. */
+  async withLock<R>(fn: () => R): Promise<Awaited<R>> {
+    await this.acquire();
+    try {
+      return await fn();
+    } finally {
+      this.release();
+    }
+  }
+
+  /** @internal The free permits now (Semaphore's `getValue`). */
+  protected _value(): number {
+    return Atomics.load(this.#words, VALUE);
+  }
+
+  /** @internal For Condition: whether this thread owns it, and its recursion depth. */
+  _ownedDepth(): number {
+    const w = this.#words;
+    if (this.#kind !== "RLock" && this.#kind !== "Lock") return 1;
+    return Atomics.load(w, OWNER) === me ? w[DEPTH]! : 0;
+  }
+
+  /** @internal For Condition: release fully, returning the depth to restore. */
+  _releaseAll(): number {
+    const depth = this.#kind === "RLock" ? this.#words[DEPTH]! : 1;
+    if (this.#kind === "RLock") this.#words[DEPTH] = 1;
+    this.release();
+    return depth;
+  }
+
+  /** @internal For Condition: restore the depth after re-acquiring. */
+  _restore(depth: number): void {
+    if (this.#kind === "RLock") this.#words[DEPTH] = depth;
+  }
+
+  [reduce](transport: Transport): Reduced {
+    checkTransport(this._block.ref, transport, this.#kind);
+    return { kind: "mpts.SemLock", state: { kind: this.#kind, max: this.#max, ref: this._block.ref } };
+  }
+
+  [inspect.custom](): string {
+    return `${this.#kind} { value: ${this._value()}${this.#kind.endsWith("Lock") ? `, owned: ${this._ownedDepth() > 0}` : ""} }`;
+  }
+}
+
+function kindOf(target: Function): Kind {
+  for (const [cls, kind] of [
+    [RLock, "RLock"],
+    [Lock, "Lock"],
+    [BoundedSemaphore, "BoundedSemaphore"],
+  ] as const) {
+    if (target === cls || target.prototype instanceof cls) return kind;
+  }
+  return "Semaphore";
+}
+
+registerRebuilder("mpts.SemLock", (state) => {
+  const s = state as { kind: Kind; max: number; ref: BlockRef };
+  const cls = { Lock, RLock, Semaphore, BoundedSemaphore }[s.kind];
+  return Reflect.construct(SemLock, [0, s.max, s.ref], cls);
+});
+
+/**
+ * A lock shared by processes and threads, like Python's `multiprocessing.Lock`. Any process may
+ * release it (it is a semaphore of one); `withLock(fn)` is Python's `with lock:`.
+ */
+export class Lock extends SemLock {
+  constructor(options: PrimitiveOptions = {}) {
+    super(1, 1, options);
+  }
+}
+
+/** A lock its owner may acquire again (and must release as often), like Python's `RLock`. */
+export class RLock extends Lock {}
+
+/** A counting semaphore, like Python's `multiprocessing.Semaphore(value)`. */
+export class Semaphore extends SemLock {
+  constructor(value = 1, options: PrimitiveOptions = {}) {
+    checkInteger(value, "value", 0);
+    super(
+      value,
+      new.target === BoundedSemaphore || new.target.prototype instanceof BoundedSemaphore ? value : 0x7fffffff,
+      options,
+    );
+  }
+
+  /** The number of permits available now. */
+  getValue(): number {
+    return this._value();
+  }
+}
+
+/** A semaphore that refuses to be released above its initial value. */
+export class BoundedSemaphore extends Semaphore {}
+
+/** A flag processes wait on, like Python's `multiprocessing.Event`. */
+export class Event implements Reducible {
+  readonly #block: Block;
+  readonly #w: Int32Array;
+
+  constructor(options: PrimitiveOptions | BlockRef = {}) {
+    this.#block = "k" in options ? attach(options) : allocate(8, methodOf(options));
+    this.#w = new Int32Array(this.#block.buffer, this.#block.offset, 2);
+  }
+
+  /** True once `set()` was called (and `clear()` not since). */
+  isSet(): boolean {
+    return Atomics.load(this.#w, 0) === 1;
+  }
+
+  /** Sets the flag and wakes every waiter. */
+  set(): void {
+    Atomics.store(this.#w, 0, 1);
+    this.#block.waiter.wake(this.#w, 0, 0x7fffffff);
+  }
+
+  /** Clears the flag. */
+  clear(): void {
+    Atomics.store(this.#w, 0, 0);
+  }
+
+  /** Resolves true once the flag is set, false after `timeout` ms. */
+  async wait(timeout?: number): Promise<boolean> {
+    checkTimeout(timeout, "timeout");
+    const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeout;
+    while (!this.isSet()) {
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      await this.#block.waiter.waitAsync(this.#w, 0, 0, left);
+    }
+    return true;
+  }
+
+  /** `wait`, blocking this thread. */
+  waitSync(timeout?: number): boolean {
+    checkTimeout(timeout, "timeout");
+    const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeout;
+    while (!this.isSet()) {
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      this.#block.waiter.wait(this.#w, 0, 0, left);
+    }
+    return true;
+  }
+
+  [reduce](transport: Transport): Reduced {
+    checkTransport(this.#block.ref, transport, "Event");
+    return { kind: "mpts.Event", state: this.#block.ref };
+  }
+
+  [inspect.custom](): string {
+    return `Event { set: ${this.isSet()} }`;
+  }
+}
+
+registerRebuilder("mpts.Event", (ref) => new Event(ref as BlockRef));
+
+/**
+ * A condition variable over a lock (an RLock by default), like Python's `multiprocessing.Condition`.
+ * `wait` releases the lock while waiting and holds it again when it resolves.
+ */
+export class Condition implements Reducible {
+  readonly #lock: SemLock;
+  readonly #block: Block;
+  readonly #w: Int32Array;
+
+  constructor(lock?: Lock, options: PrimitiveOptions | BlockRef = {}) {
+    if (lock !== undefined && !(lock instanceof SemLock)) {
+      throw new TypeError("lock must be a Lock or RLock from multiprocessing-ts");
+    }
+    this.#lock = lock ?? new RLock("k" in options ? {} : options);
+    this.#block = "k" in options ? attach(options) : allocate(8, methodOf(options));
+    this.#w = new Int32Array(this.#block.buffer, this.#block.offset, 2);
+  }
+
+  acquire(options?: AcquireOptions): Promise<boolean> {
+    return this.#lock.acquire(options);
+  }
+
+  acquireSync(options?: AcquireOptions): boolean {
+    return this.#lock.acquireSync(options);
+  }
+
+  release(): void {
+    this.#lock.release();
+  }
+
+  withLock<R>(fn: () => R): Promise<Awaited<R>> {
+    return this.#lock.withLock(fn);
+  }
+
+  #own(what: string): void {
+    if (this.#lock._ownedDepth() === 0) throw new ProcessError(`cannot ${what} on an un-acquired lock`);
+  }
+
+  /** Releases the lock, waits for a notify (or `timeout` ms), re-acquires; false on timeout. */
+  async wait(timeout?: number): Promise<boolean> {
+    checkTimeout(timeout, "timeout");
+    this.#own("wait");
+    const seq = Atomics.load(this.#w, 0);
+    Atomics.add(this.#w, 1, 1);
+    const depth = this.#lock._releaseAll();
+    let result: string;
+    try {
+      result = await this.#block.waiter.waitAsync(this.#w, 0, seq, timeout ?? Number.POSITIVE_INFINITY);
+    } finally {
+      Atomics.sub(this.#w, 1, 1);
+      await this.#lock.acquire();
+      this.#lock._restore(depth);
+    }
+    return result !== "timed-out";
+  }
+
+  /** `wait`, blocking this thread. */
+  waitSync(timeout?: number): boolean {
+    checkTimeout(timeout, "timeout");
+    this.#own("wait");
+    const seq = Atomics.load(this.#w, 0);
+    Atomics.add(this.#w, 1, 1);
+    const depth = this.#lock._releaseAll();
+    let result: string;
+    try {
+      result = this.#block.waiter.wait(this.#w, 0, seq, timeout ?? Number.POSITIVE_INFINITY);
+    } finally {
+      Atomics.sub(this.#w, 1, 1);
+      this.#lock.acquireSync();
+      this.#lock._restore(depth);
+    }
+    return result !== "timed-out";
+  }
+
+  /** Waits until `predicate()` is truthy (re-checked after each notify); returns its last value. */
+  async waitFor<R>(predicate: () => R, timeout?: number): Promise<R> {
+    checkTimeout(timeout, "timeout");
+    const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeout;
+    let result = predicate();
+    while (!result) {
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      await this.wait(left === Number.POSITIVE_INFINITY ? undefined : left);
+      result = predicate();
+    }
+    return result;
+  }
+
+  /** Wakes up to `n` waiters (the lock must be held). */
+  notify(n = 1): void {
+    checkInteger(n, "n", 0);
+    this.#own("notify");
+    Atomics.add(this.#w, 0, 1);
+    if (Atomics.load(this.#w, 1) > 0) this.#block.waiter.wake(this.#w, 0, n);
+  }
+
+  /** Wakes every waiter (the lock must be held). */
+  notifyAll(): void {
+    this.#own("notify");
+    Atomics.add(this.#w, 0, 1);
+    if (Atomics.load(this.#w, 1) > 0) this.#block.waiter.wake(this.#w, 0, 0x7fffffff);
+  }
+
+  [reduce](transport: Transport): Reduced {
+    checkTransport(this.#block.ref, transport, "Condition");
+    return { kind: "mpts.Condition", state: { lock: this.#lock, ref: this.#block.ref } };
+  }
+}
+
+registerRebuilder("mpts.Condition", (state) => {
+  const s = state as { lock: Lock; ref: BlockRef };
+  return new Condition(s.lock, s.ref);
+});
+
+const COUNT = 0;
+const GEN = 1;
+const BROKEN = 2;
+
+/**
+ * A barrier for `parties` processes, like Python's `multiprocessing.Barrier`. `wait()` resolves to
+ * a distinct index in [0, parties) once all have arrived; `action` runs once per round, in the
+ * last process to arrive (pass an exported function to use it across processes).
+ */
+export class Barrier implements Reducible {
+  readonly #parties: number;
+  readonly #timeout: number | undefined;
+  readonly #action: (() => unknown) | undefined;
+  readonly #mutex: Lock;
+  readonly #block: Block;
+  readonly #w: Int32Array;
+
+  constructor(
+    parties: number,
+    options: PrimitiveOptions & { action?: () => unknown; timeout?: number } = {},
+    attachTo?: { ref: BlockRef; mutex: Lock },
+  ) {
+    checkInteger(parties, "parties", 1);
+    if (options.action !== undefined && typeof options.action !== "function") {
+      throw new TypeError("options.action must be a function");
+    }
+    checkTimeout(options.timeout, "options.timeout");
+    this.#parties = parties;
+    this.#timeout = options.timeout;
+    this.#action = options.action;
+    this.#mutex = attachTo?.mutex ?? new Lock(options);
+    this.#block = attachTo ? attach(attachTo.ref) : allocate(12, methodOf(options));
+    this.#w = new Int32Array(this.#block.buffer, this.#block.offset, 3);
+  }
+
+  /** Parties needed to pass. */
+  get parties(): number {
+    return this.#parties;
+  }
+
+  /** Parties waiting now. */
+  get nWaiting(): number {
+    return Atomics.load(this.#w, COUNT);
+  }
+
+  /** True once aborted or timed out, until `reset()`. */
+  get broken(): boolean {
+    return Atomics.load(this.#w, BROKEN) === Atomics.load(this.#w, GEN) + 1;
+  }
+
+  /**
+   * Waits for all parties; rejects with BrokenBarrierError if the barrier is (or becomes) broken,
+   * or when `timeout` (or the barrier's default timeout) passes, which breaks it for everyone.
+   */
+  async wait(timeout?: number): Promise<number> {
+    checkTimeout(timeout, "timeout");
+    const limit = timeout ?? this.#timeout;
+    const w = this.#w;
+    await this.#mutex.acquire();
+    if (this.broken) {
+      this.#mutex.release();
+      throw new BrokenBarrierError("the barrier is broken");
+    }
+    const gen = Atomics.load(w, GEN);
+    const index = Atomics.add(w, COUNT, 1);
+    if (index + 1 === this.#parties) {
+      try {
+        await this.#action?.();
+      } catch (error) {
+        this.#break();
+        this.#mutex.release();
+        throw error;
+      }
+      Atomics.store(w, COUNT, 0);
+      Atomics.add(w, GEN, 1);
+      this.#block.waiter.wake(w, GEN, 0x7fffffff);
+      this.#mutex.release();
+      return index;
+    }
+    this.#mutex.release();
+    const deadline = limit === undefined ? Number.POSITIVE_INFINITY : performance.now() + limit;
+    for (;;) {
+      if (Atomics.load(w, BROKEN) === gen + 1) throw new BrokenBarrierError("the barrier was broken while waiting");
+      if (Atomics.load(w, GEN) !== gen) return index;
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        await this.#mutex.acquire();
+        if (Atomics.load(w, GEN) === gen) this.#break();
+        this.#mutex.release();
+        continue;
+      }
+      await this.#block.waiter.waitAsync(w, GEN, gen, left);
+    }
+  }
+
+  /** Breaks the barrier: current and later waiters get BrokenBarrierError until `reset()`. */
+  abort(): void {
+    this.#mutex.acquireSync();
+    this.#break();
+    this.#mutex.release();
+  }
+
+  /** Returns the barrier to its empty state; parties waiting now get BrokenBarrierError. */
+  reset(): void {
+    const w = this.#w;
+    this.#mutex.acquireSync();
+    if (Atomics.load(w, COUNT) > 0 || this.broken) Atomics.store(w, BROKEN, Atomics.load(w, GEN) + 1);
+    Atomics.store(w, COUNT, 0);
+    Atomics.add(w, GEN, 1);
+    this.#block.waiter.wake(w, GEN, 0x7fffffff);
+    this.#mutex.release();
+  }
+
+  #break(): void {
+    const w = this.#w;
+    Atomics.store(w, BROKEN, Atomics.load(w, GEN) + 1);
+    Atomics.store(w, COUNT, 0);
+    this.#block.waiter.wake(w, GEN, 0x7fffffff);
+  }
+
+  [reduce](transport: Transport): Reduced {
+    checkTransport(this.#block.ref, transport, "Barrier");
+    if (this.#action) {
+      throw new ProcessError(
+        "a Barrier with an action cannot be sent to another process; run the action after wait() instead",
+      );
+    }
+    return {
+      kind: "mpts.Barrier",
+      state: { parties: this.#parties, timeout: this.#timeout, mutex: this.#mutex, ref: this.#block.ref },
+    };
+  }
+}
+
+registerRebuilder("mpts.Barrier", (state) => {
+  const s = state as { parties: number; timeout: number | undefined; mutex: Lock; ref: BlockRef };
+  return new Barrier(s.parties, { timeout: s.timeout }, { ref: s.ref, mutex: s.mutex });
+});
