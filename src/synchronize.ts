@@ -368,9 +368,16 @@ export class Condition implements Reducible {
     const seq = Atomics.load(this.#w, 0);
     Atomics.add(this.#w, 1, 1);
     const depth = this.#lock._releaseAll();
-    let result: string;
+    const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeout;
+    let result = "timed-out";
     try {
-      result = await this.#block.waiter.waitAsync(this.#w, 0, seq, timeout ?? Number.POSITIVE_INFINITY);
+      // until notified (the sequence moves) or the deadline: wake-ups may be spurious
+      while (Atomics.load(this.#w, 0) === seq) {
+        const left = deadline - performance.now();
+        if (left <= 0) break;
+        await this.#block.waiter.waitAsync(this.#w, 0, seq, left);
+      }
+      if (Atomics.load(this.#w, 0) !== seq) result = "ok";
     } finally {
       Atomics.sub(this.#w, 1, 1);
       await this.#lock.acquire();
@@ -386,9 +393,15 @@ export class Condition implements Reducible {
     const seq = Atomics.load(this.#w, 0);
     Atomics.add(this.#w, 1, 1);
     const depth = this.#lock._releaseAll();
-    let result: string;
+    const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeout;
+    let result = "timed-out";
     try {
-      result = this.#block.waiter.wait(this.#w, 0, seq, timeout ?? Number.POSITIVE_INFINITY);
+      while (Atomics.load(this.#w, 0) === seq) {
+        const left = deadline - performance.now();
+        if (left <= 0) break;
+        this.#block.waiter.wait(this.#w, 0, seq, left);
+      }
+      if (Atomics.load(this.#w, 0) !== seq) result = "ok";
     } finally {
       Atomics.sub(this.#w, 1, 1);
       this.#lock.acquireSync();
@@ -437,9 +450,12 @@ registerRebuilder("mpts.Condition", (state) => {
   return new Condition(s.lock, s.ref);
 });
 
+// Barrier words: arrivals this round, the round number, the round that broke (+1), and a counter
+// bumped on every change that waiters sleep on, so that no change can slip between a check and a wait.
 const COUNT = 0;
 const GEN = 1;
 const BROKEN = 2;
+const EPOCH = 3;
 
 /**
  * A barrier for `parties` processes, like Python's `multiprocessing.Barrier`. `wait()` resolves to
@@ -468,8 +484,8 @@ export class Barrier implements Reducible {
     this.#timeout = options.timeout;
     this.#action = options.action;
     this.#mutex = attachTo?.mutex ?? new Lock(options);
-    this.#block = attachTo ? attach(attachTo.ref) : allocate(12, methodOf(options));
-    this.#w = new Int32Array(this.#block.buffer, this.#block.offset, 3);
+    this.#block = attachTo ? attach(attachTo.ref) : allocate(16, methodOf(options));
+    this.#w = new Int32Array(this.#block.buffer, this.#block.offset, 4);
   }
 
   /** Parties needed to pass. */
@@ -512,13 +528,14 @@ export class Barrier implements Reducible {
       }
       Atomics.store(w, COUNT, 0);
       Atomics.add(w, GEN, 1);
-      this.#block.waiter.wake(w, GEN, 0x7fffffff);
+      this.#changed();
       this.#mutex.release();
       return index;
     }
     this.#mutex.release();
     const deadline = limit === undefined ? Number.POSITIVE_INFINITY : performance.now() + limit;
     for (;;) {
+      const epoch = Atomics.load(w, EPOCH);
       if (Atomics.load(w, BROKEN) === gen + 1) throw new BrokenBarrierError("the barrier was broken while waiting");
       if (Atomics.load(w, GEN) !== gen) return index;
       const left = deadline - performance.now();
@@ -528,8 +545,13 @@ export class Barrier implements Reducible {
         this.#mutex.release();
         continue;
       }
-      await this.#block.waiter.waitAsync(w, GEN, gen, left);
+      await this.#block.waiter.waitAsync(w, EPOCH, epoch, left);
     }
+  }
+
+  #changed(): void {
+    Atomics.add(this.#w, EPOCH, 1);
+    this.#block.waiter.wake(this.#w, EPOCH, 0x7fffffff);
   }
 
   /** Breaks the barrier: current and later waiters get BrokenBarrierError until `reset()`. */
@@ -546,7 +568,7 @@ export class Barrier implements Reducible {
     if (Atomics.load(w, COUNT) > 0 || this.broken) Atomics.store(w, BROKEN, Atomics.load(w, GEN) + 1);
     Atomics.store(w, COUNT, 0);
     Atomics.add(w, GEN, 1);
-    this.#block.waiter.wake(w, GEN, 0x7fffffff);
+    this.#changed();
     this.#mutex.release();
   }
 
@@ -554,7 +576,7 @@ export class Barrier implements Reducible {
     const w = this.#w;
     Atomics.store(w, BROKEN, Atomics.load(w, GEN) + 1);
     Atomics.store(w, COUNT, 0);
-    this.#block.waiter.wake(w, GEN, 0x7fffffff);
+    this.#changed();
   }
 
   [reduce](transport: Transport): Reduced {

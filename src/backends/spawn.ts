@@ -27,7 +27,10 @@ export const spawnBackend: Backend = {
     const child = spawn(process.execPath, [...execArgv, entry], {
       stdio: ["ignore", "inherit", "inherit", "pipe"],
       windowsHide: true,
-      env: { ...process.env, MULTIPROCESSING_TS_CHILD: JSON.stringify({ tsx: flags.tsxApi, execArgv: launchEnvironment.execArgv }) },
+      env: {
+        ...process.env,
+        MULTIPROCESSING_TS_CHILD: JSON.stringify({ tsx: flags.tsxApi, execArgv: launchEnvironment.execArgv }),
+      },
     });
     const channel = new FramedSocket(child.stdio[3] as Socket);
     let exit: ChildExit | undefined;

@@ -31,7 +31,10 @@ const atomicsWaiter: Waiter = {
   wait: (view, index, expected, timeout) => Atomics.wait(view, index, expected, timeout),
   waitAsync(view, index, expected, timeout) {
     const result = Atomics.waitAsync(view, index, expected, timeout);
-    return result.async ? result.value : Promise.resolve(result.value);
+    if (!result.async) return Promise.resolve(result.value);
+    // a pending Atomics.waitAsync does not keep Node's event loop alive by itself: a timer does
+    const keepAlive = setTimeout(() => {}, Math.min(timeout + 1000, 0x7fffffff));
+    return result.value.finally(() => clearTimeout(keepAlive));
   },
   wake: (view, index, count) => Atomics.notify(view, index, count),
 };
@@ -43,14 +46,18 @@ function nativeWaiter(): Waiter {
   const native = loadNative()!;
   return {
     wait: (view, index, expected, timeout) => native.wait(view, index, expected, timeout),
+    // One short slice per call: it may return "ok" without a wake (a spurious wake-up), so a caller
+    // re-checks its condition in a loop, as every caller here does. A wake that lands between two
+    // slices is therefore never lost.
     async waitAsync(view, index, expected, timeout) {
-      const deadline = performance.now() + timeout;
-      for (;;) {
-        const left = deadline - performance.now();
-        if (left <= 0) return "timed-out";
-        const result = await native.waitAsync(view, index, expected, Math.min(left, NATIVE_ASYNC_SLICE_MS));
-        if (result !== "timed-out") return result;
-        if (Atomics.load(view, index) !== expected) return "not-equal";
+      const slice = Math.min(timeout, NATIVE_ASYNC_SLICE_MS);
+      // a timer keeps the program alive while it waits, as Atomics.waitAsync does
+      const keepAlive = setTimeout(() => {}, slice + 1000);
+      try {
+        const result = await native.waitAsync(view, index, expected, slice);
+        return result === "timed-out" && slice < timeout ? "ok" : result;
+      } finally {
+        clearTimeout(keepAlive);
       }
     },
     wake: (view, index, count) => native.wake(view, index, count),
