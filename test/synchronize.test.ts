@@ -185,7 +185,7 @@ for (const method of methods) {
       assert.ok(d.getLock().acquireSync());
       d.value = 3; // the default lock is recursive
       d.getLock().release();
-      assert.throws(() => new ctx.Value("x" as never, 1), /bad typecode/);
+      assert.throws(() => new ctx.Value("x" as never, 1 as never), /bad typecode/);
       assert.throws(() => new ctx.Value("q", 1 as never), /bigint/);
       assert.throws(() => RawValue("i", 1).getLock(), /no lock/);
       const lock = new ctx.Lock();

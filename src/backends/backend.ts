@@ -42,10 +42,15 @@ export interface LaunchOptions {
   maxHeapMb?: number;
 }
 
+/** Which memory this start method's children can share with their parent. */
+export type SharedMemoryKind = "sab" | "shm";
+
 /** A start method. */
 export interface Backend {
   readonly method: StartMethod;
   /** What kind of data its channel carries, for `codec.encode`. */
   readonly transport: Transport;
+  /** Shared memory its children can map: SharedArrayBuffers (threads) or POSIX segments (processes). */
+  readonly sharedMemory: SharedMemoryKind;
   launch(options: LaunchOptions): RunningChild;
 }

@@ -20,6 +20,7 @@ const entry = fileURLToPath(new URL("./spawn-entry.js", import.meta.url));
 export const spawnBackend: Backend = {
   method: "spawn",
   transport: "bytes",
+  sharedMemory: "shm",
   launch(options: LaunchOptions): RunningChild {
     const flags = childFlags("spawn");
     const execArgv = [...flags.execArgv];

@@ -16,6 +16,7 @@ const entry = new URL("./thread-entry.js", import.meta.url);
 export const threadBackend: Backend = {
   method: "thread",
   transport: "clone",
+  sharedMemory: "sab",
   launch(options: LaunchOptions): RunningChild {
     const flags = childFlags("thread");
     const workerOptions = {

@@ -11,6 +11,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { ProcessError } from "../errors.js";
+import type { SharedMemoryKind } from "../backends/backend.js";
+import { backendFor } from "./methods.js";
 import { loadNative, nativeUnavailableReason } from "./native.js";
 import type { StartMethod } from "./runtime.js";
 import type { Transport } from "./codec.js";
@@ -86,7 +88,7 @@ interface Arena {
   used: number;
 }
 
-const arenas: Partial<Record<StartMethod, Arena>> = {};
+const arenas: Partial<Record<SharedMemoryKind, Arena>> = {};
 const attached = new Map<string, ArrayBuffer>();
 const created: string[] = [];
 let waiters: { sab: Waiter; shm?: Waiter } | undefined;
@@ -102,9 +104,10 @@ function waiterFor(kind: "sab" | "shm"): Waiter {
 /** Allocates `bytes` (zeroed) for a primitive of the `method` context. */
 export function allocate(bytes: number, method: StartMethod): Block {
   const size = Math.ceil(bytes / 8) * 8;
-  let arena = arenas[method];
+  const kind = backendFor(method).sharedMemory;
+  let arena = arenas[kind];
   if (!arena || arena.used + size > arena.buffer.byteLength) {
-    arena = arenas[method] = newArena(method, Math.max(ARENA, size));
+    arena = arenas[kind] = newArena(kind, Math.max(ARENA, size));
   }
   const offset = arena.used;
   arena.used += size;
@@ -114,8 +117,8 @@ export function allocate(bytes: number, method: StartMethod): Block {
   return { buffer: arena.buffer, offset, bytes: size, waiter: waiterFor(ref.k), ref };
 }
 
-function newArena(method: StartMethod, size: number): Arena {
-  if (method === "thread") return { buffer: new SharedArrayBuffer(size), used: 0 };
+function newArena(kind: SharedMemoryKind, size: number): Arena {
+  if (kind === "sab") return { buffer: new SharedArrayBuffer(size), used: 0 };
   const native = loadNative();
   if (!native) {
     throw new ProcessError(
