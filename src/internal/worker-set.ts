@@ -16,6 +16,7 @@ import type { RunningChild } from "../backends/backend.js";
 import { BootstrapError, BrokenProcessPool, ProcessError, WorkerCrashedError } from "../errors.js";
 import { type CodeRef, codeRef } from "../reduction.js";
 import { decode, encode } from "./codec.js";
+import { Deque } from "./deque.js";
 import { trace } from "./debug.js";
 import { backendFor } from "./methods.js";
 import { type StartMethod, runtime } from "./runtime.js";
@@ -71,7 +72,7 @@ export class WorkerSet {
   readonly #options: WorkerSetOptions;
   readonly #backend;
   readonly #workers = new Set<Worker>();
-  readonly #queue: Job[] = [];
+  readonly #queue = new Deque<Job>();
   readonly #fnIds = new Map<Function, { id: number; ref: CodeRef }>();
   #initializer: CodeRef | undefined;
   #initargs: { value: unknown; changed: boolean };
@@ -153,11 +154,7 @@ export class WorkerSet {
   cancel(job: Job, interrupt = false): void {
     if (job.cancelled) return;
     job.cancelled = true;
-    const at = this.#queue.indexOf(job);
-    if (at >= 0) {
-      this.#queue.splice(at, 1);
-      return;
-    }
+    // a queued job stays in the queue, marked, and is skipped when its turn comes
     if (!interrupt) return;
     for (const w of this.#workers) {
       if (w.inflight[0] === job) {
@@ -296,7 +293,7 @@ export class WorkerSet {
         ),
       });
     }
-    this.#queue.unshift(...notStarted.filter((job) => !job.cancelled));
+    this.#queue.unshiftAll(notStarted.filter((job) => !job.cancelled));
     if (this.#state === "running" || (this.#state === "closing" && this.#queue.length > 0)) {
       if (this.#workers.size < this.#options.size && (this.#options.eager || this.#queue.length > 0)) this.#spawn();
       this.#dispatch();
@@ -317,7 +314,7 @@ export class WorkerSet {
   }
 
   #failAll(error: Error): void {
-    const jobs = this.#queue.splice(0);
+    const jobs = this.#queue.drain();
     for (const w of this.#workers) {
       jobs.push(...w.inflight);
       w.inflight = [];
@@ -337,7 +334,7 @@ export class WorkerSet {
   #dispatch(): void {
     if (this.#state !== "running" && this.#state !== "closing") return;
     while (this.#queue.length) {
-      const job = this.#queue[0]!;
+      const job = this.#queue.peek()!;
       if (job.cancelled) {
         this.#queue.shift();
         continue;
