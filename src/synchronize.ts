@@ -107,9 +107,12 @@ export class SemLock implements Reducible {
    * Acquires, blocking this thread (and its event loop) until available. Resolves true once
    * acquired, false when `block: false` finds it taken or `timeout` ms pass.
    */
-  acquireSync(options: AcquireOptions = {}): boolean {
-    const { block, timeout } = checkAcquire(options);
-    if (this.#tryAcquire()) return true;
+  acquireSync(options?: AcquireOptions): boolean {
+    if (this.#tryAcquire()) {
+      if (options !== undefined) checkAcquire(options);
+      return true;
+    }
+    const { block, timeout } = checkAcquire(options ?? {});
     if (!block) return false;
     const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeout;
     const w = this.#words;
@@ -127,8 +130,8 @@ export class SemLock implements Reducible {
   }
 
   /** Acquires without blocking the event loop; resolves true once acquired, false on timeout. */
-  async acquire(options: AcquireOptions = {}): Promise<boolean> {
-    const { block, timeout, signal } = checkAcquire(options);
+  async acquire(options?: AcquireOptions): Promise<boolean> {
+    const { block, timeout, signal } = checkAcquire(options ?? {});
     if (this.#tryAcquire()) return true;
     if (!block) return false;
     if (signal?.aborted) throw signal.reason;
