@@ -14,18 +14,11 @@ import { inspect } from "node:util";
 import { ClosedError, Empty, Full, ProcessError } from "./errors.js";
 import { type Address, type Served, callRemote, isLocal, serve } from "./internal/broker.js";
 import { type Reducible, type Reduced, decode, encode, reduce, registerRebuilder } from "./internal/codec.js";
-import { checkSignal, checkTimeout } from "./internal/validate.js";
+import { type WaitOptions, checkSignal, checkWaitOptions } from "./internal/validate.js";
 import { WaitList, deadlineFor } from "./internal/waitlist.js";
 
-/** Options of a blocking queue operation. */
-export interface QueueWaitOptions {
-  /** Wait for room or for an item (default true). With `false`, `timeout` is ignored. */
-  block?: boolean;
-  /** Give up after this many milliseconds with `Full` / `Empty`. */
-  timeout?: number;
-  /** Give up when this signal aborts (rejects with its reason). */
-  signal?: AbortSignal;
-}
+/** Options of a blocking queue operation: on timeout, `Full` / `Empty`; on abort, the signal's reason. */
+export type QueueWaitOptions = WaitOptions;
 
 /** The queue's state, in its owner process. Items are serialized bytes. */
 class QueueCore implements Served {
@@ -205,7 +198,7 @@ export class Queue<T = unknown> implements Reducible, AsyncIterable<T> {
    * cannot be sent (the queue is unchanged), and with ClosedError after `close()`.
    */
   async put(item: T, options: QueueWaitOptions = {}): Promise<void> {
-    const { block = true, timeout, signal } = checkWait(options);
+    const { block = true, timeout, signal } = checkWaitOptions(options);
     if (this.#closedHere) throw new ClosedError("cannot put on a closed queue");
     const bytes = pack(item);
     if (this.#core) return this.#core.put(bytes, block, block ? timeout : undefined, signal);
@@ -226,7 +219,7 @@ export class Queue<T = unknown> implements Reducible, AsyncIterable<T> {
    * after `timeout` ms, and with ClosedError once the queue is closed and drained.
    */
   async get(options: QueueWaitOptions = {}): Promise<T> {
-    const { block = true, timeout, signal } = checkWait(options);
+    const { block = true, timeout, signal } = checkWaitOptions(options);
     if (this.#core) return unpack(await this.#core.get(block, block ? timeout : undefined, signal)) as T;
     const [bytes, size] = (await callRemote(this.#target!, "get", [block, block ? timeout : undefined], signal)) as [
       Uint8Array,
@@ -373,18 +366,6 @@ registerRebuilder("mpts.Queue", (state) => {
   const cls = s.kind === "JoinableQueue" ? JoinableQueue : s.kind === "SimpleQueue" ? SimpleQueue : Queue;
   return Queue._attach(s, cls as typeof Queue<unknown>);
 });
-
-function checkWait(options: QueueWaitOptions): QueueWaitOptions {
-  if (options === null || typeof options !== "object") {
-    throw new TypeError(`options must be an object such as { timeout: 1000 } (got ${typeof options})`);
-  }
-  if (options.block !== undefined && typeof options.block !== "boolean") {
-    throw new TypeError(`options.block must be a boolean (got ${typeof options.block})`);
-  }
-  checkTimeout(options.timeout, "options.timeout");
-  checkSignal(options.signal, "options.signal");
-  return options;
-}
 
 function pack(item: unknown): Uint8Array {
   const { value, changed } = encode(item, "bytes", "item");

@@ -18,17 +18,10 @@ import { type Reduced, type Reducible, type Transport, reduce, registerRebuilder
 import { resolveMethod } from "./internal/methods.js";
 import type { StartMethod } from "./internal/runtime.js";
 import { type Block, type BlockRef, allocate, attach, checkTransport } from "./internal/shared-memory.js";
-import { checkInteger, checkSignal, checkTimeout } from "./internal/validate.js";
+import { type WaitOptions, checkInteger, checkTimeout, checkWaitOptions } from "./internal/validate.js";
 
-/** Options of a blocking acquire. */
-export interface AcquireOptions {
-  /** Wait when not available (default true). With `false`, `timeout` is ignored. */
-  block?: boolean;
-  /** Give up after this many ms (resolve false). */
-  timeout?: number;
-  /** Give up when aborted (rejects with the signal's reason; nothing is acquired). */
-  signal?: AbortSignal;
-}
+/** Options of a blocking acquire: on timeout it resolves false; on abort it rejects, acquiring nothing. */
+export type AcquireOptions = WaitOptions;
 
 /** Options of constructors: which start method's memory to use. */
 export interface PrimitiveOptions {
@@ -46,18 +39,6 @@ const me = ((process.pid % 0x1000000) * 64 + (threadId % 64)) | 0 || 1;
 function methodOf(options: PrimitiveOptions | undefined): StartMethod {
   const context = options?.context;
   return resolveMethod(typeof context === "object" && context ? context.startMethod : context);
-}
-
-function checkAcquire(options: AcquireOptions): Required<Pick<AcquireOptions, "block">> & AcquireOptions {
-  if (options === null || typeof options !== "object") {
-    throw new TypeError(`options must be an object such as { timeout: 1000 } (got ${typeof options})`);
-  }
-  if (options.block !== undefined && typeof options.block !== "boolean") {
-    throw new TypeError(`options.block must be a boolean (got ${typeof options.block})`);
-  }
-  checkTimeout(options.timeout, "options.timeout");
-  checkSignal(options.signal, "options.signal");
-  return { block: options.block ?? true, timeout: options.timeout, signal: options.signal };
 }
 
 type Kind = "Lock" | "RLock" | "Semaphore" | "BoundedSemaphore";
@@ -109,10 +90,10 @@ export class SemLock implements Reducible {
    */
   acquireSync(options?: AcquireOptions): boolean {
     if (this.#tryAcquire()) {
-      if (options !== undefined) checkAcquire(options);
+      if (options !== undefined) checkWaitOptions(options);
       return true;
     }
-    const { block, timeout } = checkAcquire(options ?? {});
+    const { block, timeout } = checkWaitOptions(options ?? {});
     if (!block) return false;
     const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeout;
     const w = this.#words;
@@ -131,7 +112,7 @@ export class SemLock implements Reducible {
 
   /** Acquires without blocking the event loop; resolves true once acquired, false on timeout. */
   async acquire(options?: AcquireOptions): Promise<boolean> {
-    const { block, timeout, signal } = checkAcquire(options ?? {});
+    const { block, timeout, signal } = checkWaitOptions(options ?? {});
     if (this.#tryAcquire()) return true;
     if (!block) return false;
     if (signal?.aborted) throw signal.reason;

@@ -3,9 +3,10 @@
  * Built when the package installs; `MULTIPROCESSING_TS_NO_NATIVE=1` forces the portable fallback.
  */
 import { createRequire } from "node:module";
+import type { Waiter } from "./shared-memory.js";
 
-/** The addon's functions. */
-export interface NativeShm {
+/** The addon's functions (wait, wake and waitAsync make it a shared-memory `Waiter`). */
+export interface NativeShm extends Waiter {
   /** Maps segment `name` (created with `size` bytes when `create`; attached when not). Throws with `code` EEXIST/ENOENT. */
   open(name: string, size: number, create: boolean): ArrayBuffer;
   /** Removes segment `name`; false if it did not exist. Mappings stay valid until released. */

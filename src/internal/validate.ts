@@ -30,3 +30,26 @@ export function checkFunction(value: unknown, name: string): asserts value is Fu
   if (value === undefined) return;
   if (typeof value !== "function") throw new TypeError(`${name} must be a function (got ${describe(value)})`);
 }
+
+/** Options of every blocking operation: `{ block, timeout, signal }`. */
+export interface WaitOptions {
+  /** Wait (default true). With `false`, `timeout` is ignored. */
+  block?: boolean;
+  /** Give up after this many milliseconds. */
+  timeout?: number;
+  /** Give up when this signal aborts. */
+  signal?: AbortSignal;
+}
+
+/** Checks `{ block, timeout, signal }` and fills in `block: true`. */
+export function checkWaitOptions(options: WaitOptions): WaitOptions & { block: boolean } {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(`options must be an object such as { timeout: 1000 } (got ${typeof options})`);
+  }
+  if (options.block !== undefined && typeof options.block !== "boolean") {
+    throw new TypeError(`options.block must be a boolean (got ${typeof options.block})`);
+  }
+  checkTimeout(options.timeout, "options.timeout");
+  checkSignal(options.signal, "options.signal");
+  return { block: options.block ?? true, timeout: options.timeout, signal: options.signal };
+}
