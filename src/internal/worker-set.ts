@@ -350,7 +350,10 @@ export class WorkerSet {
   #pickWorker(): Worker | undefined {
     // A starting worker takes jobs too (its child queues them until its initializer is done), so a
     // submitted call is assigned, and counts as running, at once, as in Python's call queue.
-    const depth = this.#depth();
+    // Prefetch, but never more than a fair share of the outstanding work: a worker that happens to be
+    // ready first must not take the jobs another (still starting) worker would run in parallel.
+    const fairShare = Math.ceil((this.#queue.length + this.inflight) / Math.max(1, this.#workers.size));
+    const depth = Math.min(this.#depth(), Math.max(1, fairShare));
     let best: Worker | undefined;
     for (const w of this.#workers) {
       if (w.exited || w.stopping) continue;

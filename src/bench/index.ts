@@ -1,0 +1,456 @@
+/**
+ * `npm run bench` / `multiprocessing-ts bench`: this library and its peers (piscina, tinypool,
+ * workerpool, bare hand-written pools, CPython's multiprocessing when python3 is present) on the
+ * same work, in one run, with ratios. Options: `--quick` (smaller counts), `--only a,b,...`
+ * (suites: calls, map, cpu, startup, transfer, start), `--write` (also write BENCHMARKS.md).
+ *
+ * Each figure is the median of several runs after a warm-up; every pool has 2 workers. Peers are
+ * dev dependencies: a missing one is reported as skipped.
+ */
+import { fork, spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import { Pool } from "../index.js";
+import { formatStartRows, runProcessStartBench } from "./process-start.js";
+import { cpuLoop, identity } from "./tasks-min.js";
+
+const WORKERS = 2;
+const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
+
+interface Row {
+  suite: string;
+  name: string;
+  value: number;
+  unit: string;
+  note?: string;
+}
+
+type Measure = () => Promise<number>;
+
+async function median(runs: number, measure: Measure): Promise<number> {
+  await measure(); // warm-up
+  const xs: number[] = [];
+  for (let i = 0; i < runs; i++) xs.push(await measure());
+  xs.sort((a, b) => a - b);
+  return xs[Math.floor(xs.length / 2)]!;
+}
+
+async function optional<T>(name: string): Promise<T | undefined> {
+  try {
+    return (await import(name)) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pools under test, each behind the same small adapter.
+
+interface Adapter {
+  name: string;
+  call(x: number): Promise<unknown>;
+  mapAll?(xs: number[]): Promise<unknown[]>;
+  close(): Promise<void>;
+}
+
+type Factory = { name: string; make(): Promise<Adapter> };
+
+function ours(context: "thread" | "spawn"): Factory {
+  return {
+    name: `multiprocessing-ts (${context})`,
+    async make() {
+      const pool = new Pool({ processes: WORKERS, context });
+      return {
+        name: this.name,
+        call: (x) => pool.apply(identity, [x]),
+        mapAll: (xs) => pool.map(identity, xs),
+        close: () => pool.terminate(),
+      };
+    },
+  };
+}
+
+function piscina(): Factory {
+  return {
+    name: "piscina",
+    async make() {
+      const mod = await optional<{ default: new (o: object) => any }>("piscina");
+      if (!mod) throw new Error("not installed");
+      const pool = new mod.default({
+        filename: here("./workers/peer-task.js"),
+        minThreads: WORKERS,
+        maxThreads: WORKERS,
+      });
+      return {
+        name: this.name,
+        call: (x) => pool.run(x, { name: "identity" }),
+        close: () => pool.destroy(),
+      };
+    },
+  };
+}
+
+function tinypool(runtime: "worker_threads" | "child_process"): Factory {
+  return {
+    name: `tinypool (${runtime === "worker_threads" ? "thread" : "process"})`,
+    async make() {
+      const mod = await optional<{ default: new (o: object) => any }>("tinypool");
+      if (!mod) throw new Error("not installed");
+      const pool = new mod.default({
+        filename: here("./workers/peer-task.js"),
+        minThreads: WORKERS,
+        maxThreads: WORKERS,
+        runtime,
+      });
+      return { name: this.name, call: (x) => pool.run(x, { name: "identity" }), close: () => pool.destroy() };
+    },
+  };
+}
+
+function workerpool(workerType: "thread" | "process"): Factory {
+  return {
+    name: `workerpool (${workerType})`,
+    async make() {
+      const mod = await optional<{ default: { pool(script: string, o: object): any } }>("workerpool");
+      if (!mod) throw new Error("not installed");
+      const pool = mod.default.pool(here("./workers/workerpool-task.js"), {
+        minWorkers: WORKERS,
+        maxWorkers: WORKERS,
+        workerType,
+      });
+      return {
+        name: this.name,
+        call: (x) => pool.exec("identity", [x]),
+        mapAll: async (xs) => {
+          const size = Math.ceil(xs.length / (4 * WORKERS));
+          const parts: Promise<unknown[]>[] = [];
+          for (let i = 0; i < xs.length; i += size) parts.push(pool.exec("mapChunk", [xs.slice(i, i + size)]));
+          return (await Promise.all(parts)).flat();
+        },
+        close: async () => void (await pool.terminate()),
+      };
+    },
+  };
+}
+
+/** A bare pool: one message per task to the least busy worker; chunks for map. */
+function bareThreads(): Factory {
+  return {
+    name: "bare worker_threads pool",
+    async make() {
+      const workers = Array.from({ length: WORKERS }, () => new Worker(here("./workers/bare-thread.js")));
+      const pending = new Map<number, (v: unknown) => void>();
+      const busy = workers.map(() => 0);
+      workers.forEach((w, i) => {
+        w.on("message", (m: { id: number; x?: unknown; xs?: unknown[] }) => {
+          busy[i]!--;
+          pending.get(m.id)!(m.xs ?? m.x);
+          pending.delete(m.id);
+        });
+      });
+      let next = 0;
+      const send = (message: object) =>
+        new Promise<unknown>((resolve) => {
+          const id = next++;
+          pending.set(id, resolve);
+          const i = busy[0]! <= busy[1]! ? 0 : 1;
+          busy[i]!++;
+          workers[i]!.postMessage({ id, ...message });
+        });
+      return {
+        name: this.name,
+        call: (x) => send({ x }),
+        mapAll: async (xs) => {
+          const size = Math.ceil(xs.length / (4 * WORKERS));
+          const parts: Promise<unknown>[] = [];
+          for (let i = 0; i < xs.length; i += size) parts.push(send({ xs: xs.slice(i, i + size) }));
+          return ((await Promise.all(parts)) as unknown[][]).flat();
+        },
+        close: async () => void (await Promise.all(workers.map((w) => w.terminate()))),
+      };
+    },
+  };
+}
+
+function bareForks(): Factory {
+  return {
+    name: "bare child_process.fork pool",
+    async make() {
+      const children = Array.from({ length: WORKERS }, () =>
+        fork(here("./workers/bare-fork.js"), [], { serialization: "json", execArgv: [] }),
+      );
+      const pending = new Map<number, (v: unknown) => void>();
+      for (const c of children) c.on("message", (m: { id: number; x: unknown }) => pending.get(m.id)!(m.x));
+      let next = 0;
+      return {
+        name: this.name,
+        call: (x) =>
+          new Promise((resolve) => {
+            const id = next++;
+            pending.set(id, (v) => {
+              pending.delete(id);
+              resolve(v);
+            });
+            children[id % WORKERS]!.send({ id, x });
+          }),
+        close: async () => {
+          for (const c of children) c.kill();
+        },
+      };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPython, measured by a script of its own on the same work.
+
+const pythonScript = `
+import json, multiprocessing as mp, sys, time
+def inc(x): return x + 1
+def main():
+    n_calls, n_map = int(sys.argv[1]), int(sys.argv[2])
+    out = {}
+    t0 = time.perf_counter(); p = mp.get_context("spawn").Pool(2); p.apply(inc, (1,)); out["startup"] = time.perf_counter() - t0
+    for _ in range(2):
+        t0 = time.perf_counter(); [r.get() for r in [p.apply_async(inc, (x,)) for x in range(n_calls)]]; out["calls"] = n_calls / (time.perf_counter() - t0)
+        xs = list(range(n_map)); t0 = time.perf_counter(); p.map(inc, xs); out["map"] = n_map / (time.perf_counter() - t0)
+    p.terminate(); p.join()
+    print(json.dumps(out))
+if __name__ == "__main__": main()
+`;
+
+function python(nCalls: number, nMap: number): { calls: number; map: number; startup: number } | undefined {
+  const script = join(tmpdir(), `mpts-bench-${process.pid}.py`);
+  writeFileSync(script, pythonScript);
+  const result = spawnSync("python3", [script, String(nCalls), String(nMap)], { encoding: "utf8", timeout: 300_000 });
+  if (result.status !== 0) return undefined;
+  try {
+    return JSON.parse(result.stdout.trim().split("\n").pop()!);
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Suites
+
+async function calls(rows: Row[], factories: Factory[], n: number, runs: number): Promise<void> {
+  for (const f of factories) {
+    try {
+      const pool = await f.make();
+      await pool.call(0);
+      const perSecond = await median(runs, async () => {
+        const t0 = performance.now();
+        const all: Promise<unknown>[] = [];
+        for (let i = 0; i < n; i++) all.push(pool.call(i));
+        await Promise.all(all);
+        return n / ((performance.now() - t0) / 1000);
+      });
+      await pool.close();
+      rows.push({ suite: "calls", name: f.name, value: perSecond, unit: "calls/s" });
+    } catch (error) {
+      rows.push({ suite: "calls", name: f.name, value: Number.NaN, unit: "calls/s", note: (error as Error).message });
+    }
+    report(rows.at(-1)!);
+  }
+}
+
+async function mapSuite(rows: Row[], factories: Factory[], n: number, runs: number): Promise<void> {
+  const xs = Array.from({ length: n }, (_, i) => i);
+  for (const f of factories) {
+    try {
+      const pool = await f.make();
+      if (!pool.mapAll) {
+        await pool.close();
+        continue;
+      }
+      const perSecond = await median(runs, async () => {
+        const t0 = performance.now();
+        const out = await pool.mapAll!(xs);
+        if (out.length !== n) throw new Error("wrong length");
+        return n / ((performance.now() - t0) / 1000);
+      });
+      await pool.close();
+      rows.push({ suite: "map", name: f.name, value: perSecond, unit: "items/s" });
+    } catch (error) {
+      rows.push({ suite: "map", name: f.name, value: Number.NaN, unit: "items/s", note: (error as Error).message });
+    }
+    report(rows.at(-1)!);
+  }
+}
+
+async function cpuSuite(rows: Row[], size: number): Promise<void> {
+  const inputs = Array.from({ length: 8 }, () => size);
+  let t0 = performance.now();
+  for (const n of inputs) cpuLoop(n);
+  const sequential = performance.now() - t0;
+  for (const context of ["thread", "spawn"] as const) {
+    const pool = new Pool({ processes: WORKERS, context });
+    await pool.apply(cpuLoop, [1]); // started and warm, as the peers' pools below
+    t0 = performance.now();
+    await pool.map(cpuLoop, inputs, { chunksize: 1 });
+    const parallel = performance.now() - t0;
+    await pool.terminate();
+    rows.push({
+      suite: "cpu",
+      name: `multiprocessing-ts (${context})`,
+      value: sequential / parallel,
+      unit: "× speed-up",
+    });
+    report(rows.at(-1)!);
+  }
+  const mod = await optional<{ default: new (o: object) => any }>("piscina");
+  if (mod) {
+    const pool = new mod.default({
+      filename: here("./workers/peer-task.js"),
+      minThreads: WORKERS,
+      maxThreads: WORKERS,
+    });
+    await pool.run(1, { name: "cpuLoop" });
+    t0 = performance.now();
+    await Promise.all(inputs.map((n) => pool.run(n, { name: "cpuLoop" })));
+    rows.push({ suite: "cpu", name: "piscina", value: sequential / (performance.now() - t0), unit: "× speed-up" });
+    await pool.destroy();
+    report(rows.at(-1)!);
+  }
+}
+
+async function startupSuite(rows: Row[], factories: Factory[], runs: number): Promise<void> {
+  for (const f of factories) {
+    try {
+      const ms = await median(runs, async () => {
+        const t0 = performance.now();
+        const pool = await f.make();
+        await pool.call(1);
+        const elapsed = performance.now() - t0;
+        await pool.close();
+        return elapsed;
+      });
+      rows.push({ suite: "startup", name: f.name, value: ms, unit: "ms" });
+    } catch (error) {
+      rows.push({ suite: "startup", name: f.name, value: Number.NaN, unit: "ms", note: (error as Error).message });
+    }
+    report(rows.at(-1)!);
+  }
+}
+
+async function transferSuite(rows: Row[], runs: number): Promise<void> {
+  const data = new Float64Array((10 * 1024 * 1024) / 8).fill(1.5);
+  for (const context of ["thread", "spawn"] as const) {
+    const pool = new Pool({ processes: 1, context });
+    let kept = true;
+    const ms = await median(runs, async () => {
+      const t0 = performance.now();
+      const back = (await pool.apply(identity, [data])) as unknown;
+      kept &&= back instanceof Float64Array && back.length === data.length;
+      return performance.now() - t0;
+    });
+    await pool.terminate();
+    rows.push({
+      suite: "transfer",
+      name: `multiprocessing-ts (${context}), copied`,
+      value: ms,
+      unit: "ms",
+      note: kept ? "Float64Array kept its type" : "type lost",
+    });
+    report(rows.at(-1)!);
+  }
+}
+
+function report(row: Row): void {
+  const value = Number.isNaN(row.value) ? `skipped (${row.note})` : `${format(row.value)} ${row.unit}`;
+  console.log(`  ${row.suite.padEnd(9)} ${row.name.padEnd(34)} ${value}`);
+}
+
+function format(x: number): string {
+  if (x >= 1e6) return `${(x / 1e6).toFixed(2)}M`;
+  if (x >= 1e4) return `${(x / 1e3).toFixed(1)}k`;
+  return x >= 100 ? x.toFixed(0) : x.toFixed(2);
+}
+
+function machine(): string {
+  const cpu = cpus()[0]?.model ?? "unknown CPU";
+  const py = spawnSync("python3", ["--version"], { encoding: "utf8" });
+  return `${cpu}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, ${process.platform}; Node.js ${process.version}${py.status === 0 ? `; ${py.stdout.trim()}` : ""}; ${new Date().toISOString().slice(0, 10)}`;
+}
+
+function table(rows: Row[], suite: string, reference?: string): string {
+  const picked = rows.filter((r) => r.suite === suite);
+  const ref = picked.find((r) => r.name === reference);
+  const lines = ["| what | result | ratio |", "|---|---|---|"];
+  for (const r of picked) {
+    const ratio = ref && !Number.isNaN(r.value) && r !== ref ? `${(ref.value / r.value).toFixed(2)}× ours/this` : "";
+    lines.push(
+      `| ${r.name} | ${Number.isNaN(r.value) ? `skipped: ${r.note}` : `${format(r.value)} ${r.unit}`}${r.note && !Number.isNaN(r.value) ? ` (${r.note})` : ""} | ${ratio} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/** Runs the suites named in `argv` (all by default) and prints the results. */
+export async function runBench(argv: string[]): Promise<void> {
+  const quick = argv.includes("--quick");
+  const onlyAt = argv.indexOf("--only");
+  const only = onlyAt >= 0 ? new Set(argv[onlyAt + 1]!.split(",")) : undefined;
+  const wants = (suite: string) => !only || only.has(suite);
+  const runs = quick ? 1 : 3;
+  const nCalls = quick ? 20_000 : 100_000;
+  const nMap = quick ? 200_000 : 1_000_000;
+  const rows: Row[] = [];
+  console.log(`multiprocessing-ts bench — ${machine()}\n`);
+  const threadPeers = [ours("thread"), piscina(), tinypool("worker_threads"), workerpool("thread"), bareThreads()];
+  const processPeers = [ours("spawn"), tinypool("child_process"), workerpool("process"), bareForks()];
+  const py = wants("calls") || wants("map") || wants("startup") ? python(nCalls, nMap) : undefined;
+  if (wants("calls")) {
+    await calls(rows, [...threadPeers, ...processPeers], nCalls, runs);
+    if (py) rows.push({ suite: "calls", name: "CPython Pool(2).apply_async", value: py.calls, unit: "calls/s" });
+  }
+  if (wants("map")) {
+    await mapSuite(rows, [ours("thread"), ours("spawn"), workerpool("thread"), bareThreads()], nMap, runs);
+    if (py) rows.push({ suite: "map", name: "CPython Pool(2).map", value: py.map, unit: "items/s" });
+  }
+  if (wants("cpu")) await cpuSuite(rows, quick ? 20_000_000 : 60_000_000);
+  if (wants("startup")) {
+    await startupSuite(rows, [...threadPeers, ...processPeers], runs);
+    if (py) rows.push({ suite: "startup", name: "CPython Pool(2) spawn", value: py.startup * 1000, unit: "ms" });
+  }
+  if (wants("transfer")) await transferSuite(rows, runs);
+  let start = "";
+  if (wants("start")) {
+    start = formatStartRows(await runProcessStartBench(quick ? 3 : 8));
+    console.log(`\n${start}`);
+  }
+  if (argv.includes("--write")) {
+    const sections = [
+      "# Benchmarks",
+      "",
+      `Machine: ${machine()}. Produced by \`npm run bench -- --write\` (\`src/bench/index.ts\`); 2 workers everywhere; medians of ${runs} runs after a warm-up. Ratios are ours (same start method) over the row.`,
+      "",
+      "## One call per task (trivial task)",
+      "",
+      table(rows, "calls", "multiprocessing-ts (thread)"),
+      "",
+      "## map with default chunking (trivial task)",
+      "",
+      table(rows, "map", "multiprocessing-ts (thread)"),
+      "",
+      "## CPU-bound speed-up (8 tasks, warm pool)",
+      "",
+      table(rows, "cpu"),
+      "",
+      "## Pool of 2: creation to first result",
+      "",
+      table(rows, "startup"),
+      "",
+      "## 10 MB Float64Array round trip",
+      "",
+      table(rows, "transfer"),
+    ];
+    if (start) sections.push("", "## Process start-up against raw fork / Worker", "", start);
+    writeFileSync("BENCHMARKS.md", `${sections.join("\n")}\n`);
+    console.log("\nwrote BENCHMARKS.md");
+  }
+}

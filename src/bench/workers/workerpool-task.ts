@@ -1,0 +1,5 @@
+// The worker script for workerpool: registers the same functions as ours.
+import workerpool from "workerpool";
+import { cpuLoop, identity } from "../tasks-min.js";
+
+workerpool.worker({ identity, cpuLoop, mapChunk: (xs: unknown[]) => xs.map(identity) });
