@@ -1,27 +1,20 @@
 /**
  * The optional native addon (native/shm.cc): POSIX shared memory and cross-process futex wait/wake.
- * Built when the package installs; `MULTIPROCESSING_TS_NO_NATIVE=1` forces the portable fallback.
+ * Built when the package installs. `MULTIPROCESSING_TS_NO_NATIVE=1` makes the library act as if it
+ * were missing: shared primitives of the spawn start method then fail with an error that says so.
  */
 import { createRequire } from "node:module";
 import type { Waiter } from "./shared-memory.js";
 
-/** The addon's functions (wait, wake and waitAsync make it a shared-memory `Waiter`). */
+/**
+ * The addon's functions. As a `Waiter`: `wait` blocks this thread (futex, any process); `waitAsync`
+ * waits on a libuv pool thread, so keep its timeout short; `wake` wakes waiters in any process.
+ */
 export interface NativeShm extends Waiter {
   /** Maps segment `name` (created with `size` bytes when `create`; attached when not). Throws with `code` EEXIST/ENOENT. */
   open(name: string, size: number, create: boolean): ArrayBuffer;
   /** Removes segment `name`; false if it did not exist. Mappings stay valid until released. */
   unlink(name: string): boolean;
-  /** Blocks this thread until woken, the value differs, or `timeout` ms (Infinity: forever). */
-  wait(view: Int32Array, index: number, expected: number, timeout: number): "ok" | "not-equal" | "timed-out";
-  /** Wakes up to `count` waiters on the word in any process; returns how many. */
-  wake(view: Int32Array, index: number, count: number): number;
-  /** `wait` on a pool thread, without blocking this one. Keep `timeout` short: it holds a pool thread. */
-  waitAsync(
-    view: Int32Array,
-    index: number,
-    expected: number,
-    timeout: number,
-  ): Promise<"ok" | "not-equal" | "timed-out">;
 }
 
 let loaded: NativeShm | null | undefined;
