@@ -2,6 +2,7 @@
 // processes, under every start method. Ported from CPython's _TestLock, _TestSemaphore, _TestEvent,
 // _TestCondition, _TestBarrier and _TestValue/_TestArray where they apply.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { describe, test } from "node:test";
 import { BrokenBarrierError, Queue, RawArray, RawValue, SharedArray, getContext } from "multiprocessing-ts";
@@ -222,6 +223,18 @@ describe("sharing across start methods", { timeout: 60_000 }, () => {
       () => new (getContext("spawn").Process)({ target: tryRelease, args: [lock, new Queue()] }).start(),
       /"thread" start method.*getContext\("spawn"\)/s,
     );
+  });
+
+  test("without the native addon, spawn-method shared memory fails with a clear error", () => {
+    const script =
+      'import("multiprocessing-ts").then(({ Lock }) => { try { new Lock({ context: "spawn" }); } catch (e) { console.log(e.message); } new Lock({ context: "thread" }); console.log("thread ok"); })';
+    const result = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+      env: { ...process.env, MULTIPROCESSING_TS_NO_NATIVE: "1" },
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    assert.match(result.stdout, /needs the native addon, which is disabled by MULTIPROCESSING_TS_NO_NATIVE=1/);
+    assert.match(result.stdout, /thread ok/);
   });
 
   test("shared memory segments are removed when their creator exits", async () => {
