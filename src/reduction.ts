@@ -78,7 +78,9 @@ export function codeRef(fn: unknown, what: string): CodeRef {
   // not needed. A worker that finds a different function under that name searches further.
   const caller = callerModule();
   const callerExports = isIdentifier(name) && caller !== undefined && exportsName(caller, name);
-  const module = callerExports ? caller : (definingModule(fn) ?? caller);
+  // Next most common: the caller imported it by name from a relative module that exports it.
+  const imported = !callerExports && isIdentifier(name) && caller ? importedFrom(caller, name) : undefined;
+  const module = callerExports ? caller : (imported ?? definingModule(fn) ?? caller);
   const exported = callerExports || (isIdentifier(name) && module !== undefined && exportsName(module, name));
   const knownModule = module !== undefined && exportScans.get(module) !== "";
   if (!source && (!isIdentifier(name) || (knownModule && !exported))) {
@@ -191,10 +193,26 @@ function post(method: string, params?: object): unknown {
   return result;
 }
 
-const exportScans = new Map<string, string>();
+/**
+ * The module `caller` imports `name` from (`import { name } from "./x.js"`), when that is a relative
+ * module whose text exports `name`; undefined otherwise. A wrong guess costs only a search in the
+ * worker, which confirms the function by its source text.
+ */
+function importedFrom(caller: string, name: string): string | undefined {
+  const text = moduleText(caller);
+  const n = name.replace(/\$/g, "\\$");
+  const m = new RegExp(`import\\s*(?:type\\s*)?\\{[^}]*\\b${n}\\b[^}]*\\}\\s*from\\s*["'](\\.{1,2}/[^"']+)["']`).exec(
+    text,
+  );
+  if (!m) return undefined;
+  const target = new URL(m[1]!, caller);
+  for (const candidate of [target.href, target.href.replace(/\.([cm]?)js$/, ".$1ts")]) {
+    if (moduleText(candidate) && exportsName(candidate, name)) return candidate;
+  }
+  return undefined;
+}
 
-/** Whether the module's source text exports `name` (read as text: the parent never imports it). */
-function exportsName(url: string, name: string): boolean {
+function moduleText(url: string): string {
   let text = exportScans.get(url);
   if (text === undefined) {
     try {
@@ -204,6 +222,14 @@ function exportsName(url: string, name: string): boolean {
     }
     exportScans.set(url, text);
   }
+  return text;
+}
+
+const exportScans = new Map<string, string>();
+
+/** Whether the module's source text exports `name` (read as text: the parent never imports it). */
+function exportsName(url: string, name: string): boolean {
+  const text = moduleText(url);
   const n = name.replace(/\$/g, "\\$");
   return (
     new RegExp(
