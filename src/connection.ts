@@ -6,11 +6,27 @@
  * Each direction is an unbounded queue owned by the process that made the pipe, so either end can
  * be passed to any process and messages never merge or reorder. `close()` on one end ends the
  * direction it writes: the other end reads what is left, then gets EOFError.
+ *
+ * `Listener` and `Client` connect processes that share no parent, over a Unix socket or TCP, with
+ * Python's HMAC authkey handshake; each end is a `SocketConnection` with the same methods.
  */
+import type { Server } from "node:net";
 import { inspect } from "node:util";
 import { ClosedError, EOFError, ProcessError } from "./errors.js";
-import { type Reduced, type Reducible, reduce, registerRebuilder } from "./internal/codec.js";
-import { checkTimeout } from "./internal/validate.js";
+import { type Reduced, type Reducible, decode, encode, reduce, registerRebuilder } from "./internal/codec.js";
+import type { FramedSocket } from "./internal/framing.js";
+import {
+  MessageReader,
+  type SocketAddress,
+  acceptChannel,
+  checkAddress,
+  checkAuthkey,
+  dialChannel,
+  formatAddress,
+  listenOn,
+  localAddress,
+} from "./internal/sockets.js";
+import { checkInteger, checkTimeout } from "./internal/validate.js";
 import { Queue } from "./queues.js";
 
 interface ConnectionState {
@@ -69,26 +85,12 @@ export class Connection implements Reducible {
 
   /** Sends bytes as one message (a copy of `data[offset, offset + size)`). */
   sendBytes(data: ArrayBufferView | ArrayBuffer, offset = 0, size?: number): void {
-    const bytes =
-      data instanceof ArrayBuffer
-        ? new Uint8Array(data)
-        : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    if (offset < 0 || offset > bytes.length) throw new RangeError(`offset must be within the data (got ${offset})`);
-    const end = size === undefined ? bytes.length : offset + size;
-    if (size !== undefined && (size < 0 || end > bytes.length)) {
-      throw new RangeError(`size must fit in the data after offset (got ${size})`);
-    }
-    this.send(bytes.slice(offset, end));
+    this.send(byteSlice(data, offset, size));
   }
 
   /** Receives one message sent with `sendBytes`, as a Buffer. Rejects if it exceeds `maxLength`. */
   async recvBytes(maxLength?: number): Promise<Buffer> {
-    const value = await this.recv();
-    if (!(value instanceof Uint8Array)) throw new ProcessError("the message received is not bytes (use recv())");
-    if (maxLength !== undefined && value.length > maxLength) {
-      throw new ProcessError(`the message is ${value.length} bytes, more than maxLength ${maxLength}`);
-    }
-    return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    return asBytes(await this.recv(), maxLength);
   }
 
   /**
@@ -141,4 +143,224 @@ export function Pipe(duplex = true): [Connection, Connection] {
   if (!duplex) return [new Connection(aToB, null), new Connection(null, aToB)];
   const bToA = new Queue<unknown>();
   return [new Connection(bToA, aToB), new Connection(aToB, bToA)];
+}
+
+function byteSlice(data: ArrayBufferView | ArrayBuffer, offset: number, size: number | undefined): Uint8Array {
+  const bytes =
+    data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (!Number.isInteger(offset) || offset < 0 || offset > bytes.length) {
+    throw new RangeError(`offset must be an integer within the data, 0..${bytes.length} (got ${offset})`);
+  }
+  const end = size === undefined ? bytes.length : offset + size;
+  if (size !== undefined && (!Number.isInteger(size) || size < 0 || end > bytes.length)) {
+    throw new RangeError(`size must be an integer that fits in the data after offset (got ${size})`);
+  }
+  return bytes.slice(offset, end);
+}
+
+function asBytes(value: unknown, maxLength: number | undefined): Buffer {
+  if (!(value instanceof Uint8Array)) throw new ProcessError("the message received is not bytes (use recv())");
+  if (maxLength !== undefined && value.length > maxLength) {
+    throw new ProcessError(`the message is ${value.length} bytes, more than maxLength ${maxLength}`);
+  }
+  return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+}
+
+/** Options of `Listener.listen()` and `Client()`. */
+export interface SocketOptions {
+  /** Both ends must hold the same key; connections with another key get AuthenticationError. */
+  authkey?: string | Uint8Array;
+}
+
+/**
+ * One end of a socket connection made by `Listener.accept()` or `Client()`: the same methods as a
+ * Pipe's `Connection`. Messages are structured-clone values (library objects arrive connected, when
+ * both ends are on one machine) and never merge.
+ */
+export class SocketConnection {
+  #reader: MessageReader;
+  #closed = false;
+  #waiting = 0;
+
+  /** @internal Use `Client()` or `Listener.accept()`. */
+  constructor(channel: FramedSocket) {
+    this.#reader = new MessageReader(channel);
+    // an idle connection does not keep the program alive; one being read from does
+    channel.unref();
+  }
+
+  async #wait<T>(step: () => Promise<T>): Promise<T> {
+    if (this.#waiting++ === 0) this.#reader.channel.ref();
+    try {
+      return await step();
+    } finally {
+      if (--this.#waiting === 0) this.#reader.channel.unref();
+    }
+  }
+
+  /** True after `close()`. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Sends `value`; throws SerializationError at once for a value that cannot travel. */
+  send(value: unknown): void {
+    this.#check("send");
+    const { value: v, changed } = encode(value, "bytes", "value");
+    this.#reader.channel.send({ h: changed, v });
+  }
+
+  /** Receives the next message; rejects with EOFError once the other end closed and all was read. */
+  async recv(): Promise<any> {
+    this.#check("recv");
+    const { h, v } = (await this.#wait(() => this.#reader.next())) as { h: boolean; v: unknown };
+    return h ? decode(v) : v;
+  }
+
+  /** Sends bytes as one message (a copy of `data[offset, offset + size)`). */
+  sendBytes(data: ArrayBufferView | ArrayBuffer, offset = 0, size?: number): void {
+    this.send(byteSlice(data, offset, size));
+  }
+
+  /** Receives one message sent with `sendBytes`, as a Buffer. Rejects if it exceeds `maxLength`. */
+  async recvBytes(maxLength?: number): Promise<Buffer> {
+    return asBytes(await this.recv(), maxLength);
+  }
+
+  /** Whether a message (or the end of the stream) is waiting, waiting up to `timeout` ms (default 0). */
+  poll(timeout = 0): Promise<boolean> {
+    this.#check("poll");
+    checkTimeout(timeout, "timeout");
+    return this.#wait(() => this.#reader.poll(timeout));
+  }
+
+  /** Closes the connection after sending what was queued; the other end gets EOFError. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    void this.#reader.channel.end();
+  }
+
+  /** Closes the connection (for `using`). */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #check(op: string): void {
+    if (this.#closed) throw new ProcessError(`cannot ${op} on a closed connection`);
+  }
+
+  [inspect.custom](): string {
+    return `SocketConnection { ${this.#closed ? "closed" : "open"} }`;
+  }
+}
+
+/**
+ * Accepts connections from `Client()`s, like Python's `multiprocessing.connection.Listener`.
+ *
+ * ```ts
+ * await using listener = await Listener.listen(["127.0.0.1", 0], { authkey: "secret" });
+ * const conn = await listener.accept();
+ * ```
+ */
+export class Listener {
+  #server: Server;
+  #address: SocketAddress;
+  #authkey: Buffer | undefined;
+  #ready: SocketConnection[] = [];
+  #failures: unknown[] = [];
+  #waiters: { resolve(c: SocketConnection): void; reject(e: unknown): void }[] = [];
+  #closed = false;
+
+  private constructor(server: Server, address: SocketAddress, authkey: Buffer | undefined) {
+    this.#server = server;
+    this.#address = address;
+    this.#authkey = authkey;
+    // listening alone does not keep the program alive; a pending accept() does
+    server.unref();
+  }
+
+  /**
+   * Listens on `address`: a Unix socket path, or `[host, port]` for TCP (port 0 picks a free port;
+   * read it from `listener.address`). Without an address, a fresh private Unix socket.
+   */
+  static async listen(address?: SocketAddress, options: SocketOptions & { backlog?: number } = {}): Promise<Listener> {
+    const where = address === undefined ? localAddress("mpts-listener") : checkAddress(address, "address");
+    const authkey = checkAuthkey(options.authkey, "options.authkey");
+    const backlog = options.backlog ?? 16;
+    checkInteger(backlog, "options.backlog", 1);
+    let listener: Listener | undefined;
+    const pending: import("node:net").Socket[] = [];
+    const { server, address: bound } = await listenOn(where, backlog, (socket) =>
+      listener ? listener.#incoming(socket) : pending.push(socket),
+    );
+    listener = new Listener(server, bound, authkey);
+    for (const socket of pending) listener.#incoming(socket);
+    return listener;
+  }
+
+  /** Where this listener listens (with the real port when 0 was asked for). */
+  get address(): SocketAddress {
+    return this.#address;
+  }
+
+  /**
+   * The next authenticated connection. A client with the wrong authkey makes this reject with
+   * AuthenticationError (that client gets one too); the listener keeps listening.
+   */
+  accept(): Promise<SocketConnection> {
+    if (this.#closed) return Promise.reject(new ClosedError("the listener is closed"));
+    const ready = this.#ready.shift();
+    if (ready) return Promise.resolve(ready);
+    if (this.#failures.length) return Promise.reject(this.#failures.shift());
+    this.#server.ref();
+    return new Promise<SocketConnection>((resolve, reject) => this.#waiters.push({ resolve, reject })).finally(() => {
+      if (this.#waiters.length === 0) this.#server.unref();
+    });
+  }
+
+  /** Stops listening; connections already accepted stay open. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#server.close();
+    for (const waiter of this.#waiters.splice(0)) waiter.reject(new ClosedError("the listener was closed"));
+  }
+
+  /** Closes the listener (for `await using`). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+
+  #incoming(socket: import("node:net").Socket): void {
+    acceptChannel(socket, this.#authkey).then(
+      (channel) => {
+        const connection = new SocketConnection(channel);
+        const waiter = this.#waiters.shift();
+        if (waiter) waiter.resolve(connection);
+        else if (this.#closed) connection.close();
+        else this.#ready.push(connection);
+      },
+      (error) => {
+        const waiter = this.#waiters.shift();
+        if (waiter) waiter.reject(error);
+        else if (!this.#closed) this.#failures.push(error);
+      },
+    );
+  }
+
+  [inspect.custom](): string {
+    return `Listener { address: ${formatAddress(this.#address)}${this.#closed ? ", closed" : ""} }`;
+  }
+}
+
+/**
+ * Connects to a `Listener` at `address`, like Python's `multiprocessing.connection.Client`.
+ * Rejects with AuthenticationError when the keys differ, and with a ProcessError when nothing
+ * listens there.
+ */
+export async function Client(address: SocketAddress, options: SocketOptions = {}): Promise<SocketConnection> {
+  const where = checkAddress(address, "address");
+  const authkey = checkAuthkey(options.authkey, "options.authkey");
+  return new SocketConnection(await dialChannel(where, authkey));
 }

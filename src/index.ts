@@ -31,7 +31,34 @@ export type { ProcessInfo, ProcessOptions } from "./process.js";
 export { JoinableQueue, Queue, SimpleQueue } from "./queues.js";
 export type { QueueWaitOptions } from "./queues.js";
 export { cpuCount } from "./util.js";
-export { Connection, Pipe } from "./connection.js";
+export { Client, Connection, Listener, Pipe, SocketConnection } from "./connection.js";
+export type { SocketOptions } from "./connection.js";
+export {
+  ArrayProxy,
+  BarrierProxy,
+  BaseManager,
+  BaseProxy,
+  ConditionProxy,
+  DictProxy,
+  EventProxy,
+  JoinableQueueProxy,
+  ListProxy,
+  LockProxy,
+  Manager,
+  NamespaceProxy,
+  QueueProxy,
+  RLockProxy,
+  SemaphoreProxy,
+  ValueProxy,
+} from "./managers.js";
+export type {
+  AutoProxy,
+  ManagerOptions,
+  ManagerServerHandle,
+  ProxyWaitOptions,
+  RegisterOptions,
+  SocketAddress,
+} from "./managers.js";
 export { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, SemLock, Semaphore } from "./synchronize.js";
 export type { AcquireOptions, PrimitiveOptions } from "./synchronize.js";
 export { RawArray, RawValue, SharedArray, Value } from "./sharedctypes.js";

@@ -182,6 +182,11 @@ export class Process {
     }
   }
 
+  /** @internal Resolves when the child has ended, without keeping the program alive. */
+  get _ended(): Promise<void> | undefined {
+    return this.#exited;
+  }
+
   /** True from `start()` until the child has ended. */
   isAlive(): boolean {
     this.#checkOpen();

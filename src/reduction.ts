@@ -54,6 +54,17 @@ function globals(): Set<string> {
   return workerGlobals;
 }
 
+/** Names one of the library's own exported functions: the worker imports `moduleUrl` for it. */
+export function libraryCodeRef(fn: Function, moduleUrl: string): CodeRef {
+  let ref = refs.get(fn);
+  if (!ref) {
+    const text = Function.prototype.toString.call(fn);
+    ref = { module: moduleUrl, exported: true, name: fn.name, source: undefined, text, captured: [] };
+    refs.set(fn, ref);
+  }
+  return ref;
+}
+
 /**
  * Describes `fn` for a worker, or throws at once when no worker could ever run it.
  * `what` names the role in messages ("the task function", "target").

@@ -34,7 +34,8 @@ type TypedArrayClass = {
   BYTES_PER_ELEMENT: number;
 };
 
-const classes: Record<Typecode, TypedArrayClass> = {
+/** @internal The typed array class behind each typecode. */
+export const classes: Record<Typecode, TypedArrayClass> = {
   b: Int8Array,
   B: Uint8Array,
   h: Int16Array,
@@ -49,7 +50,8 @@ const classes: Record<Typecode, TypedArrayClass> = {
   d: Float64Array,
 } as never;
 
-function checkTypecode(typecode: unknown): asserts typecode is Typecode {
+/** @internal Throws TypeError for a typecode that is not one of Python's. */
+export function checkTypecode(typecode: unknown): asserts typecode is Typecode {
   if (typeof typecode !== "string" || !(typecode in classes)) {
     throw new TypeError(
       `bad typecode ${JSON.stringify(typecode)}: use one of ${Object.keys(classes).join(" ")} (64-bit ones hold bigints)`,
@@ -57,7 +59,8 @@ function checkTypecode(typecode: unknown): asserts typecode is Typecode {
   }
 }
 
-function checkScalar(typecode: Typecode, value: unknown, name: string): void {
+/** @internal Throws TypeError for a value of the wrong type for `typecode`. */
+export function checkScalar(typecode: Typecode, value: unknown, name: string): void {
   const big = typecode === "l" || typecode === "L" || typecode === "q" || typecode === "Q";
   if (big ? typeof value !== "bigint" : typeof value !== "number") {
     throw new TypeError(
