@@ -110,6 +110,7 @@ function makeContext(method: StartMethod): Context {
       super(typecode, init, bind(options));
     }
   }
+  // biome-ignore lint/complexity/useArrowFunction: callers write `new ctx.SharedArray(...)`, and an arrow cannot be constructed
   const BoundSharedArray = function <T extends Typecode>(
     typecode: T,
     sizeOrItems: number | Iterable<Scalar<T>>,

@@ -97,6 +97,22 @@ export class AuthenticationError extends ProcessError {
   override readonly code = "ERR_MP_AUTH";
 }
 
+/**
+ * A shared memory segment with this name already exists (Python's `FileExistsError`): attach to it
+ * instead of creating it, or choose another name.
+ */
+export class FileExistsError extends ProcessError {
+  override readonly code = "ERR_MP_FILE_EXISTS";
+}
+
+/**
+ * No shared memory segment has this name (Python's `FileNotFoundError`): it was never created, or it
+ * was unlinked, which its creator does when it exits.
+ */
+export class FileNotFoundError extends ProcessError {
+  override readonly code = "ERR_MP_FILE_NOT_FOUND";
+}
+
 /** Every library error class by name, for rebuilding errors that crossed a process boundary. */
 export const libraryErrors: Record<string, new (message?: string) => Error> = {
   ProcessError,
@@ -113,6 +129,8 @@ export const libraryErrors: Record<string, new (message?: string) => Error> = {
   BrokenBarrierError,
   AuthenticationError,
   ClosedError,
+  FileExistsError,
+  FileNotFoundError,
 };
 
 /** Formats a value for an error message: short, and never throwing. */

@@ -13,6 +13,8 @@ export {
   ClosedError,
   EOFError,
   Empty,
+  FileExistsError,
+  FileNotFoundError,
   Full,
   ProcessError,
   RemoteError,
@@ -63,3 +65,5 @@ export { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, SemLock, Sema
 export type { AcquireOptions, PrimitiveOptions } from "./synchronize.js";
 export { RawArray, RawValue, SharedArray, Value } from "./sharedctypes.js";
 export type { Scalar, SharedOptions, Typecode } from "./sharedctypes.js";
+export { ShareableList, SharedMemory } from "./shm.js";
+export type { Shareable, ShareableListOptions, SharedMemoryOptions } from "./shm.js";

@@ -9,7 +9,7 @@ import { type Reduced, type Transport, reduce, registerRebuilder } from "./inter
 import { resolveMethod } from "./internal/methods.js";
 import type { StartMethod } from "./internal/runtime.js";
 import { type Block, type BlockRef, allocate, attach, checkTransport } from "./internal/shared-memory.js";
-import { Lock, RLock, SemLock } from "./synchronize.js";
+import { type Lock, RLock, SemLock } from "./synchronize.js";
 
 /** Python's typecodes: b B h H i I (8–32-bit), l L q Q (64-bit, as bigint), f d (floats). */
 export type Typecode = "b" | "B" | "h" | "H" | "i" | "I" | "l" | "L" | "q" | "Q" | "f" | "d";
