@@ -153,9 +153,10 @@ class ManagerClient {
           done();
           resolve(v);
         },
+        // an abort is a request: a call the server finished first still delivers its result
         reject: (e) => {
           done();
-          reject(e);
+          reject(signal?.aborted && !this.#lost ? signal.reason : e);
         },
       });
       const message = { q, ...body };
