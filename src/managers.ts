@@ -273,6 +273,11 @@ export class BaseProxy {
   }
 }
 
+/** @internal A proxy of the object `token` names. */
+export function proxyFor(token: Token): BaseProxy {
+  return makeProxy(token);
+}
+
 function makeProxy(token: Token): BaseProxy {
   const Cls = proxyClasses.get(token.proxy);
   return Cls ? new Cls(token) : autoProxy(token);
@@ -1158,4 +1163,9 @@ export class Manager extends BaseManager {
     own.set(typeid, { typeid, builtin: typeid, proxy: typeid === "BoundedSemaphore" ? "Semaphore" : typeid });
   }
   registries.set(Manager, own);
+}
+
+/** @internal The registrations of Manager's own types, for a server of them. */
+export function builtinRegistry(): Registration[] {
+  return [...registries.get(Manager)!.values()].map((e) => ({ typeid: e.typeid, builtin: e.builtin, proxy: e.proxy }));
 }

@@ -8,6 +8,7 @@ import { ProcessError } from "./errors.js";
 import { type Reduced, type Transport, reduce, registerRebuilder } from "./internal/codec.js";
 import { resolveMethod } from "./internal/methods.js";
 import type { StartMethod } from "./internal/runtime.js";
+import { type Remote, needsFallback, remoteCreate, remoteSync } from "./internal/fallback.js";
 import { type Block, type BlockRef, allocate, attach, checkTransport } from "./internal/shared-memory.js";
 import { type Lock, RLock, SemLock } from "./synchronize.js";
 
@@ -90,7 +91,8 @@ function lockFor(option: boolean | Lock | undefined, method: StartMethod): Lock 
 
 interface ValueState {
   typecode: Typecode;
-  ref: BlockRef;
+  ref?: BlockRef;
+  remote?: Remote;
   lock: Lock | null;
 }
 
@@ -101,24 +103,37 @@ interface ValueState {
  */
 export class Value<T extends Typecode = Typecode> {
   readonly #typecode: T;
-  readonly #block: Block;
-  readonly #cell: TypedArray;
+  readonly #block: Block | undefined;
+  readonly #cell!: TypedArray;
   readonly #lock: Lock | undefined;
+  readonly #remote: Remote | undefined;
 
   constructor(typecode: T, init?: Scalar<T>, options: SharedOptions = {}, attachTo?: ValueState) {
     checkTypecode(typecode);
     this.#typecode = typecode;
     if (attachTo) {
-      this.#block = attach(attachTo.ref);
       this.#lock = attachTo.lock ?? undefined;
+      this.#remote = attachTo.remote;
+      if (attachTo.ref) this.#block = attach(attachTo.ref);
     } else {
       if (init !== undefined) checkScalar(typecode, init, "init");
       const method = methodOf(options);
-      this.#block = allocate(8, method);
       this.#lock = lockFor(options.lock, method);
+      if (needsFallback(method)) this.#remote = remoteCreate("Value", [typecode, init]);
+      else this.#block = allocate(8, method);
     }
+    if (!this.#block) return;
     this.#cell = new classes[typecode](this.#block.buffer, this.#block.offset, 1);
     if (!attachTo && init !== undefined) this.#cell[0] = init as never;
+  }
+
+  #read(): Scalar<T> {
+    return (this.#remote ? remoteSync(this.#remote, "get") : this.#cell[0]) as Scalar<T>;
+  }
+
+  #write(value: Scalar<T>): void {
+    if (this.#remote) remoteSync(this.#remote, "set", value);
+    else this.#cell[0] = value as never;
   }
 
   /** The typecode. */
@@ -128,10 +143,10 @@ export class Value<T extends Typecode = Typecode> {
 
   /** The number (bigint for 64-bit typecodes). */
   get value(): Scalar<T> {
-    if (!this.#lock) return this.#cell[0] as Scalar<T>;
+    if (!this.#lock) return this.#read();
     this.#lock.acquireSync();
     try {
-      return this.#cell[0] as Scalar<T>;
+      return this.#read();
     } finally {
       this.#lock.release();
     }
@@ -140,12 +155,12 @@ export class Value<T extends Typecode = Typecode> {
   set value(value: Scalar<T>) {
     checkScalar(this.#typecode, value, "value");
     if (!this.#lock) {
-      this.#cell[0] = value as never;
+      this.#write(value);
       return;
     }
     this.#lock.acquireSync();
     try {
-      this.#cell[0] = value as never;
+      this.#write(value);
     } finally {
       this.#lock.release();
     }
@@ -158,13 +173,18 @@ export class Value<T extends Typecode = Typecode> {
   }
 
   [reduce](transport: Transport): Reduced {
-    checkTransport(this.#block.ref, transport, "Value");
-    const state: ValueState = { typecode: this.#typecode, ref: this.#block.ref, lock: this.#lock ?? null };
+    if (this.#block) checkTransport(this.#block.ref, transport, "Value");
+    const state: ValueState = {
+      typecode: this.#typecode,
+      ref: this.#block?.ref,
+      remote: this.#remote,
+      lock: this.#lock ?? null,
+    };
     return { kind: "mpts.Value", state };
   }
 
   [inspect.custom](): string {
-    return `Value<${this.#typecode}> { value: ${String(this.#cell[0])}${this.#lock ? "" : ", raw"} }`;
+    return `Value<${this.#typecode}> { value: ${String(this.#read())}${this.#lock ? "" : ", raw"} }`;
   }
 }
 
@@ -208,11 +228,12 @@ type TypedArrayFor<T extends Typecode> = T extends "b"
 interface ArrayState {
   typecode: Typecode;
   length: number;
-  ref: BlockRef;
+  ref?: BlockRef;
+  remote?: Remote;
   lock: Lock | null;
 }
 
-const arrays = new WeakMap<object, { typecode: Typecode; block: Block; lock: Lock | undefined }>();
+const arrays = new WeakMap<object, { typecode: Typecode; block?: Block; remote?: Remote; lock: Lock | undefined }>();
 const prototypes = new Map<Typecode, object>();
 
 function prototypeFor(typecode: Typecode): object {
@@ -230,8 +251,14 @@ function prototypeFor(typecode: Typecode): object {
       [reduce]: {
         value(this: TypedArray, transport: Transport): Reduced {
           const info = arrays.get(this)!;
-          checkTransport(info.block.ref, transport, "SharedArray");
-          const state: ArrayState = { typecode, length: this.length, ref: info.block.ref, lock: info.lock ?? null };
+          if (info.block) checkTransport(info.block.ref, transport, "SharedArray");
+          const state: ArrayState = {
+            typecode,
+            length: this.length,
+            ref: info.block?.ref,
+            remote: info.remote,
+            lock: info.lock ?? null,
+          };
           return { kind: "mpts.SharedArray", state };
         },
       },
@@ -273,6 +300,10 @@ export const SharedArray = function SharedArray(
   }
   if (items) for (let i = 0; i < items.length; i++) checkScalar(typecode, items[i], `items[${i}]`);
   const method = methodOf(options);
+  if (needsFallback(method)) {
+    const remote = remoteCreate("Array", [typecode, items ?? length]);
+    return remoteArray(typecode, length, remote, lockFor(options.lock, method));
+  }
   const block = allocate(Math.max(8, length * classes[typecode].BYTES_PER_ELEMENT), method);
   const array = makeArray(typecode, length, block, lockFor(options.lock, method));
   if (items) array.set(items as never);
@@ -289,8 +320,43 @@ Object.defineProperty(SharedArray, Symbol.hasInstance, { value: (value: unknown)
 
 registerRebuilder("mpts.SharedArray", (state) => {
   const s = state as ArrayState;
-  return makeArray(s.typecode, s.length, attach(s.ref), s.lock ?? undefined);
+  if (s.remote) return remoteArray(s.typecode, s.length, s.remote, s.lock ?? undefined);
+  return makeArray(s.typecode, s.length, attach(s.ref!), s.lock ?? undefined);
 });
+
+/**
+ * A SharedArray held by a broker (no shared memory): indexing, `length`, iteration and `getLock()`
+ * work, each access being a call; typed-array methods (`set`, `fill`, `subarray`...) do not.
+ */
+function remoteArray(typecode: Typecode, length: number, remote: Remote, lock: Lock | undefined): TypedArray {
+  const index = (key: string | symbol) => (typeof key === "string" && /^(0|[1-9]\d*)$/.test(key) ? Number(key) : -1);
+  const target = Object.create(prototypeFor(typecode), {
+    length: { value: length },
+    [Symbol.iterator]: { value: () => (remoteSync(remote, "toArray") as unknown[])[Symbol.iterator]() },
+    [inspect.custom]: { value: () => `SharedArray<${typecode}>(${length}) { held by a broker }` },
+  });
+  const proxy = new Proxy(target, {
+    get(t, key) {
+      const i = index(key);
+      if (i < 0) return Reflect.get(t, key, proxy);
+      return i < length ? remoteSync(remote, "get", i) : undefined;
+    },
+    set(t, key, value) {
+      const i = index(key);
+      if (i < 0) return Reflect.set(t, key, value);
+      if (i >= length) return true;
+      checkScalar(typecode, value, `array[${i}]`);
+      remoteSync(remote, "set", i, value);
+      return true;
+    },
+    has(t, key) {
+      const i = index(key);
+      return i < 0 ? Reflect.has(t, key) : i < length;
+    },
+  });
+  arrays.set(proxy, { typecode, remote, lock });
+  return proxy as TypedArray;
+}
 
 /** A SharedArray without a lock, like Python's `RawArray`. */
 export function RawArray<T extends Typecode>(

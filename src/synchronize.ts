@@ -10,6 +10,9 @@
  *
  * The blocking call is the non-blocking attempt plus waiting: `acquireSync` and `acquire` share
  * `#tryAcquire`, and differ only in how they wait (blocking the thread, or a promise).
+ *
+ * Without shared memory (the spawn start method with no native addon), each primitive is instead an
+ * object held by a broker (internal/fallback.ts): `_remote` is set and every method is one call.
  */
 import { inspect } from "node:util";
 import { threadId } from "./backends/identity.js";
@@ -17,6 +20,7 @@ import { BrokenBarrierError, ProcessError } from "./errors.js";
 import { type Reduced, type Reducible, type Transport, reduce, registerRebuilder } from "./internal/codec.js";
 import { resolveMethod } from "./internal/methods.js";
 import type { StartMethod } from "./internal/runtime.js";
+import { type Remote, needsFallback, remoteArg, remoteAsync, remoteCreate, remoteSync } from "./internal/fallback.js";
 import { type Block, type BlockRef, allocate, attach, checkTransport } from "./internal/shared-memory.js";
 import { type WaitOptions, checkInteger, checkTimeout, checkWaitOptions } from "./internal/validate.js";
 
@@ -43,21 +47,35 @@ function methodOf(options: PrimitiveOptions | undefined): StartMethod {
 
 type Kind = "Lock" | "RLock" | "Semaphore" | "BoundedSemaphore";
 
+/** What a primitive is made from: options, a block it attaches to, or a broker object. */
+type Source = PrimitiveOptions | BlockRef | { remote: Remote };
+
 /** The base primitive: a counting semaphore in shared memory, optionally owned and recursive. */
 export class SemLock implements Reducible {
   /** @internal */
-  readonly _block: Block;
-  readonly #words: Int32Array;
+  readonly _block!: Block;
+  /** @internal The broker object, when there is no shared memory. */
+  readonly _remote: Remote | undefined;
+  readonly #words!: Int32Array;
   readonly #kind: Kind;
   readonly #max: number;
 
   /** @internal */
-  constructor(value: number, max: number, options: PrimitiveOptions | BlockRef = {}) {
+  constructor(value: number, max: number, options: Source = {}) {
     this.#kind = kindOf(new.target);
     this.#max = max;
+    if ("remote" in options) {
+      this._remote = options.remote;
+      return;
+    }
     if ("k" in options) this._block = attach(options);
     else {
-      this._block = allocate(16, methodOf(options));
+      const method = methodOf(options);
+      if (needsFallback(method)) {
+        this._remote = remoteCreate(this.#kind, this.#kind.endsWith("Lock") ? [] : [value]);
+        return;
+      }
+      this._block = allocate(16, method);
       this.#words = new Int32Array(this._block.buffer, this._block.offset, 4);
       Atomics.store(this.#words, VALUE, value);
       return;
@@ -89,6 +107,10 @@ export class SemLock implements Reducible {
    * acquired, false when `block: false` finds it taken or `timeout` ms pass.
    */
   acquireSync(options?: AcquireOptions): boolean {
+    if (this._remote) {
+      const { block, timeout } = checkWaitOptions(options ?? {});
+      return remoteSync(this._remote, "acquire", { block, timeout });
+    }
     if (this.#tryAcquire()) {
       if (options !== undefined) checkWaitOptions(options);
       return true;
@@ -113,6 +135,7 @@ export class SemLock implements Reducible {
   /** Acquires without blocking the event loop; resolves true once acquired, false on timeout. */
   async acquire(options?: AcquireOptions): Promise<boolean> {
     const { block, timeout, signal } = checkWaitOptions(options ?? {});
+    if (this._remote) return remoteAsync(this._remote, "acquire", [{ block, timeout }], signal);
     if (this.#tryAcquire()) return true;
     if (!block) return false;
     if (signal?.aborted) throw signal.reason;
@@ -135,6 +158,10 @@ export class SemLock implements Reducible {
 
   /** Releases once. An RLock must be released by its owner; a Lock by anyone, once per acquire. */
   release(): void {
+    if (this._remote) {
+      remoteSync(this._remote, "release");
+      return;
+    }
     const w = this.#words;
     if (this.#kind === "RLock") {
       if (Atomics.load(w, OWNER) !== me) throw new ProcessError("cannot release un-acquired lock");
@@ -162,6 +189,13 @@ export class SemLock implements Reducible {
 
   /** @internal The free permits now (Semaphore's `getValue`). */
   protected _value(): number {
+    if (this._remote) {
+      return this.#kind.endsWith("Lock")
+        ? remoteSync(this._remote, "locked")
+          ? 0
+          : 1
+        : remoteSync(this._remote, "getValue");
+    }
     return Atomics.load(this.#words, VALUE);
   }
 
@@ -186,11 +220,14 @@ export class SemLock implements Reducible {
   }
 
   [reduce](transport: Transport): Reduced {
+    if (this._remote)
+      return { kind: "mpts.SemLock", state: { kind: this.#kind, max: this.#max, remote: this._remote } };
     checkTransport(this._block.ref, transport, this.#kind);
     return { kind: "mpts.SemLock", state: { kind: this.#kind, max: this.#max, ref: this._block.ref } };
   }
 
   [inspect.custom](): string {
+    if (this._remote) return `${this.#kind} { held by a broker }`;
     return `${this.#kind} { value: ${this._value()}${this.#kind.endsWith("Lock") ? `, owned: ${this._ownedDepth() > 0}` : ""} }`;
   }
 }
@@ -207,9 +244,9 @@ function kindOf(target: Function): Kind {
 }
 
 registerRebuilder("mpts.SemLock", (state) => {
-  const s = state as { kind: Kind; max: number; ref: BlockRef };
+  const s = state as { kind: Kind; max: number; ref: BlockRef; remote?: Remote };
   const cls = { Lock, RLock, Semaphore, BoundedSemaphore }[s.kind];
-  return Reflect.construct(SemLock, [0, s.max, s.ref], cls);
+  return Reflect.construct(SemLock, [0, s.max, s.remote ? { remote: s.remote } : s.ref], cls);
 });
 
 /**
@@ -247,33 +284,47 @@ export class BoundedSemaphore extends Semaphore {}
 
 /** A flag processes wait on, like Python's `multiprocessing.Event`. */
 export class Event implements Reducible {
-  readonly #block: Block;
-  readonly #w: Int32Array;
+  readonly #block!: Block;
+  readonly #w!: Int32Array;
+  readonly #remote: Remote | undefined;
 
-  constructor(options: PrimitiveOptions | BlockRef = {}) {
-    this.#block = "k" in options ? attach(options) : allocate(8, methodOf(options));
+  constructor(options: Source = {}) {
+    if ("remote" in options) this.#remote = options.remote;
+    else if (!("k" in options) && needsFallback(methodOf(options))) this.#remote = remoteCreate("Event", []);
+    if (this.#remote) return;
+    this.#block = "k" in options ? attach(options) : allocate(8, methodOf(options as PrimitiveOptions));
     this.#w = new Int32Array(this.#block.buffer, this.#block.offset, 2);
   }
 
   /** True once `set()` was called (and `clear()` not since). */
   isSet(): boolean {
+    if (this.#remote) return remoteSync(this.#remote, "isSet");
     return Atomics.load(this.#w, 0) === 1;
   }
 
   /** Sets the flag and wakes every waiter. */
   set(): void {
+    if (this.#remote) {
+      remoteSync(this.#remote, "set");
+      return;
+    }
     Atomics.store(this.#w, 0, 1);
     this.#block.waiter.wake(this.#w, 0, 0x7fffffff);
   }
 
   /** Clears the flag. */
   clear(): void {
+    if (this.#remote) {
+      remoteSync(this.#remote, "clear");
+      return;
+    }
     Atomics.store(this.#w, 0, 0);
   }
 
   /** Resolves true once the flag is set, false after `timeout` ms. */
   async wait(timeout?: number): Promise<boolean> {
     checkTimeout(timeout, "timeout");
+    if (this.#remote) return remoteAsync(this.#remote, "wait", [timeout]);
     const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeout;
     while (!this.isSet()) {
       const left = deadline - performance.now();
@@ -286,6 +337,7 @@ export class Event implements Reducible {
   /** `wait`, blocking this thread. */
   waitSync(timeout?: number): boolean {
     checkTimeout(timeout, "timeout");
+    if (this.#remote) return remoteSync(this.#remote, "wait", timeout);
     const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeout;
     while (!this.isSet()) {
       const left = deadline - performance.now();
@@ -296,6 +348,7 @@ export class Event implements Reducible {
   }
 
   [reduce](transport: Transport): Reduced {
+    if (this.#remote) return { kind: "mpts.Event", state: { remote: this.#remote } };
     checkTransport(this.#block.ref, transport, "Event");
     return { kind: "mpts.Event", state: this.#block.ref };
   }
@@ -305,7 +358,7 @@ export class Event implements Reducible {
   }
 }
 
-registerRebuilder("mpts.Event", (ref) => new Event(ref as BlockRef));
+registerRebuilder("mpts.Event", (ref) => new Event(ref as BlockRef | { remote: Remote }));
 
 /**
  * A condition variable over a lock (an RLock by default), like Python's `multiprocessing.Condition`.
@@ -313,14 +366,25 @@ registerRebuilder("mpts.Event", (ref) => new Event(ref as BlockRef));
  */
 export class Condition implements Reducible {
   readonly #lock: SemLock;
-  readonly #block: Block;
-  readonly #w: Int32Array;
+  readonly #block!: Block;
+  readonly #w!: Int32Array;
+  readonly #remote: Remote | undefined;
 
-  constructor(lock?: Lock, options: PrimitiveOptions | BlockRef = {}) {
+  constructor(lock?: Lock, options: Source = {}) {
     if (lock !== undefined && !(lock instanceof SemLock)) {
       throw new TypeError("lock must be a Lock or RLock from multiprocessing-ts");
     }
+    if ("remote" in options) {
+      this.#lock = lock!;
+      this.#remote = options.remote;
+      return;
+    }
     this.#lock = lock ?? new RLock("k" in options ? {} : options);
+    if (!("k" in options) && needsFallback(methodOf(options))) {
+      if (!this.#lock._remote) throw new TypeError("the lock must be made for the same start method as the Condition");
+      this.#remote = remoteCreate("Condition", [remoteArg(this.#lock._remote)]);
+      return;
+    }
     this.#block = "k" in options ? attach(options) : allocate(8, methodOf(options));
     this.#w = new Int32Array(this.#block.buffer, this.#block.offset, 2);
   }
@@ -348,6 +412,7 @@ export class Condition implements Reducible {
   /** Releases the lock, waits for a notify (or `timeout` ms), re-acquires; false on timeout. */
   async wait(timeout?: number): Promise<boolean> {
     checkTimeout(timeout, "timeout");
+    if (this.#remote) return remoteAsync(this.#remote, "wait", [timeout]);
     this.#own("wait");
     const seq = Atomics.load(this.#w, 0);
     Atomics.add(this.#w, 1, 1);
@@ -373,6 +438,7 @@ export class Condition implements Reducible {
   /** `wait`, blocking this thread. */
   waitSync(timeout?: number): boolean {
     checkTimeout(timeout, "timeout");
+    if (this.#remote) return remoteSync(this.#remote, "wait", timeout);
     this.#own("wait");
     const seq = Atomics.load(this.#w, 0);
     Atomics.add(this.#w, 1, 1);
@@ -411,6 +477,10 @@ export class Condition implements Reducible {
   /** Wakes up to `n` waiters (the lock must be held). */
   notify(n = 1): void {
     checkInteger(n, "n", 0);
+    if (this.#remote) {
+      remoteSync(this.#remote, "notify", n);
+      return;
+    }
     this.#own("notify");
     Atomics.add(this.#w, 0, 1);
     if (Atomics.load(this.#w, 1) > 0) this.#block.waiter.wake(this.#w, 0, n);
@@ -418,20 +488,25 @@ export class Condition implements Reducible {
 
   /** Wakes every waiter (the lock must be held). */
   notifyAll(): void {
+    if (this.#remote) {
+      remoteSync(this.#remote, "notifyAll");
+      return;
+    }
     this.#own("notify");
     Atomics.add(this.#w, 0, 1);
     if (Atomics.load(this.#w, 1) > 0) this.#block.waiter.wake(this.#w, 0, 0x7fffffff);
   }
 
   [reduce](transport: Transport): Reduced {
+    if (this.#remote) return { kind: "mpts.Condition", state: { lock: this.#lock, remote: this.#remote } };
     checkTransport(this.#block.ref, transport, "Condition");
     return { kind: "mpts.Condition", state: { lock: this.#lock, ref: this.#block.ref } };
   }
 }
 
 registerRebuilder("mpts.Condition", (state) => {
-  const s = state as { lock: Lock; ref: BlockRef };
-  return new Condition(s.lock, s.ref);
+  const s = state as { lock: Lock; ref: BlockRef; remote?: Remote };
+  return new Condition(s.lock, s.remote ? { remote: s.remote } : s.ref);
 });
 
 // Barrier words: arrivals this round, the round number, the round that broke (+1), and a counter
@@ -450,14 +525,15 @@ export class Barrier implements Reducible {
   readonly #parties: number;
   readonly #timeout: number | undefined;
   readonly #action: (() => unknown) | undefined;
-  readonly #mutex: Lock;
-  readonly #block: Block;
-  readonly #w: Int32Array;
+  readonly #mutex!: Lock;
+  readonly #block!: Block;
+  readonly #w!: Int32Array;
+  readonly #remote: Remote | undefined;
 
   constructor(
     parties: number,
     options: PrimitiveOptions & { action?: () => unknown; timeout?: number } = {},
-    attachTo?: { ref: BlockRef; mutex: Lock },
+    attachTo?: { ref: BlockRef; mutex: Lock } | { remote: Remote },
   ) {
     checkInteger(parties, "parties", 1);
     if (options.action !== undefined && typeof options.action !== "function") {
@@ -467,6 +543,11 @@ export class Barrier implements Reducible {
     this.#parties = parties;
     this.#timeout = options.timeout;
     this.#action = options.action;
+    if (attachTo && "remote" in attachTo) this.#remote = attachTo.remote;
+    else if (!attachTo && needsFallback(methodOf(options))) {
+      this.#remote = remoteCreate("Barrier", [parties, { timeout: options.timeout }]);
+    }
+    if (this.#remote || (attachTo && "remote" in attachTo)) return;
     this.#mutex = attachTo?.mutex ?? new Lock(options);
     this.#block = attachTo ? attach(attachTo.ref) : allocate(16, methodOf(options));
     this.#w = new Int32Array(this.#block.buffer, this.#block.offset, 4);
@@ -479,11 +560,13 @@ export class Barrier implements Reducible {
 
   /** Parties waiting now. */
   get nWaiting(): number {
+    if (this.#remote) return remoteSync(this.#remote, "nWaiting");
     return Atomics.load(this.#w, COUNT);
   }
 
   /** True once aborted or timed out, until `reset()`. */
   get broken(): boolean {
+    if (this.#remote) return remoteSync(this.#remote, "broken");
     return Atomics.load(this.#w, BROKEN) === Atomics.load(this.#w, GEN) + 1;
   }
 
@@ -493,6 +576,7 @@ export class Barrier implements Reducible {
    */
   async wait(timeout?: number): Promise<number> {
     checkTimeout(timeout, "timeout");
+    if (this.#remote) return this.#remoteWait(timeout);
     const limit = timeout ?? this.#timeout;
     const w = this.#w;
     await this.#mutex.acquire();
@@ -533,6 +617,22 @@ export class Barrier implements Reducible {
     }
   }
 
+  async #remoteWait(timeout: number | undefined): Promise<number> {
+    const remote = this.#remote!;
+    const result = (await remoteAsync(remote, "wait", [timeout, this.#action !== undefined])) as
+      | number
+      | { index: number; runAction: true };
+    if (typeof result === "number") return result;
+    try {
+      await this.#action!();
+    } catch (error) {
+      remoteSync(remote, "abort");
+      throw error;
+    }
+    remoteSync(remote, "actionDone");
+    return result.index;
+  }
+
   #changed(): void {
     Atomics.add(this.#w, EPOCH, 1);
     this.#block.waiter.wake(this.#w, EPOCH, 0x7fffffff);
@@ -540,6 +640,10 @@ export class Barrier implements Reducible {
 
   /** Breaks the barrier: current and later waiters get BrokenBarrierError until `reset()`. */
   abort(): void {
+    if (this.#remote) {
+      remoteSync(this.#remote, "abort");
+      return;
+    }
     this.#mutex.acquireSync();
     this.#break();
     this.#mutex.release();
@@ -547,6 +651,10 @@ export class Barrier implements Reducible {
 
   /** Returns the barrier to its empty state; parties waiting now get BrokenBarrierError. */
   reset(): void {
+    if (this.#remote) {
+      remoteSync(this.#remote, "reset");
+      return;
+    }
     const w = this.#w;
     this.#mutex.acquireSync();
     if (Atomics.load(w, COUNT) > 0 || this.broken) Atomics.store(w, BROKEN, Atomics.load(w, GEN) + 1);
@@ -564,7 +672,7 @@ export class Barrier implements Reducible {
   }
 
   [reduce](transport: Transport): Reduced {
-    checkTransport(this.#block.ref, transport, "Barrier");
+    if (!this.#remote) checkTransport(this.#block.ref, transport, "Barrier");
     if (this.#action) {
       throw new ProcessError(
         "a Barrier with an action cannot be sent to another process; run the action after wait() instead",
@@ -572,12 +680,18 @@ export class Barrier implements Reducible {
     }
     return {
       kind: "mpts.Barrier",
-      state: { parties: this.#parties, timeout: this.#timeout, mutex: this.#mutex, ref: this.#block.ref },
+      state: this.#remote
+        ? { parties: this.#parties, timeout: this.#timeout, remote: this.#remote }
+        : { parties: this.#parties, timeout: this.#timeout, mutex: this.#mutex, ref: this.#block.ref },
     };
   }
 }
 
 registerRebuilder("mpts.Barrier", (state) => {
-  const s = state as { parties: number; timeout: number | undefined; mutex: Lock; ref: BlockRef };
-  return new Barrier(s.parties, { timeout: s.timeout }, { ref: s.ref, mutex: s.mutex });
+  const s = state as { parties: number; timeout: number | undefined; mutex: Lock; ref: BlockRef; remote?: Remote };
+  return new Barrier(
+    s.parties,
+    { timeout: s.timeout },
+    s.remote ? { remote: s.remote } : { ref: s.ref, mutex: s.mutex },
+  );
 });

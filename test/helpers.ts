@@ -2,8 +2,10 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-export const methods = ["spawn", "thread"] as const;
-export type Method = (typeof methods)[number];
+export type Method = "spawn" | "thread";
+/** The start methods a suite runs under: only "spawn" when the addon is switched off (the fallback run). */
+export const methods: readonly Method[] =
+  process.env.MULTIPROCESSING_TS_NO_NATIVE === "1" ? ["spawn"] : ["spawn", "thread"];
 
 /** Runs `script` (a path relative to test/) as its own program; resolves to its output and exit code. */
 export function runScript(

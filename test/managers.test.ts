@@ -198,7 +198,7 @@ describe("Manager containers in one process", { timeout: 60_000 }, () => {
     assert.equal(await s.acquire(), true);
     assert.equal(await s.getValue(), 1);
     await s.release();
-    await assert.rejects(s.release(), RangeError);
+    await assert.rejects(s.release(), ProcessError);
     assert.equal(await manager.Lock().withLock(() => 42), 42);
   });
 

@@ -143,6 +143,33 @@ export class ManagerServer {
     return self;
   }
 
+  /** A caller number for calls made from within the server's own thread (`createHere`, `callHere`). */
+  reserveCaller(): number {
+    const caller = this.#nextClient++;
+    this.#clients.set(caller, { open: true, created: 0, arrived: new WaitList() });
+    return caller;
+  }
+
+  /** Creates an object from within the server's thread, as `caller`; resolves with its token. */
+  async createHere(caller: number, typeid: string, args: unknown[]): Promise<Token> {
+    const client = this.#clients.get(caller)!;
+    const id = `${caller}.${client.created + 1}`;
+    await this.#create(caller, client, id, typeid, args);
+    const proxy = this.#types.get(typeid)?.proxy ?? "auto";
+    return { typeid, id, address: this.address, authkey: this.#authkey?.toString("hex") ?? null, proxy };
+  }
+
+  /** Whether `token` names an object of this server. */
+  holds(token: Token): boolean {
+    return this.#owns(token) && this.#objects.has(token.id);
+  }
+
+  /** Calls a method of an object held here from within the server's thread, as `caller`. */
+  callHere(caller: number, token: Token, method: string, args: unknown[], signal: AbortSignal): unknown {
+    const held = this.#objects.get(token.id)!;
+    return this.#invoke(held, method, { a: args, h: false }, { caller, signal });
+  }
+
   /** Stops listening, drops every connection (their pending calls fail), and resolves `done`. */
   close(): void {
     if (this.#closing) return;

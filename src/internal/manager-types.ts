@@ -387,7 +387,7 @@ export class LockReferent implements ClientAware {
     return true;
   }
   release(): void {
-    if (this.count === 0) throw new ProcessError("release of an unlocked lock");
+    if (this.count === 0) throw new ProcessError("cannot release an unlocked lock");
     this.count = 0;
     this.holder = 0;
     this.waiters.wakeOne();
@@ -429,7 +429,7 @@ export class RLockReferent extends LockReferent {
   override release(): void {
     const { caller } = callContext();
     if (this.count === 0 || this.holder !== caller) {
-      throw new ProcessError("cannot release an RLock this process does not hold");
+      throw new ProcessError("cannot release un-acquired lock");
     }
     if (--this.count === 0) {
       this.holder = 0;
@@ -471,7 +471,7 @@ export class SemaphoreReferent {
   release(n = 1): void {
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`n must be an integer >= 1 (got ${n})`);
     if (this.#bound !== undefined && this.#value + n > this.#bound) {
-      throw new RangeError("BoundedSemaphore released too many times");
+      throw new ProcessError("semaphore released too many times");
     }
     this.#value += n;
     for (let i = 0; i < n; i++) this.#waiters.wakeOne();
@@ -522,7 +522,7 @@ export class ConditionReferent {
   }
   async wait(timeout?: number): Promise<boolean> {
     const { caller, signal } = callContext();
-    if (!this.#lock.ownedBy(caller)) throw new ProcessError("cannot wait on a condition without holding its lock");
+    if (!this.#lock.ownedBy(caller)) throw new ProcessError("cannot wait on an un-acquired lock");
     const saved = this.#lock.releaseAll(caller);
     try {
       return await this.#waiters.wait(deadlineFor(timeout), signal);
@@ -532,7 +532,7 @@ export class ConditionReferent {
   }
   notify(n = 1): void {
     const { caller } = callContext();
-    if (!this.#lock.ownedBy(caller)) throw new ProcessError("cannot notify on a condition without holding its lock");
+    if (!this.#lock.ownedBy(caller)) throw new ProcessError("cannot notify on an un-acquired lock");
     for (let i = 0; i < n; i++) this.#waiters.wakeOne();
   }
   notifyAll(): void {
@@ -547,6 +547,7 @@ export class BarrierReferent {
   #count = 0;
   #phase = { broken: false, passed: false };
   #broken = false;
+  #acting: { broken: boolean; passed: boolean } | undefined;
   #waiters = new WaitList();
   constructor(parties: number, options: { timeout?: number } = {}) {
     if (!Number.isInteger(parties) || parties < 1)
@@ -554,16 +555,23 @@ export class BarrierReferent {
     this.#parties = parties;
     this.#timeout = options.timeout;
   }
-  async wait(timeout?: number): Promise<number> {
+  /**
+   * Waits for every party. With `withAction`, the last to arrive gets `{ index, runAction }` instead
+   * and must call `actionDone()` (or `abort()`) before the others are released.
+   */
+  async wait(timeout?: number, withAction = false): Promise<number | { index: number; runAction: true }> {
     const { signal } = callContext();
+    // a round whose action is still running is not over: arrivals belong to the next one
+    while (this.#acting) await this.#waiters.wait(undefined, signal);
     if (this.#broken) throw new BrokenBarrierError("the barrier is broken");
     const phase = this.#phase;
     const index = this.#count++;
     if (this.#count === this.#parties) {
-      phase.passed = true;
-      this.#phase = { broken: false, passed: false };
-      this.#count = 0;
-      this.#waiters.wakeAll();
+      if (withAction) {
+        this.#acting = phase;
+        return { index, runAction: true };
+      }
+      this.#pass(phase);
       return index;
     }
     const deadline = deadlineFor(timeout ?? this.#timeout);
@@ -581,12 +589,27 @@ export class BarrierReferent {
     if (!phase.passed) throw new BrokenBarrierError("the barrier was broken (aborted, reset, or a party timed out)");
     return index;
   }
+  /** Ends the round whose action ran, releasing its parties. */
+  actionDone(): void {
+    const phase = this.#acting;
+    this.#acting = undefined;
+    if (phase && !phase.broken) this.#pass(phase);
+    else this.#waiters.wakeAll();
+  }
+  #pass(phase: { broken: boolean; passed: boolean }): void {
+    phase.passed = true;
+    this.#phase = { broken: false, passed: false };
+    this.#count = 0;
+    this.#waiters.wakeAll();
+  }
   abort(): void {
+    this.#acting = undefined;
     this.#broken = true;
     this.#phase.broken = true;
     this.#waiters.wakeAll();
   }
   reset(): void {
+    this.#acting = undefined;
     this.#phase.broken = true;
     this.#waiters.wakeAll();
     this.#phase = { broken: false, passed: false };

@@ -1,0 +1,164 @@
+/**
+ * The fallback agent: a worker thread, one per process (or thread) that needs it, through which
+ * shared primitives work when the native addon is missing.
+ *
+ *   main thread ──postMessage──► agent thread ──socket──► the broker that holds the object
+ *   (sync calls block on Atomics.wait and read the reply with receiveMessageOnPort)
+ *
+ * The broker is a manager server the agent of the creating process runs; objects live there, and
+ * every process reaches them through its own agent, so a lock's owner is the calling process
+ * whichever way it calls (`acquire()` or `acquireSync()`). The agent thread never blocks, so a
+ * process whose main thread waits in `acquireSync()` still serves the others.
+ */
+import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from "node:worker_threads";
+import { ProcessError } from "../errors.js";
+import { decode, encode, encodeError } from "../internal/codec.js";
+
+/** A request to the agent: make an object on this process's broker, or call a method of one. */
+export type AgentRequest =
+  | { op: "create"; typeid: string; args: unknown[] }
+  | { op: "call"; token: unknown; method: string; args: unknown[] };
+
+interface Reply {
+  q: number;
+  ok: boolean;
+  v: unknown;
+}
+
+const entry = new URL("./agent-entry.js", import.meta.url);
+
+class Agent {
+  #worker: Worker;
+  #asyncPort: MessagePort;
+  #syncPort: MessagePort;
+  #flag = new Int32Array(new SharedArrayBuffer(4));
+  #pending = new Map<number, { resolve(v: unknown): void; reject(e: unknown): void }>();
+  #next = 1;
+  #dead: Error | undefined;
+
+  constructor() {
+    const asyncChannel = new MessageChannel();
+    const syncChannel = new MessageChannel();
+    this.#asyncPort = asyncChannel.port1;
+    this.#syncPort = syncChannel.port1;
+    this.#worker = new Worker(entry, {
+      workerData: { asyncPort: asyncChannel.port2, syncPort: syncChannel.port2, flag: this.#flag },
+      transferList: [asyncChannel.port2, syncChannel.port2],
+      execArgv: [],
+    });
+    this.#worker.unref();
+    this.#worker.on("error", (error) => this.#fail(error));
+    this.#worker.on("exit", () => this.#fail(new ProcessError("the shared-object agent thread exited")));
+    this.#asyncPort.on("message", (reply: Reply) => {
+      const call = this.#pending.get(reply.q);
+      if (!call) return;
+      this.#pending.delete(reply.q);
+      if (this.#pending.size === 0) this.#asyncPort.unref();
+      if (reply.ok) call.resolve(reply.v);
+      else call.reject(decode(reply.v));
+    });
+    this.#asyncPort.unref();
+  }
+
+  #fail(error: Error): void {
+    this.#dead ??= new ProcessError(`shared objects cannot work: ${error.message}`, { cause: error });
+    for (const call of this.#pending.values()) call.reject(this.#dead);
+    this.#pending.clear();
+  }
+
+  /** Runs `request` and blocks this thread until it is done. */
+  callSync(request: AgentRequest): unknown {
+    if (this.#dead) throw this.#dead;
+    const q = this.#next++;
+    Atomics.store(this.#flag, 0, 0);
+    this.#syncPort.postMessage({ q, ...packRequest(request) });
+    for (;;) {
+      Atomics.wait(this.#flag, 0, 0, 1000);
+      const received = receiveMessageOnPort(this.#syncPort);
+      if (received) {
+        const reply = received.message as Reply;
+        if (reply.q !== q) continue;
+        if (reply.ok) return reply.v;
+        throw decode(reply.v);
+      }
+      if (this.#dead) throw this.#dead;
+    }
+  }
+
+  /** Runs `request` without blocking; an abort of `signal` asks the broker to give up. */
+  call(request: AgentRequest, signal?: AbortSignal): Promise<unknown> {
+    if (this.#dead) return Promise.reject(this.#dead);
+    const q = this.#next++;
+    return new Promise((resolve, reject) => {
+      const onAbort = () => this.#asyncPort.postMessage({ c: q });
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const done = () => signal?.removeEventListener("abort", onAbort);
+      this.#pending.set(q, {
+        resolve: (v) => {
+          done();
+          resolve(v);
+        },
+        reject: (e) => {
+          done();
+          reject(signal?.aborted ? signal.reason : e);
+        },
+      });
+      if (this.#pending.size === 1) this.#asyncPort.ref();
+      this.#asyncPort.postMessage({ q, ...packRequest(request) });
+    });
+  }
+}
+
+function packRequest(request: AgentRequest): AgentRequest & { h: boolean } {
+  const { value, changed } = encode(request.args, "clone", "arguments");
+  return { ...request, args: value as unknown[], h: changed };
+}
+
+let agent: Agent | undefined;
+
+/** This process's agent, started on first use. */
+export function fallbackAgent(): Agent {
+  agent ??= new Agent();
+  return agent;
+}
+
+/** Worker side: wires the ports to `handle`, which runs one request. */
+export function serveAgent(
+  ports: { asyncPort: MessagePort; syncPort: MessagePort; flag: Int32Array },
+  handle: (request: AgentRequest, signal: AbortSignal) => Promise<unknown>,
+): void {
+  const controllers = new Map<number, AbortController>();
+  const run = (port: MessagePort, message: AgentRequest & { q: number; h: boolean }, wake: boolean) => {
+    const controller = new AbortController();
+    controllers.set(message.q, controller);
+    const args = (message.h ? decode(message.args) : message.args) as unknown[];
+    const send = (ok: boolean, v: unknown) => {
+      controllers.delete(message.q);
+      let out = v;
+      if (ok) {
+        try {
+          out = encode(v, "clone", "result").value;
+        } catch (error) {
+          ok = false;
+          out = error;
+        }
+      }
+      port.postMessage({ q: message.q, ok, v: ok ? out : encodeError(out, "clone") });
+      if (wake) {
+        Atomics.store(ports.flag, 0, 1);
+        Atomics.notify(ports.flag, 0);
+      }
+    };
+    handle({ ...message, args }, controller.signal).then(
+      (v) => send(true, v),
+      (e) => send(false, e),
+    );
+  };
+  ports.asyncPort.on("message", (message: { c?: number } & AgentRequest & { q: number; h: boolean }) => {
+    if (message.c !== undefined) controllers.get(message.c)?.abort(new ProcessError("cancelled by the caller"));
+    else run(ports.asyncPort, message, false);
+  });
+  ports.syncPort.on("message", (message: AgentRequest & { q: number; h: boolean }) =>
+    run(ports.syncPort, message, true),
+  );
+}
