@@ -2,30 +2,45 @@
  * `npm run bench` / `multiprocessing-ts bench`: this library and its peers (piscina, tinypool,
  * workerpool, bare hand-written pools, CPython's multiprocessing when python3 is present) on the
  * same work, in one run, with ratios. Options: `--quick` (smaller counts), `--only a,b,...`
- * (suites: calls, map, cpu, startup, transfer, start), `--write` (also write BENCHMARKS.md).
+ * (suites: calls, map, cpu, startup, transfer, start, and the shared-state suites of shared.ts:
+ * manager, locks, queue), `--write` (also write BENCHMARKS.md: the sections of the suites that ran
+ * are regenerated, the others and everything after `<!-- end of generated figures -->` are kept).
  *
  * Each figure is the median of several runs after a warm-up; every pool has 2 workers. Peers are
  * dev dependencies: a missing one is reported as skipped.
  */
 import { fork, spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { Pool } from "../index.js";
 import { formatStartRows, runProcessStartBench } from "./process-start.js";
+import {
+  type SharedCounts,
+  locksSuite,
+  managerSuite,
+  pythonRows,
+  pythonShared,
+  queueSuite,
+  versusTable,
+} from "./shared.js";
 import { cpuLoop, identity } from "./tasks-min.js";
 
 const WORKERS = 2;
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 
-interface Row {
+export interface Row {
   suite: string;
   name: string;
   value: number;
   unit: string;
   note?: string;
+  /** The work measured, when a suite has several (the shared-state suites). */
+  task?: string;
+  /** The CPython task this row compares with, when CPython has none of the same name. */
+  vs?: string;
 }
 
 type Measure = () => Promise<number>;
@@ -362,7 +377,8 @@ async function transferSuite(rows: Row[], runs: number): Promise<void> {
 
 function report(row: Row): void {
   const value = Number.isNaN(row.value) ? `skipped (${row.note})` : `${format(row.value)} ${row.unit}`;
-  console.log(`  ${row.suite.padEnd(9)} ${row.name.padEnd(34)} ${value}`);
+  const name = row.task ? `${row.name}, ${row.task}` : row.name;
+  console.log(`  ${row.suite.padEnd(9)} ${name.padEnd(34)} ${value}`);
 }
 
 function format(x: number): string {
@@ -428,34 +444,170 @@ export async function runBench(argv: string[]): Promise<void> {
     start = formatStartRows(await runProcessStartBench(quick ? 3 : 8));
     console.log(`\n${start}`);
   }
+  const counts: SharedCounts = quick
+    ? { manager: 1_000, lock: 200_000, increments: 20_000, queueAwaited: 200, queue: 2_000, runs: 1 }
+    : { manager: 4_000, lock: 1_000_000, increments: 100_000, queueAwaited: 1_000, queue: 10_000, runs: 3 };
+  const sharedSuites = (["manager", "locks", "queue"] as const).filter((suite) => wants(suite));
+  if (sharedSuites.length) {
+    const emit = (row: Row) => {
+      rows.push(row);
+      report(row);
+    };
+    const py = pythonShared([...sharedSuites], counts);
+    if (py.error) console.log(`  CPython skipped: ${py.error}`);
+    const suites = { manager: managerSuite, locks: locksSuite, queue: queueSuite };
+    for (const suite of sharedSuites) {
+      await suites[suite](emit, counts);
+      for (const row of py.result ? pythonRows(suite, py.result) : []) emit(row);
+      console.log(`\n${versusTable(rows, suite, format)}\n`);
+    }
+  }
   if (argv.includes("--write")) {
-    const sections = [
-      "# Benchmarks",
-      "",
-      `Machine: ${machine()}. Produced by \`npm run bench -- --write\` (\`src/bench/index.ts\`); 2 workers everywhere; medians of ${runs} runs after a warm-up. Ratios compare ours in the same kind (threads with threads, processes with processes) with the row.`,
-      "",
-      "## One call per task (trivial task)",
-      "",
-      table(rows, "calls", true),
-      "",
-      "## map with default chunking (trivial task)",
-      "",
-      table(rows, "map", true),
-      "",
-      "## CPU-bound speed-up (8 tasks, warm pool)",
-      "",
-      table(rows, "cpu"),
-      "",
-      "## Pool of 2: creation to first result",
-      "",
-      table(rows, "startup"),
-      "",
-      "## 10 MB Float64Array round trip",
-      "",
-      table(rows, "transfer"),
-    ];
-    if (start) sections.push("", "## Process start-up against raw fork / Worker", "", start);
-    writeFileSync("BENCHMARKS.md", `${sections.join("\n")}\n`);
+    writeBenchmarks(rows, {
+      runs,
+      counts,
+      start,
+      ran: (suite) => wants(suite),
+      only: only ? [...only].join(",") : undefined,
+    });
     console.log("\nwrote BENCHMARKS.md");
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// BENCHMARKS.md
+
+/** Joins `parts` with spaces and wraps the text at 100 columns. */
+function paragraph(...parts: string[]): string {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of parts.join(" ").split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + word.length > 100) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines.join("\n");
+}
+
+/** Everything after this line is written by hand and kept by `--write`. */
+const MARKER = "<!-- end of generated figures -->";
+
+interface WriteOptions {
+  runs: number;
+  counts: SharedCounts;
+  start: string;
+  ran(suite: string): boolean;
+  only: string | undefined;
+}
+
+/**
+ * Writes BENCHMARKS.md: the header, then one section per suite: regenerated when the suite ran,
+ * kept from the current file otherwise. Sections of the current file this code does not write, and
+ * everything after MARKER, follow the marker unchanged.
+ */
+function writeBenchmarks(rows: Row[], o: WriteOptions): void {
+  const c = o.counts;
+  const generated: { suite: string; heading: string; body: () => string }[] = [
+    { suite: "calls", heading: "One call per task (trivial task)", body: () => table(rows, "calls", true) },
+    { suite: "map", heading: "map with default chunking (trivial task)", body: () => table(rows, "map", true) },
+    { suite: "cpu", heading: "CPU-bound speed-up (8 tasks, warm pool)", body: () => table(rows, "cpu") },
+    { suite: "startup", heading: "Pool of 2: creation to first result", body: () => table(rows, "startup") },
+    { suite: "transfer", heading: "10 MB Float64Array round trip", body: () => table(rows, "transfer") },
+    {
+      suite: "start",
+      heading: "Process start-up against raw fork / Worker",
+      body: () =>
+        [
+          o.start,
+          "",
+          "A `Process` started from a program run under tsx registers tsx only before its first TypeScript",
+          "import, so a child whose target is JavaScript starts faster than a raw fork or Worker under tsx",
+          "(which run tsx's preload). A child that imports a `.ts` module pays 150–400 ms of CPU once for it.",
+        ].join("\n"),
+    },
+    {
+      suite: "manager",
+      heading: "Manager: a child's round trips to a dict",
+      body: () =>
+        [
+          paragraph(
+            `A child (in the start method of the manager's server) calls a \`manager.dict()\` proxy: ${c.manager} calls`,
+            "alternating `await d.set(k, i)` and `await d.get(k)`, then as many sets sent 1000 at a time and",
+            `awaited together. Timed in the child; medians of ${c.runs} rounds after a warm-up. CPython:`,
+            "`Manager().dict()` in the spawn context, a child doing `d[k] = i; d[k]` (each set and each get one",
+            "round trip); it has no pipelined form, so the pipelined row is compared with its sequential figure.",
+          ),
+          "",
+          versusTable(rows, "manager", format),
+        ].join("\n"),
+    },
+    {
+      suite: "locks",
+      heading: "Locks: acquire+release, and 2 children incrementing a Value",
+      body: () =>
+        [
+          paragraph(
+            `Uncontended: in one process, ${c.lock} pairs of \`lock.acquireSync(); lock.release()\` (${c.lock >> 2} of`,
+            "`await lock.acquire(); lock.release()`) on a `new Lock({ context })`; CPython: `mp.Lock()`,",
+            "`acquire(); release()`. Contended: 2 children (processes, or threads in the thread start method)",
+            `each add 1 to a \`Value("i", 0)\` ${c.increments} times holding its \`getLock()\` (CPython: \`Value('i')\`,`,
+            "`with v.get_lock(): v.value += 1`), started together by a Barrier; increments/s over the span of",
+            `both loops. Medians of ${c.runs} rounds after a warm-up; every round's final count is checked.`,
+          ),
+          "",
+          versusTable(rows, "locks", format),
+        ].join("\n"),
+    },
+    {
+      suite: "queue",
+      heading: "Queue: a child puts numbers, the parent gets them",
+      body: () =>
+        [
+          paragraph(
+            "The parent creates the queue; a child puts numbers (first the time it starts): ",
+            `${c.queueAwaited} when it awaits each put, ${c.queue} when it puts 1000 at a time (and for CPython);`,
+            "the parent gets them all. Items/s from the child's start to the parent's last get (a clock both",
+            `share); medians of ${c.runs} rounds after a warm-up. CPython: \`mp.Queue()\`, whose \`put\` hands the`,
+            "item to a feeder thread and returns, and `mp.SimpleQueue()`, in the spawn context.",
+          ),
+          "",
+          versusTable(rows, "queue", format),
+        ].join("\n"),
+    },
+  ];
+  const current = existsSync("BENCHMARKS.md") ? readFileSync("BENCHMARKS.md", "utf8") : "";
+  const at = current.indexOf(MARKER);
+  const head = at >= 0 ? current.slice(0, at) : current;
+  const tail = at >= 0 ? current.slice(at + MARKER.length).replace(/^\n+/, "") : "";
+  const old = new Map<string, string>();
+  for (const part of head.split(/^(?=## )/m).slice(1)) {
+    const heading = part.slice(3, part.indexOf("\n") >= 0 ? part.indexOf("\n") : undefined).trim();
+    old.set(heading, part.trim());
+  }
+  const out: string[] = [];
+  const regenerated: string[] = [];
+  let kept = false;
+  for (const section of generated) {
+    if (o.ran(section.suite) && (section.suite !== "start" || o.start)) {
+      out.push(`## ${section.heading}\n\n${section.body()}`);
+      regenerated.push(section.suite);
+    } else if (old.has(section.heading)) {
+      out.push(old.get(section.heading)!);
+      kept = true;
+    }
+    old.delete(section.heading);
+  }
+  const partial = kept
+    ? ` This run (\`--only ${o.only}\`) regenerated the sections of ${regenerated.join(", ")}; the others are from an earlier run.`
+    : "";
+  const header = [
+    "# Benchmarks",
+    "",
+    `Machine: ${machine()}. Produced by \`npm run bench -- --write\` (\`src/bench/index.ts\`); 2 workers everywhere; medians of ${o.runs} runs after a warm-up. Ratios compare ours in the same kind (threads with threads, processes with processes) with the row.${partial}`,
+  ].join("\n");
+  const handWritten = [...old.values(), tail.trim()].filter(Boolean);
+  const text = [header, ...out, MARKER, ...handWritten].join("\n\n");
+  writeFileSync("BENCHMARKS.md", `${text}\n`);
 }

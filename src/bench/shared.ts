@@ -1,0 +1,414 @@
+/**
+ * The shared-state suites of `npm run bench`, each beside CPython's `multiprocessing` on the same
+ * work (a Python script of their own, run once for every suite asked for):
+ *
+ *   manager  a child's round trips to a Manager dict: sequential awaited set/get, and pipelined sets
+ *   locks    uncontended Lock acquire+release in one process; 2 processes incrementing a Value
+ *   queue    a child puts numbers, the parent gets them: Queue (awaited and batched puts), SimpleQueue
+ *
+ * Ours runs in both start methods; the manager's server and every child use the same one.
+ */
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Barrier, Lock, Manager, Process, Queue, RawArray, SimpleQueue, Value } from "../index.js";
+import type { Row } from "./index.js";
+import {
+  type PutMode,
+  contendedIncrements,
+  managerRoundTrips,
+  now,
+  queueProducer,
+  warmUpCount,
+} from "./shared-tasks.js";
+
+export type Emit = (row: Row) => void;
+
+/** Counts of the shared-state suites. */
+export interface SharedCounts {
+  /** Manager calls per round (sequential, then as many pipelined). */
+  manager: number;
+  /** Uncontended acquire+release pairs per round. */
+  lock: number;
+  /** Increments by each of the 2 contending processes per round. */
+  increments: number;
+  /** Items per round when the child awaits each put (Queue and SimpleQueue). */
+  queueAwaited: number;
+  /** Items per round when the child puts in batches (ours), and for CPython's queues. */
+  queue: number;
+  /** Measured rounds (after one warm-up); the median is reported. */
+  runs: number;
+}
+
+const BATCH = 1000;
+/** A child that takes longer than this is reported as hung (and killed). */
+const HANG_MS = 120_000;
+const contexts = ["thread", "spawn"] as const;
+const ours = (context: string) => `multiprocessing-ts (${context})`;
+const CPYTHON = "CPython";
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+function failed(suite: string, name: string, task: string, unit: string, error: unknown): Row {
+  return { suite, name, task, value: Number.NaN, unit, note: (error as Error).message ?? String(error) };
+}
+
+/** Joins `p`, killing it and throwing after HANG_MS; throws when it did not exit with 0. */
+async function joinOrFail(p: Process, what: string): Promise<void> {
+  await p.join(HANG_MS);
+  if (p.isAlive()) {
+    p.kill();
+    throw new Error(`${what} still running after ${HANG_MS / 1000} s: killed`);
+  }
+  if (p.exitcode !== 0) throw new Error(`${what} exited with code ${p.exitcode}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// manager
+
+export async function managerSuite(emit: Emit, counts: SharedCounts): Promise<void> {
+  for (const context of contexts) {
+    const name = ours(context);
+    let manager: Manager | undefined;
+    try {
+      manager = await Manager.start({ context });
+      const d = manager.dict<string, number>();
+      const child = new Process({
+        target: managerRoundTrips,
+        args: [d, counts.manager, counts.runs, BATCH],
+        context,
+      }).start();
+      await joinOrFail(child, "the child doing the round trips");
+      const sequential = await d.get("sequential");
+      const pipelined = await d.get("pipelined");
+      emit({ suite: "manager", name, task: "sequential set/get, each awaited", value: sequential!, unit: "calls/s" });
+      emit({
+        suite: "manager",
+        name,
+        task: `pipelined sets, ${BATCH} at a time`,
+        value: pipelined!,
+        unit: "calls/s",
+        vs: "sequential set/get, each awaited",
+      });
+    } catch (error) {
+      emit(failed("manager", name, "sequential set/get, each awaited", "calls/s", error));
+    } finally {
+      await manager?.shutdown();
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// locks
+
+const UNCONTENDED = "uncontended acquire+release";
+const PY_UNCONTENDED = "uncontended lock.acquire(); lock.release()";
+const CONTENDED = "2 children incrementing a Value under its lock";
+
+async function rate(runs: number, n: number, loop: () => Promise<void> | void): Promise<number> {
+  const xs: number[] = [];
+  for (let r = 0; r <= runs; r++) {
+    const t0 = performance.now();
+    await loop();
+    if (r > 0) xs.push(n / ((performance.now() - t0) / 1000));
+  }
+  return median(xs);
+}
+
+const nsNote = (perSecond: number) => `${(1e9 / perSecond).toFixed(0)} ns a pair`;
+
+export async function locksSuite(emit: Emit, counts: SharedCounts): Promise<void> {
+  const n = counts.lock;
+  for (const context of contexts) {
+    const lock = new Lock({ context });
+    const sync = await rate(counts.runs, n, () => {
+      for (let i = 0; i < n; i++) {
+        lock.acquireSync();
+        lock.release();
+      }
+    });
+    emit({
+      suite: "locks",
+      name: ours(context),
+      task: `${UNCONTENDED}: acquireSync()`,
+      value: sync,
+      unit: "pairs/s",
+      note: nsNote(sync),
+      vs: PY_UNCONTENDED,
+    });
+    const nAsync = Math.max(1, n >> 2);
+    const async = await rate(counts.runs, nAsync, async () => {
+      for (let i = 0; i < nAsync; i++) {
+        await lock.acquire();
+        lock.release();
+      }
+    });
+    emit({
+      suite: "locks",
+      name: ours(context),
+      task: `${UNCONTENDED}: await acquire()`,
+      value: async,
+      unit: "pairs/s",
+      note: nsNote(async),
+      vs: PY_UNCONTENDED,
+    });
+  }
+  for (const context of contexts) {
+    try {
+      const { value, note } = await contended(context, counts.increments, counts.runs);
+      emit({ suite: "locks", name: ours(context), task: CONTENDED, value, unit: "increments/s", note });
+    } catch (error) {
+      emit(failed("locks", ours(context), CONTENDED, "increments/s", error));
+    }
+  }
+}
+
+/** Two children add 1 `times` times each under the Value's lock, in rounds started by a barrier. */
+async function contended(
+  context: "thread" | "spawn",
+  times: number,
+  runs: number,
+): Promise<{ value: number; note: string }> {
+  const counter = new Value("i", 0, { context });
+  const barrier = new Barrier(3, { context });
+  const stamps = RawArray("d", 4, { context });
+  const children = [0, 1].map((slot) =>
+    new Process({
+      target: contendedIncrements,
+      args: [counter, times, runs + 1, barrier, stamps, slot],
+      context,
+    }).start(),
+  );
+  const rates: number[] = [];
+  const wrong: number[] = [];
+  try {
+    for (let r = 0; r <= runs; r++) {
+      await barrier.wait(HANG_MS);
+      await barrier.wait(HANG_MS);
+      const total = counter.value;
+      if (total !== 2 * times) wrong.push(total);
+      counter.value = 0;
+      const span = Math.max(stamps[1]!, stamps[3]!) - Math.min(stamps[0]!, stamps[2]!);
+      if (r > 0) rates.push((2 * times) / (span / 1000));
+    }
+  } finally {
+    for (const [i, child] of children.entries()) await joinOrFail(child, `contender ${i}`);
+  }
+  const note = wrong.length
+    ? `WRONG COUNT: ${wrong.join(", ")} instead of ${2 * times}`
+    : `2 × ${times}, count exact in every round`;
+  return { value: median(rates), note };
+}
+
+// ---------------------------------------------------------------------------------------------
+// queue
+
+export async function queueSuite(emit: Emit, counts: SharedCounts): Promise<void> {
+  for (const context of contexts) {
+    const plans: [Queue<number>, PutMode, number, string, string][] = [
+      [new Queue<number>(), "awaited", counts.queueAwaited, "Queue: child awaits each put", "Queue"],
+      [new Queue<number>(), "batched", counts.queue, `Queue: child puts ${BATCH} at a time`, "Queue"],
+      [new SimpleQueue<number>(), "awaited", counts.queueAwaited, "SimpleQueue: child awaits each put", "SimpleQueue"],
+    ];
+    const go = new SimpleQueue<number>();
+    let child: Process | undefined;
+    try {
+      child = new Process({
+        target: queueProducer,
+        args: [plans.map(([q, mode, n]) => [q, mode, n]), go, counts.runs + 1, BATCH],
+        context,
+      }).start();
+      for (const [queue, , count, task, vs] of plans) {
+        const rates: number[] = [];
+        for (let r = 0; r <= counts.runs; r++) {
+          const n = r === 0 ? warmUpCount(count) : count;
+          await go.put(r);
+          const t0 = await queue.get({ timeout: HANG_MS });
+          let sum = 0;
+          for (let i = 0; i < n; i++) sum += await queue.get({ timeout: HANG_MS });
+          const elapsed = now() - t0;
+          if (sum !== (n * (n - 1)) / 2) throw new Error(`${task}: the items got do not add up`);
+          if (r > 0) rates.push(n / (elapsed / 1000));
+        }
+        emit({ suite: "queue", name: ours(context), task, value: median(rates), unit: "items/s", vs });
+      }
+      await joinOrFail(child, "the producer");
+    } catch (error) {
+      child?.kill();
+      emit(failed("queue", ours(context), "Queue", "items/s", error));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPython, on the same work, in the spawn start method
+
+const pythonScript = `
+import json, multiprocessing as mp, sys, time
+
+def median(xs):
+    xs = sorted(xs); return xs[len(xs) // 2]
+
+def warm_up(n): return max(2, n >> 2)
+
+def round_trips(d, n, runs):
+    seq = []
+    for r in range(runs + 1):
+        count = warm_up(n) if r == 0 else n
+        t0 = time.perf_counter()
+        for i in range(0, count, 2):
+            d["k"] = i
+            if d["k"] != i: raise RuntimeError("wrong value")
+        if r: seq.append(count / (time.perf_counter() - t0))
+    d["sequential"] = median(seq)
+
+def increments(v, times, rounds, barrier, stamps, slot):
+    lock = v.get_lock()
+    for _ in range(rounds):
+        barrier.wait()
+        t0 = time.perf_counter()
+        for _ in range(times):
+            with lock:
+                v.value += 1
+        stamps[2 * slot] = t0; stamps[2 * slot + 1] = time.perf_counter()
+        barrier.wait()
+
+def producer(queues, go, n, rounds):
+    for q in queues:
+        for r in range(rounds):
+            go.get()
+            q.put(time.perf_counter())
+            for i in range(warm_up(n) if r == 0 else n): q.put(i)
+
+def main():
+    which = set(sys.argv[1].split(","))
+    n_rt, n_lock, n_inc, n_q, runs = map(int, sys.argv[2:7])
+    ctx = mp.get_context("spawn")
+    out = {}
+    if "manager" in which:
+        with ctx.Manager() as m:
+            d = m.dict()
+            p = ctx.Process(target=round_trips, args=(d, n_rt, runs)); p.start(); p.join()
+            out["manager"] = d["sequential"]
+    if "locks" in which:
+        lock = ctx.Lock(); xs = []
+        for r in range(runs + 1):
+            t0 = time.perf_counter()
+            for _ in range(n_lock):
+                lock.acquire(); lock.release()
+            if r: xs.append(n_lock / (time.perf_counter() - t0))
+        out["lock"] = median(xs)
+        v = ctx.Value("i", 0); barrier = ctx.Barrier(3); stamps = ctx.Array("d", 4, lock=False)
+        ps = [ctx.Process(target=increments, args=(v, n_inc, runs + 1, barrier, stamps, s)) for s in range(2)]
+        for p in ps: p.start()
+        xs = []; wrong = []
+        for r in range(runs + 1):
+            barrier.wait(); barrier.wait()
+            if v.value != 2 * n_inc: wrong.append(v.value)
+            v.value = 0
+            span = max(stamps[1], stamps[3]) - min(stamps[0], stamps[2])
+            if r: xs.append(2 * n_inc / span)
+        for p in ps: p.join()
+        out["contended"] = median(xs); out["contended_wrong"] = wrong
+    if "queue" in which:
+        queues = {"Queue": ctx.Queue(), "SimpleQueue": ctx.SimpleQueue()}; go = ctx.SimpleQueue()
+        p = ctx.Process(target=producer, args=(list(queues.values()), go, n_q, runs + 1)); p.start()
+        for name, q in queues.items():
+            xs = []
+            for r in range(runs + 1):
+                count = warm_up(n_q) if r == 0 else n_q
+                go.put(r); t0 = q.get()
+                for _ in range(count): q.get()
+                if r: xs.append(count / (time.perf_counter() - t0))
+            out[name] = median(xs)
+        p.join()
+    print(json.dumps(out))
+
+if __name__ == "__main__": main()
+`;
+
+interface PythonShared {
+  manager?: number;
+  lock?: number;
+  contended?: number;
+  contended_wrong?: number[];
+  Queue?: number;
+  SimpleQueue?: number;
+}
+
+/** Runs the CPython side of `suites`; undefined when python3 is missing or fails. */
+export function pythonShared(suites: string[], counts: SharedCounts): { result?: PythonShared; error?: string } {
+  const script = join(tmpdir(), `mpts-bench-shared-${process.pid}.py`);
+  writeFileSync(script, pythonScript);
+  const args = [counts.manager, counts.lock, counts.increments, counts.queue, counts.runs].map(String);
+  const result = spawnSync("python3", [script, suites.join(","), ...args], { encoding: "utf8", timeout: 300_000 });
+  if (result.error) return { error: result.error.message };
+  if (result.status !== 0) return { error: result.stderr.trim().split("\n").pop() ?? `exit ${result.status}` };
+  try {
+    return { result: JSON.parse(result.stdout.trim().split("\n").pop()!) };
+  } catch {
+    return { error: "unreadable output" };
+  }
+}
+
+/** The CPython rows of `suite` from the script's output. */
+export function pythonRows(suite: string, py: PythonShared): Row[] {
+  const row = (task: string, value: number | undefined, unit: string, note?: string): Row[] =>
+    value === undefined ? [] : [{ suite, name: CPYTHON, task, value, unit, note }];
+  if (suite === "manager") return row("sequential set/get, each awaited", py.manager, "calls/s");
+  if (suite === "locks") {
+    const wrong = py.contended_wrong ?? [];
+    return [
+      ...row(PY_UNCONTENDED, py.lock, "pairs/s", py.lock ? nsNote(py.lock) : undefined),
+      ...row(
+        CONTENDED,
+        py.contended,
+        "increments/s",
+        wrong.length ? `WRONG COUNT: ${wrong.join(", ")}` : "count exact",
+      ),
+    ];
+  }
+  return [...row("Queue", py.Queue, "items/s"), ...row("SimpleQueue", py.SimpleQueue, "items/s")];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+export function formatValue(row: Row | undefined, format: (x: number) => string): string {
+  if (!row) return "—";
+  if (Number.isNaN(row.value)) return `skipped: ${row.note}`;
+  return `${format(row.value)} ${row.unit}${row.note ? ` (${row.note})` : ""}`;
+}
+
+/**
+ * A table of one shared-state suite: one line per task, ours in each start method beside CPython,
+ * and the ratios ours / CPython (against the CPython task named by the row's `vs`, when it has no
+ * task of its own with the same name).
+ */
+export function versusTable(rows: Row[], suite: string, format: (x: number) => string): string {
+  const picked = rows.filter((r) => r.suite === suite);
+  const tasks = [...new Set(picked.filter((r) => r.name !== CPYTHON).map((r) => r.task!))];
+  const lines = [
+    "| what | ours (thread) | ours (spawn) | CPython (spawn) | ours / CPython (thread, spawn) |",
+    "|---|---|---|---|---|",
+  ];
+  for (const task of tasks) {
+    const of = (name: string) => picked.find((r) => r.name === name && r.task === task);
+    const thread = of(ours("thread"));
+    const spawn = of(ours("spawn"));
+    const vs = thread?.vs ?? spawn?.vs;
+    const own = of(CPYTHON);
+    const py = own ?? picked.find((r) => r.name === CPYTHON && r.task === vs);
+    const ratio = (r: Row | undefined) =>
+      r && py && !Number.isNaN(r.value) ? `${(r.value / py.value).toFixed(2)}×` : "—";
+    const pyCell = own ? formatValue(own, format) : py ? `${formatValue(py, format)} [${py.task}]` : "—";
+    lines.push(
+      `| ${task} | ${formatValue(thread, format)} | ${formatValue(spawn, format)} | ${pyCell} | ${ratio(thread)}, ${ratio(spawn)} |`,
+    );
+  }
+  return lines.join("\n");
+}
