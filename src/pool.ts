@@ -168,7 +168,29 @@ export class Pool {
   }
 
   /** Calls `fn(...args)` in a worker and resolves to its result. */
-  apply<F extends Fn>(fn: F, args: Parameters<F> = [] as unknown as Parameters<F>, options: CallOptions = {}) {
+  apply<F extends Fn>(
+    fn: F,
+    args: Parameters<F> = [] as unknown as Parameters<F>,
+    options: CallOptions = {},
+  ): Promise<Awaited<ReturnType<F>>> {
+    // the common case, with neither signal nor timeout: one job and one promise, nothing else
+    if (options !== null && typeof options === "object" && options.signal === undefined && options.timeout === undefined) {
+      return new Promise((resolve, reject) => {
+        try {
+          checkFunction(fn, "fn");
+          if (!Array.isArray(args)) throw new TypeError(`args must be an array of arguments (got ${typeof args})`);
+          this.#workers.submit({
+            fn,
+            mode: "call",
+            args,
+            encoded: this.#workers.encodeArgs(args, "args"),
+            settle: (outcome) => (outcome.ok ? resolve(outcome.value as Awaited<ReturnType<F>>) : reject(outcome.error)),
+          });
+        } catch (error) {
+          reject(error);
+        }
+      });
+    }
     return this.applyAsync(fn, args, options).get();
   }
 
