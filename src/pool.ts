@@ -288,12 +288,17 @@ export class Pool {
       checkCall(options);
       if (options.chunksize !== undefined) checkInteger(options.chunksize, "options.chunksize", 1);
       this.#workers.prepare(fn, "the task function");
-      const list = isSyncIterable(items) ? Array.from(items) : await collect(items);
+      // an array is only read (chunks are slices), so it need not be copied first
+      const list = Array.isArray(items) ? items : isSyncIterable(items) ? Array.from(items) : await collect(items);
       const chunksize = options.chunksize ?? Math.max(1, Math.ceil(list.length / (4 * this.#size)));
       const chunks: unknown[][] = [];
       for (let i = 0; i < list.length; i += chunksize) chunks.push(list.slice(i, i + chunksize));
       const results = await this.#run(fn, mode, chunks, options, list.length);
-      return results.flat(1);
+      // a plain loop: Array.prototype.flat is several times slower on a million items
+      const out = new Array(list.length);
+      let k = 0;
+      for (const chunk of results) for (let i = 0; i < chunk.length; i++) out[k++] = chunk[i];
+      return out;
     })();
     return new AsyncResult(work, options);
   }
