@@ -73,6 +73,16 @@ interface Adapter {
 
 type Factory = { name: string; make(): Promise<Adapter> };
 
+/** Joins chunk results the fast way (Array.prototype.flat is several times slower), for every contender. */
+function flatten(parts: unknown[][]): unknown[] {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Array(n);
+  let k = 0;
+  for (const p of parts) for (let i = 0; i < p.length; i++) out[k++] = p[i];
+  return out;
+}
+
 function ours(context: "thread" | "spawn"): Factory {
   return {
     name: `multiprocessing-ts (${context})`,
@@ -143,7 +153,7 @@ function workerpool(workerType: "thread" | "process"): Factory {
           const size = Math.ceil(xs.length / (4 * WORKERS));
           const parts: Promise<unknown[]>[] = [];
           for (let i = 0; i < xs.length; i += size) parts.push(pool.exec("mapChunk", [xs.slice(i, i + size)]));
-          return (await Promise.all(parts)).flat();
+          return flatten(await Promise.all(parts));
         },
         close: async () => void (await pool.terminate()),
       };
@@ -182,7 +192,7 @@ function bareThreads(): Factory {
           const size = Math.ceil(xs.length / (4 * WORKERS));
           const parts: Promise<unknown>[] = [];
           for (let i = 0; i < xs.length; i += size) parts.push(send({ xs: xs.slice(i, i + size) }));
-          return ((await Promise.all(parts)) as unknown[][]).flat();
+          return flatten((await Promise.all(parts)) as unknown[][]);
         },
         close: async () => void (await Promise.all(workers.map((w) => w.terminate()))),
       };
