@@ -25,6 +25,8 @@ export interface ExecutorOptions {
   initargs?: unknown[];
   /** Replace a worker after it ran this many tasks (default: never). */
   maxTasksPerChild?: number;
+  /** Run a call again, up to this many times, when the worker running it crashes (default 0). */
+  retries?: number;
   /** The start method: `"spawn"` (default) or `"thread"`. */
   context?: StartMethod | { readonly startMethod: StartMethod };
 }
@@ -174,6 +176,7 @@ export class ProcessPoolExecutor {
     const maxWorkers = options.maxWorkers ?? cpuCount();
     checkInteger(maxWorkers, "options.maxWorkers", 1);
     if (options.maxTasksPerChild !== undefined) checkInteger(options.maxTasksPerChild, "options.maxTasksPerChild", 1);
+    if (options.retries !== undefined) checkInteger(options.retries, "options.retries", 0);
     checkFunction(options.initializer, "options.initializer");
     if (options.initargs !== undefined && !Array.isArray(options.initargs)) {
       throw new TypeError(`options.initargs must be an array (got ${typeof options.initargs})`);
@@ -188,6 +191,7 @@ export class ProcessPoolExecutor {
       initializer: options.initializer,
       initargs: options.initargs ?? [],
       maxTasksPerChild: options.maxTasksPerChild ?? 0,
+      retries: options.retries ?? 0,
       eager: false,
       name: "ExecutorWorker",
     });

@@ -28,6 +28,11 @@ export interface PoolOptions {
   initargs?: unknown[];
   /** Replace a worker after it ran this many tasks (default: never). */
   maxTasksPerChild?: number;
+  /**
+   * Run a task again, up to this many times, when the worker running it crashes (default 0: the
+   * task rejects with WorkerCrashedError). Use it only for tasks that are safe to run twice.
+   */
+  retries?: number;
   /** The start method: `"spawn"` (default) or `"thread"`. */
   context?: StartMethod | { readonly startMethod: StartMethod };
 }
@@ -139,6 +144,7 @@ export class Pool {
     if (o.maxTasksPerChild !== undefined && o.maxTasksPerChild !== null) {
       checkInteger(o.maxTasksPerChild, "options.maxTasksPerChild", 1);
     }
+    if (o.retries !== undefined) checkInteger(o.retries, "options.retries", 0);
     checkFunction(o.initializer, "options.initializer");
     if (o.initargs !== undefined && !Array.isArray(o.initargs)) {
       throw new TypeError(`options.initargs must be an array (got ${typeof o.initargs})`);
@@ -152,6 +158,7 @@ export class Pool {
       initializer: o.initializer,
       initargs: o.initargs ?? [],
       maxTasksPerChild: o.maxTasksPerChild ?? 0,
+      retries: o.retries ?? 0,
       eager: true,
       name: "PoolWorker",
     });

@@ -36,6 +36,8 @@ export interface Job {
   cancelled?: boolean;
   /** The arguments already encoded at submit time (so errors surface there). */
   encoded?: { value: unknown; changed: boolean };
+  /** How many times the job was lost with a crashed worker and run again. */
+  retried?: number;
 }
 
 /** Options of the engine. */
@@ -45,6 +47,8 @@ export interface WorkerSetOptions {
   initializer: Function | undefined;
   initargs: unknown[];
   maxTasksPerChild: number;
+  /** Run a job again, up to this many times, when the worker running it crashes (default 0). */
+  retries?: number;
   /** Start all workers at once (Pool) or as work arrives (executor). */
   eager: boolean;
   /** Name prefix, e.g. "PoolWorker". */
@@ -279,7 +283,12 @@ export class WorkerSet {
     } else running = worker.inflight.shift();
     const notStarted = worker.inflight;
     worker.inflight = [];
-    if (running && !running.cancelled && this.#state !== "terminated") {
+    const retry = running && !running.cancelled && (running.retried ?? 0) < (this.#options.retries ?? 0);
+    if (retry) {
+      running!.retried = (running!.retried ?? 0) + 1;
+      trace(`retrying a job whose worker died (attempt ${running!.retried + 1})`);
+      notStarted.unshift(running!);
+    } else if (running && !running.cancelled && this.#state !== "terminated") {
       const how = signal
         ? `was killed by ${signal}`
         : crash
