@@ -27,6 +27,8 @@ export interface ExecutorOptions {
   maxTasksPerChild?: number;
   /** Run a call again, up to this many times, when the worker running it crashes (default 0). */
   retries?: number;
+  /** Heap limit of each worker in MiB: a worker that exceeds it dies (its call gets WorkerCrashedError). */
+  maxHeapMb?: number;
   /** The start method: `"spawn"` (default) or `"thread"`. */
   context?: StartMethod | { readonly startMethod: StartMethod };
 }
@@ -177,6 +179,7 @@ export class ProcessPoolExecutor {
     checkInteger(maxWorkers, "options.maxWorkers", 1);
     if (options.maxTasksPerChild !== undefined) checkInteger(options.maxTasksPerChild, "options.maxTasksPerChild", 1);
     if (options.retries !== undefined) checkInteger(options.retries, "options.retries", 0);
+    if (options.maxHeapMb !== undefined) checkInteger(options.maxHeapMb, "options.maxHeapMb", 1);
     checkFunction(options.initializer, "options.initializer");
     if (options.initargs !== undefined && !Array.isArray(options.initargs)) {
       throw new TypeError(`options.initargs must be an array (got ${typeof options.initargs})`);
@@ -192,6 +195,7 @@ export class ProcessPoolExecutor {
       initargs: options.initargs ?? [],
       maxTasksPerChild: options.maxTasksPerChild ?? 0,
       retries: options.retries ?? 0,
+      maxHeapMb: options.maxHeapMb,
       eager: false,
       name: "ExecutorWorker",
     });

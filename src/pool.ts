@@ -33,6 +33,8 @@ export interface PoolOptions {
    * task rejects with WorkerCrashedError). Use it only for tasks that are safe to run twice.
    */
   retries?: number;
+  /** Heap limit of each worker in MiB: a worker that exceeds it dies (its task gets WorkerCrashedError). */
+  maxHeapMb?: number;
   /** The start method: `"spawn"` (default) or `"thread"`. */
   context?: StartMethod | { readonly startMethod: StartMethod };
 }
@@ -145,6 +147,7 @@ export class Pool {
       checkInteger(o.maxTasksPerChild, "options.maxTasksPerChild", 1);
     }
     if (o.retries !== undefined) checkInteger(o.retries, "options.retries", 0);
+    if (o.maxHeapMb !== undefined) checkInteger(o.maxHeapMb, "options.maxHeapMb", 1);
     checkFunction(o.initializer, "options.initializer");
     if (o.initargs !== undefined && !Array.isArray(o.initargs)) {
       throw new TypeError(`options.initargs must be an array (got ${typeof o.initargs})`);
@@ -159,6 +162,7 @@ export class Pool {
       initargs: o.initargs ?? [],
       maxTasksPerChild: o.maxTasksPerChild ?? 0,
       retries: o.retries ?? 0,
+      maxHeapMb: o.maxHeapMb,
       eager: true,
       name: "PoolWorker",
     });
@@ -181,7 +185,12 @@ export class Pool {
     options: CallOptions = {},
   ): Promise<Awaited<ReturnType<F>>> {
     // the common case, with neither signal nor timeout: one job and one promise, nothing else
-    if (options !== null && typeof options === "object" && options.signal === undefined && options.timeout === undefined) {
+    if (
+      options !== null &&
+      typeof options === "object" &&
+      options.signal === undefined &&
+      options.timeout === undefined
+    ) {
       return new Promise((resolve, reject) => {
         try {
           checkFunction(fn, "fn");
@@ -191,7 +200,8 @@ export class Pool {
             mode: "call",
             args,
             encoded: this.#workers.encodeArgs(args, "args"),
-            settle: (outcome) => (outcome.ok ? resolve(outcome.value as Awaited<ReturnType<F>>) : reject(outcome.error)),
+            settle: (outcome) =>
+              outcome.ok ? resolve(outcome.value as Awaited<ReturnType<F>>) : reject(outcome.error),
           });
         } catch (error) {
           reject(error);

@@ -31,6 +31,8 @@ export interface ProcessOptions<F extends (...args: any[]) => unknown = (...args
   daemon?: boolean;
   /** The start method: `"spawn"` (default) or `"thread"`. */
   context?: StartMethod | { readonly startMethod: StartMethod };
+  /** Heap limit of the child in MiB: past it the child dies (thread: exit code 1; spawn: SIGABRT). */
+  maxHeapMb?: number;
 }
 
 type State = "initial" | "started" | "stopped" | "closed";
@@ -55,12 +57,13 @@ export class Process {
   #exitcode: number | null = null;
   #exited: Promise<void> | undefined;
   #joiners = 0;
+  #maxHeapMb: number | undefined;
 
   constructor(options: ProcessOptions = {}) {
     if (options === null || typeof options !== "object") {
       throw new TypeError(`Process options must be an object such as { target, args } (got ${typeof options})`);
     }
-    const { target, args = [], name, daemon, context } = options;
+    const { target, args = [], name, daemon, context, maxHeapMb } = options;
     if (target !== undefined && typeof target !== "function") {
       throw new TypeError(`options.target must be a function (got ${typeof target})`);
     }
@@ -71,6 +74,10 @@ export class Process {
     if (daemon !== undefined && typeof daemon !== "boolean") {
       throw new TypeError(`options.daemon must be a boolean (got ${typeof daemon})`);
     }
+    if (maxHeapMb !== undefined && (!Number.isInteger(maxHeapMb) || maxHeapMb < 1)) {
+      throw new RangeError(`options.maxHeapMb must be a whole number of MiB >= 1 (got ${maxHeapMb})`);
+    }
+    this.#maxHeapMb = maxHeapMb;
     this.#method = resolveMethod(typeof context === "object" && context ? context.startMethod : context);
     this.#target = target;
     this.#args = args;
@@ -149,7 +156,7 @@ export class Process {
       boot = { t: "process", identity, target, cls: undefined, fields: undefined, args: args.value, h: args.changed };
     }
     installExitHooks();
-    const child = backend.launch({ boot });
+    const child = backend.launch({ boot, maxHeapMb: this.#maxHeapMb });
     this.#child = child;
     this.#state = "started";
     alive.add(this);

@@ -12,6 +12,8 @@ export interface ChildExit {
   exitcode: number;
   /** The signal name for deaths by signal (`"SIGKILL"`), else null. */
   signal: string | null;
+  /** True when the child ran out of its heap (`maxHeapMb`), as far as the backend can tell. */
+  outOfMemory?: boolean;
 }
 
 /** A child being run by a backend. */

@@ -45,7 +45,8 @@ export const spawnBackend: Backend = {
     };
     child.on("exit", (code, signal) => {
       const signo = signal ? (constants.signals as Record<string, number>)[signal] : undefined;
-      finish({ exitcode: signo ? -signo : (code ?? 1), signal: signal ?? null });
+      // V8 aborts a process that runs out of its heap
+      finish({ exitcode: signo ? -signo : (code ?? 1), signal: signal ?? null, outOfMemory: signal === "SIGABRT" });
     });
     child.on("error", (error) => {
       process.stderr.write(`multiprocessing-ts: could not start a child process: ${error.message}\n`);

@@ -34,14 +34,20 @@ export const threadBackend: Backend = {
     }
     let intent: number | undefined;
     let exit: ChildExit | undefined;
+    let outOfMemory = false;
     const exited = new Promise<ChildExit>((resolve) => {
       worker.on("exit", (code) => {
-        exit = { exitcode: intent ?? code, signal: intent === -9 ? "SIGKILL" : intent === -15 ? "SIGTERM" : null };
+        const signal = intent === -9 ? "SIGKILL" : intent === -15 ? "SIGTERM" : null;
+        exit = { exitcode: intent ?? code, signal, outOfMemory };
         resolve(exit);
       });
     });
     worker.on("error", (error) => {
-      // an error thrown outside the child's own handlers (e.g. in a timer), or out of memory
+      if ((error as { code?: string })?.code === "ERR_WORKER_OUT_OF_MEMORY") {
+        outOfMemory = true;
+        return;
+      }
+      // an error thrown outside the child's own handlers (e.g. in a timer)
       process.stderr.write(`${error?.stack ?? String(error)}\n`);
     });
     const handle: RunningChild = {

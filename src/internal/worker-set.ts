@@ -49,6 +49,8 @@ export interface WorkerSetOptions {
   maxTasksPerChild: number;
   /** Run a job again, up to this many times, when the worker running it crashes (default 0). */
   retries?: number;
+  /** Heap limit of each worker, in MiB. */
+  maxHeapMb?: number;
   /** Start all workers at once (Pool) or as work arrives (executor). */
   eager: boolean;
   /** Name prefix, e.g. "PoolWorker". */
@@ -204,6 +206,7 @@ export class WorkerSet {
       startMethod: runtime.startMethod,
     };
     const child = this.#backend.launch({
+      maxHeapMb: this.#options.maxHeapMb,
       boot: {
         t: "pool",
         identity,
@@ -227,7 +230,7 @@ export class WorkerSet {
     this.#workers.add(worker);
     if (!this.#referenced) child.unref();
     child.onMessage = (message) => this.#onMessage(worker, message);
-    void child.exited.then((exit) => this.#onExit(worker, exit.exitcode, exit.signal));
+    void child.exited.then((exit) => this.#onExit(worker, exit.exitcode, exit.signal, exit.outOfMemory === true));
   }
 
   #onMessage(worker: Worker, message: ToParent): void {
@@ -270,7 +273,7 @@ export class WorkerSet {
     }
   }
 
-  #onExit(worker: Worker, exitcode: number, signal: string | null): void {
+  #onExit(worker: Worker, exitcode: number, signal: string | null, outOfMemory: boolean): void {
     worker.exited = true;
     this.#workers.delete(worker);
     // Jobs run one at a time in the order sent, so the first unanswered one was running, unless
@@ -289,11 +292,13 @@ export class WorkerSet {
       trace(`retrying a job whose worker died (attempt ${running!.retried + 1})`);
       notStarted.unshift(running!);
     } else if (running && !running.cancelled && this.#state !== "terminated") {
-      const how = signal
-        ? `was killed by ${signal}`
-        : crash
-          ? `died from an error thrown outside any task (${(crash.error as Error)?.message}), exit code ${exitcode}`
-          : `exited with code ${exitcode}`;
+      const how = outOfMemory
+        ? `ran out of memory (its heap limit is ${this.#options.maxHeapMb ?? "the default"} MiB)`
+        : signal
+          ? `was killed by ${signal}`
+          : crash
+            ? `died from an error thrown outside any task (${(crash.error as Error)?.message}), exit code ${exitcode}`
+            : `exited with code ${exitcode}`;
       running.settle({
         ok: false,
         error: new WorkerCrashedError(
