@@ -13,6 +13,7 @@ import { inspect } from "node:util";
 import type { RunningChild } from "./backends/backend.js";
 import { BootstrapError, ProcessError } from "./errors.js";
 import { encode } from "./internal/codec.js";
+import { stopOnInterrupt } from "./internal/interrupt.js";
 import { backendFor, resolveMethod } from "./internal/methods.js";
 import { type StartMethod, runtime } from "./internal/runtime.js";
 import { checkTimeout } from "./internal/validate.js";
@@ -161,7 +162,9 @@ export class Process {
     this.#state = "started";
     alive.add(this);
     if (this.#daemon) child.unref();
+    const untrack = stopOnInterrupt({ interrupt: () => this.terminate() });
     this.#exited = child.exited.then((exit) => {
+      untrack();
       this.#exitcode = exit.exitcode;
       if (this.#state === "started") this.#state = "stopped";
       alive.delete(this);

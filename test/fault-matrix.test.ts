@@ -44,7 +44,7 @@ for (const method of methods) {
         assert.equal(await pool.apply(answer), 42);
 
         await using ex = new ProcessPoolExecutor({ maxWorkers: 2, context: method, maxHeapMb: 64 });
-        const future = ex.submit(fault.fn as () => unknown, ...fault.args);
+        const future = ex.submit(fault.fn as (...a: unknown[]) => unknown, ...(fault.args as unknown[]));
         await assert.rejects(future.result(), fault.expect);
         assert.equal(await ex.submit(answer).result(), 42);
       });

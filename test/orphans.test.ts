@@ -27,6 +27,23 @@ for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
   });
 }
 
+for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
+  test(`a pool's workers and a loose child go within 2 s when the parent gets ${signal}`, { timeout: 60_000 }, async () => {
+    const pids: number[] = [];
+    const result = await runScript("./fixtures/family.ts", ["spawn", "pool"], (line, kill) => {
+      const [kind, pid] = line.split(" ");
+      if (kind === "daemon" || kind === "child" || kind === "worker") pids.push(Number(pid));
+      if (kind === "busy") kill(signal);
+    });
+    assert.equal(pids.length, 4);
+    for (const pid of pids) assert.ok(await gone(pid, 2000), `process ${pid} outlived its parent (${signal})`);
+    if (signal === "SIGINT") {
+      assert.match(result.stdout, /work rejected: AbortError/, "Ctrl-C rejects pending work with an AbortError");
+      assert.equal(result.code, 130, "and the program ends with the code of an interrupt");
+    }
+  });
+}
+
 for (const method of ["spawn", "thread"]) {
   test(`a non-daemon child is waited for when the program ends (${method})`, { timeout: 60_000 }, async () => {
     const { code, stdout } = await runScript("./fixtures/family.ts", [method, "nojoin"]);

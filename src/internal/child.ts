@@ -124,6 +124,8 @@ async function runPoolWorker(boot: RunPoolWorker, link: ParentLink): Promise<voi
   };
   process.on("uncaughtException", die);
   process.on("unhandledRejection", die);
+  // Ctrl-C reaches every process of the terminal's group: the parent decides what stops
+  if (link.transport === "bytes") process.on("SIGINT", () => {});
   link.onMessage = (message: ToChild) => {
     switch (message.t) {
       case "define":

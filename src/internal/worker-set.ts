@@ -19,6 +19,7 @@ import { decode, encode } from "./codec.js";
 import { Deque } from "./deque.js";
 import { trace } from "./debug.js";
 import { backendFor } from "./methods.js";
+import { stopOnInterrupt } from "./interrupt.js";
 import { type StartMethod, runtime } from "./runtime.js";
 import type { ToParent } from "./wire.js";
 
@@ -90,9 +91,11 @@ export class WorkerSet {
   #allExited: Promise<void> | undefined;
   #resolveAllExited: (() => void) | undefined;
   #referenced = false;
+  #untrack: () => void;
 
   constructor(options: WorkerSetOptions) {
     this.#options = options;
+    this.#untrack = stopOnInterrupt({ interrupt: (reason) => this.terminate(reason) });
     this.#backend = backendFor(options.method);
     this.#initializer = options.initializer ? codeRef(options.initializer, "options.initializer") : undefined;
     this.#initargs = encode(options.initargs, this.#backend.transport, "options.initargs");
@@ -185,6 +188,7 @@ export class WorkerSet {
   terminate(reason: Error): void {
     if (this.#state === "terminated") return;
     this.#state = "terminated";
+    this.#untrack();
     this.#failAll(reason);
     for (const w of this.#workers) w.child.kill();
     this.#updateRef();
@@ -314,7 +318,10 @@ export class WorkerSet {
     } else if (this.#state === "broken") {
       this.#failAll(this.#brokenBy!);
     }
-    if (this.#workers.size === 0) this.#resolveAllExited?.();
+    if (this.#workers.size === 0 && this.#state !== "running") {
+      this.#untrack();
+      this.#resolveAllExited?.();
+    }
     this.#updateRef();
   }
 
