@@ -70,6 +70,8 @@ interface Worker {
   /** What a dying worker said about its death (see wire.Crash). */
   crash: { running: number | null; error: unknown } | undefined;
   stopping: boolean;
+  /** Set when the set was terminated while this worker was starting. */
+  killWhenReady?: boolean;
 }
 
 type State = "running" | "closing" | "terminated" | "broken";
@@ -190,8 +192,22 @@ export class WorkerSet {
     this.#state = "terminated";
     this.#untrack();
     this.#failAll(reason);
-    for (const w of this.#workers) w.child.kill();
+    for (const w of this.#workers) this.#kill(w);
     this.#updateRef();
+  }
+
+  /**
+   * Kills a worker. A worker thread still loading its modules is killed once it is ready instead
+   * (within a few seconds at most): Node leaks the file descriptors of module files a thread was
+   * reading when it is terminated.
+   */
+  #kill(worker: Worker): void {
+    if (worker.ready || this.#options.method !== "thread") {
+      worker.child.kill();
+      return;
+    }
+    worker.killWhenReady = true;
+    setTimeout(() => worker.child.kill(), 5000).unref();
   }
 
   /** Resolves when every worker has exited (after `close()` or `terminate()`). */
@@ -242,6 +258,10 @@ export class WorkerSet {
       case "ready":
         trace(`worker ${worker.child.pid} ready`);
         worker.ready = true;
+        if (worker.killWhenReady) {
+          worker.child.kill();
+          return;
+        }
         this.#dispatch();
         return;
       case "done":
@@ -330,7 +350,7 @@ export class WorkerSet {
     this.#state = "broken";
     this.#brokenBy = error;
     this.#failAll(error);
-    for (const w of this.#workers) w.child.kill();
+    for (const w of this.#workers) this.#kill(w);
     this.#updateRef();
   }
 

@@ -1,0 +1,30 @@
+// Leaks: pools created and terminated over and over leave file descriptors, active handles and
+// /dev/shm entries where they started. (`npm run soak` runs the long version and watches memory.)
+import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
+import { test } from "node:test";
+import { Pool } from "multiprocessing-ts";
+import { answer } from "./fixtures/chaos-tasks.ts";
+
+const fds = () => readdirSync("/proc/self/fd").length;
+const handles = () => process.getActiveResourcesInfo().filter((r) => r !== "TTYWrap" && r !== "PipeWrap").length;
+const segments = () => readdirSync("/dev/shm").filter((f) => f.startsWith(`mpts-${process.pid}-`)).length;
+
+const cycles = { thread: 100, spawn: 40 } as const;
+
+for (const method of ["thread", "spawn"] as const) {
+  test(`${cycles[method]} pool create/terminate cycles leak nothing (${method})`, { timeout: 120_000 }, async () => {
+    const cycle = async (i: number) => {
+      const pool = new Pool({ processes: 2, context: method });
+      assert.equal(await pool.apply(answer), 42, `cycle ${i}`);
+      await pool.terminate();
+    };
+    await cycle(-1); // warm-up: lazily created handles (stdout, timers) are not leaks
+    const before = { fds: fds(), handles: handles(), segments: segments() };
+    for (let i = 0; i < cycles[method]; i++) await cycle(i);
+    const after = { fds: fds(), handles: handles(), segments: segments() };
+    assert.ok(after.fds <= before.fds + 2, `file descriptors: ${before.fds} before, ${after.fds} after`);
+    assert.ok(after.handles <= before.handles, `active handles: ${before.handles} before, ${after.handles} after`);
+    assert.equal(after.segments, before.segments, "shared memory segments");
+  });
+}
