@@ -294,6 +294,16 @@ export class ProcessPoolExecutor {
 /** When `wait()` returns. */
 export type ReturnWhen = "FIRST_COMPLETED" | "FIRST_EXCEPTION" | "ALL_COMPLETED";
 
+/** The futures of an iterable, checked. */
+function checkFutures<R>(value: Iterable<Future<R>>, name: string): Future<R>[] {
+  const iterable = value !== null && typeof value === "object" && Symbol.iterator in value;
+  const all = iterable ? [...value] : [];
+  if (!iterable || all.some((f) => !(f instanceof Future))) {
+    throw new TypeError(`${name} must be an iterable of Futures from ProcessPoolExecutor.submit()`);
+  }
+  return all;
+}
+
 /**
  * Waits for futures: all of them (default), the first to finish, or the first to fail. Resolves to
  * `{ done, notDone }` after at most `timeout` ms.
@@ -302,6 +312,7 @@ export async function wait<R>(
   futures: Iterable<Future<R>>,
   options: { timeout?: number; returnWhen?: ReturnWhen } = {},
 ): Promise<{ done: Set<Future<R>>; notDone: Set<Future<R>> }> {
+  futures = checkFutures(futures, "futures");
   const { timeout, returnWhen = "ALL_COMPLETED" } = options;
   checkTimeout(timeout, "options.timeout");
   if (!["FIRST_COMPLETED", "FIRST_EXCEPTION", "ALL_COMPLETED"].includes(returnWhen)) {
@@ -343,7 +354,7 @@ export async function wait<R>(
  */
 export async function* asCompleted<R>(futures: Iterable<Future<R>>, timeout?: number): AsyncGenerator<Future<R>> {
   checkTimeout(timeout, "timeout");
-  const all = new Set(futures);
+  const all = new Set(checkFutures(futures, "futures"));
   const deadline = timeout === undefined ? undefined : performance.now() + timeout;
   const left = new Set(all);
   while (left.size) {
