@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The command line: `multiprocessing-ts demo | bench | help`.
+ * The command line: `multiprocessing-ts demo | bench | soak | help`.
  */
 const [command = "help", ...rest] = process.argv.slice(2);
 
@@ -16,6 +16,12 @@ switch (command) {
     await runBench(rest);
     break;
   }
+  case "soak": {
+    const soak = "./bench/soak.js";
+    const { runSoak } = (await import(soak)) as { runSoak(argv: string[]): Promise<void> };
+    await runSoak(rest);
+    break;
+  }
   case "worker":
     console.error("multiprocessing-ts worker: the cluster backend is not available in this version.");
     process.exitCode = 2;
@@ -25,6 +31,7 @@ switch (command) {
 
   demo     sequential vs parallel on this machine (thread and spawn start methods)
   bench    benchmarks against piscina, tinypool, workerpool and CPython (npm run bench)
+  soak     long leak checks: pool cycles, then minutes of steady work (npm run soak)
 `);
     if (command !== "help" && command !== "--help") process.exitCode = 2;
 }
