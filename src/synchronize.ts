@@ -32,6 +32,8 @@ export interface PrimitiveOptions {
   context?: StartMethod | { readonly startMethod: StartMethod };
 }
 
+const ACQUIRED = Promise.resolve(true);
+
 const VALUE = 0;
 const WAITERS = 1;
 const OWNER = 2;
@@ -85,6 +87,12 @@ export class SemLock implements Reducible {
 
   #tryAcquire(): boolean {
     const w = this.#words;
+    if (this.#kind === "Lock") {
+      // the uncontended path is one fenced instruction; OWNER is only read by this thread (Condition)
+      if (Atomics.compareExchange(w, VALUE, 1, 0) !== 1) return false;
+      w[OWNER] = me;
+      return true;
+    }
     if (this.#kind === "RLock" && Atomics.load(w, OWNER) === me) {
       w[DEPTH]!++;
       return true;
@@ -93,7 +101,7 @@ export class SemLock implements Reducible {
       const v = Atomics.load(w, VALUE);
       if (v <= 0) return false;
       if (Atomics.compareExchange(w, VALUE, v, v - 1) === v) {
-        if (this.#kind === "RLock" || this.#kind === "Lock") {
+        if (this.#kind === "RLock") {
           Atomics.store(w, OWNER, me);
           w[DEPTH] = 1;
         }
@@ -133,7 +141,13 @@ export class SemLock implements Reducible {
   }
 
   /** Acquires without blocking the event loop; resolves true once acquired, false on timeout. */
-  async acquire(options?: AcquireOptions): Promise<boolean> {
+  acquire(options?: AcquireOptions): Promise<boolean> {
+    // uncontended and without options: no async function, one already-settled promise
+    if (options === undefined && !this._remote && this.#tryAcquire()) return ACQUIRED;
+    return this.#acquire(options);
+  }
+
+  async #acquire(options: AcquireOptions | undefined): Promise<boolean> {
     const { block, timeout, signal } = checkWaitOptions(options ?? {});
     if (this._remote) return remoteAsync(this._remote, "acquire", [{ block, timeout }], signal);
     if (this.#tryAcquire()) return true;
@@ -168,8 +182,11 @@ export class SemLock implements Reducible {
       if (--w[DEPTH]! > 0) return;
       Atomics.store(w, OWNER, 0);
     } else if (this.#kind === "Lock") {
-      if (Atomics.load(w, VALUE) !== 0) throw new ProcessError("cannot release an unlocked lock");
-      Atomics.store(w, OWNER, 0);
+      w[OWNER] = 0;
+      // one fenced instruction: free the lock, and learn whether it was held at all
+      if (Atomics.exchange(w, VALUE, 1) !== 0) throw new ProcessError("cannot release an unlocked lock");
+      if (Atomics.load(w, WAITERS) > 0) this._block.waiter.wake(w, VALUE, 1);
+      return;
     } else if (this.#kind === "BoundedSemaphore" && Atomics.load(w, VALUE) >= this.#max) {
       throw new ProcessError("semaphore released too many times");
     }
@@ -202,7 +219,8 @@ export class SemLock implements Reducible {
   /** @internal For Condition: whether this thread owns it, and its recursion depth. */
   _ownedDepth(): number {
     const w = this.#words;
-    if (this.#kind !== "RLock" && this.#kind !== "Lock") return 1;
+    if (this.#kind === "Lock") return Atomics.load(w, OWNER) === me ? 1 : 0;
+    if (this.#kind !== "RLock") return 1;
     return Atomics.load(w, OWNER) === me ? w[DEPTH]! : 0;
   }
 
