@@ -7,16 +7,21 @@ import { runChild } from "../internal/child.js";
 import type { Boot, ToChild } from "../internal/wire.js";
 import { useTsxWhenNeeded } from "../internal/loader.js";
 import { launchEnvironment } from "./environment.js";
+import { Batcher, unbatch } from "./thread.js";
 
 const data = workerData as { boot: Boot; tsx?: string; execArgv: string[] };
 launchEnvironment.execArgv = data.execArgv;
 useTsxWhenNeeded(data.tsx);
 const port = parentPort!;
+const out = new Batcher((message, transfer) => port.postMessage(message, transfer as never));
 const link = {
   transport: "clone" as const,
-  send: (message: unknown, transfer?: readonly unknown[]) => port.postMessage(message, transfer as never),
-  flush: () => Promise.resolve(),
+  send: (message: unknown, transfer?: readonly unknown[]) => out.send(message, transfer),
+  flush: () => {
+    out.flush();
+    return Promise.resolve();
+  },
   onMessage: (_message: ToChild) => {},
 };
-port.on("message", (message: ToChild) => link.onMessage(message));
+port.on("message", (message: unknown) => unbatch(message, (m) => link.onMessage(m as ToChild)));
 void runChild(link, data.boot);

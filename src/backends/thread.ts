@@ -13,6 +13,41 @@ import type { Backend, ChildExit, LaunchOptions, RunningChild } from "./backend.
 
 const entry = new URL("./thread-entry.js", import.meta.url);
 
+/**
+ * Messages of one tick leave in one postMessage: a postMessage costs microseconds, and a pool
+ * sends one message per task and per result (a worker sends the results of the short tasks it ran
+ * in one go together). A message with a transfer list goes alone, after those queued before it.
+ */
+export class Batcher {
+  #queued: unknown[] = [];
+  constructor(readonly post: (message: unknown, transfer?: readonly unknown[]) => void) {}
+
+  send(message: unknown, transfer?: readonly unknown[]): void {
+    if (transfer?.length) {
+      this.flush();
+      this.post(message, transfer);
+      return;
+    }
+    if (this.#queued.push(message) === 1) queueMicrotask(() => this.flush());
+  }
+
+  /** Posts what is queued now. */
+  flush(): void {
+    const queued = this.#queued;
+    if (queued.length === 0) return;
+    this.#queued = [];
+    this.post(queued.length === 1 ? queued[0] : { t: BATCH, m: queued });
+  }
+}
+
+const BATCH = "\u0000batch";
+
+/** Delivers each message of a batch (or the one message) to `deliver`. */
+export function unbatch(message: unknown, deliver: (message: unknown) => void): void {
+  if ((message as { t?: unknown })?.t === BATCH) for (const m of (message as { m: unknown[] }).m) deliver(m);
+  else deliver(message);
+}
+
 export const threadBackend: Backend = {
   method: "thread",
   transport: "clone",
@@ -50,10 +85,13 @@ export const threadBackend: Backend = {
       // an error thrown outside the child's own handlers (e.g. in a timer)
       process.stderr.write(`${error?.stack ?? String(error)}\n`);
     });
+    const out = new Batcher((message, transfer) => {
+      if (!exit) worker.postMessage(message, transfer as never);
+    });
     const handle: RunningChild = {
       pid: process.pid,
       send(message, transfer) {
-        if (!exit) worker.postMessage(message, transfer as never);
+        out.send(message, transfer);
       },
       onMessage: () => {},
       exited,
@@ -74,7 +112,7 @@ export const threadBackend: Backend = {
         worker.ref();
       },
     };
-    worker.on("message", (message) => handle.onMessage(message as ToParent));
+    worker.on("message", (message) => unbatch(message, (m) => handle.onMessage(m as ToParent)));
     return handle;
   },
 };

@@ -184,7 +184,9 @@ async function runPoolWorker(boot: RunPoolWorker, link: ParentLink): Promise<voi
         const started = performance.now();
         current = task.id;
         trace(`task ${task.id} starts`);
-        const value = await runTask(fn, task);
+        // a synchronous task's result is sent in the same tick as the others: they leave together
+        let value = runTask(fn, task);
+        if (isThenable(value)) value = await value;
         trace(`task ${task.id} done`);
         current = null;
         const out = encode(value, link.transport, "result");
@@ -206,14 +208,33 @@ async function runPoolWorker(boot: RunPoolWorker, link: ParentLink): Promise<voi
   void drain();
 }
 
-async function runTask(fn: Function, task: Task): Promise<unknown> {
-  const args = (task.h ? await decodeWithLibrary(task.args) : task.args) as unknown[];
-  if (task.mode === "call") return await fn(...args);
+/** Runs a task; returns a promise only when something in it is asynchronous. */
+function runTask(fn: Function, task: Task): unknown {
+  if (task.h) return decodeWithLibrary(task.args).then((args) => runWith(fn, task, args as unknown[]));
+  return runWith(fn, task, task.args as unknown[]);
+}
+
+function runWith(fn: Function, task: Task, args: unknown[]): unknown {
+  if (task.mode === "call") return fn(...args);
   const out = new Array(args.length);
   for (let i = 0; i < args.length; i++) {
-    let value = task.mode === "map" ? fn(args[i]) : fn(...(args[i] as unknown[]));
-    if (value !== null && typeof value === "object" && typeof value.then === "function") value = await value;
+    const value = task.mode === "map" ? fn(args[i]) : fn(...(args[i] as unknown[]));
+    if (isThenable(value)) return finishAsync(fn, task, args, out, i, value);
     out[i] = value;
   }
   return out;
+}
+
+async function finishAsync(fn: Function, task: Task, args: unknown[], out: unknown[], from: number, first: unknown) {
+  out[from] = await first;
+  for (let i = from + 1; i < args.length; i++) {
+    let value = task.mode === "map" ? fn(args[i]) : fn(...(args[i] as unknown[]));
+    if (isThenable(value)) value = await value;
+    out[i] = value;
+  }
+  return out;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && typeof value === "object" && typeof (value as { then?: unknown }).then === "function";
 }
