@@ -15,6 +15,7 @@ import { randomBytes } from "node:crypto";
 import { inspect } from "node:util";
 import { Pipe } from "./connection.js";
 import { AuthenticationError, ClosedError, EOFError, ProcessError } from "./errors.js";
+import { PendingCalls } from "./internal/calls.js";
 import { type Reduced, decode, encode, reduce, registerRebuilder } from "./internal/codec.js";
 import type { FramedSocket } from "./internal/framing.js";
 import {
@@ -48,11 +49,6 @@ export type { SocketAddress } from "./internal/sockets.js";
 
 // ---------------------------------------------------------------------------------------------
 // The connection from this process to one manager server
-
-interface PendingCall {
-  resolve(value: unknown): void;
-  reject(error: unknown): void;
-}
 
 const shutDown = new Set<string>();
 
@@ -96,8 +92,10 @@ class ManagerClient {
   #key: string;
   #address: SocketAddress;
   #channel: FramedSocket | undefined;
-  #calls = new Map<number, PendingCall>();
-  #next = 1;
+  #calls = new PendingCalls({
+    cancel: (q) => this.#channel?.send({ c: q }),
+    busy: (busy) => (busy ? this.#channel?.ref() : this.#channel?.unref()),
+  });
   #nextObject = 0;
   #lost: Error | undefined;
 
@@ -139,41 +137,22 @@ class ManagerClient {
   /** Sends one request; resolves with the decoded reply. */
   request(body: Omit<Request & { q: number }, "q">, signal?: AbortSignal): Promise<unknown> {
     if (this.#lost) return Promise.reject(this.#lost);
-    const q = this.#next++;
-    return new Promise((resolve, reject) => {
-      const onAbort = () => this.#channel?.send({ c: q });
-      signal?.addEventListener("abort", onAbort, { once: true });
-      const done = () => {
-        signal?.removeEventListener("abort", onAbort);
-        this.#calls.delete(q);
-        if (this.#calls.size === 0) this.#channel?.unref();
-      };
-      this.#calls.set(q, {
-        resolve: (v) => {
-          done();
-          resolve(v);
-        },
-        // an abort is a request: a call the server finished first still delivers its result
-        reject: (e) => {
-          done();
-          reject(signal?.aborted && !this.#lost ? signal.reason : e);
-        },
-      });
+    return this.#calls.start((q) => {
       const message = { q, ...body };
       if (this.#channel) {
-        if (this.#calls.size === 1) this.#channel.ref();
+        this.#channel.ref();
         this.#channel.send(message);
-      } else {
-        this.ready.then(
-          () => {
-            if (!this.#calls.has(q)) return;
-            this.#channel!.ref();
-            this.#channel!.send(message);
-          },
-          () => {},
-        );
+        return;
       }
-    });
+      this.ready.then(
+        () => {
+          if (!this.#calls.has(q)) return;
+          this.#channel!.ref();
+          this.#channel!.send(message);
+        },
+        () => {},
+      );
+    }, signal);
   }
 
   /** Ends this connection (the server keeps running). */
@@ -183,16 +162,14 @@ class ManagerClient {
   }
 
   #reply(reply: Reply): void {
-    const call = this.#calls.get(reply.q);
-    if (!call) return;
     if (!reply.ok) {
-      call.reject(decode(reply.e));
+      this.#calls.settle(reply.q, false, decode(reply.e));
       return;
     }
     try {
-      call.resolve(reply.h ? decode(reply.v) : reply.v);
+      this.#calls.settle(reply.q, true, reply.h ? decode(reply.v) : reply.v);
     } catch (error) {
-      call.reject(error);
+      this.#calls.settle(reply.q, false, error);
     }
   }
 
@@ -201,8 +178,7 @@ class ManagerClient {
     const gone = shutDown.has(this.#key);
     this.#lost = gone ? new ClosedError("the manager that owns this object was shut down", { cause: error }) : error;
     if (ManagerClient.#all.get(this.#key) === this) ManagerClient.#all.delete(this.#key);
-    for (const call of this.#calls.values()) call.reject(this.#lost);
-    this.#calls.clear();
+    this.#calls.rejectAll(this.#lost);
   }
 }
 

@@ -12,6 +12,7 @@
  */
 import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from "node:worker_threads";
 import { ProcessError } from "../errors.js";
+import { PendingCalls } from "../internal/calls.js";
 import { decode, encode, encodeError } from "../internal/codec.js";
 
 /** A request to the agent: make an object on this process's broker, or call a method of one. */
@@ -32,7 +33,10 @@ class Agent {
   #asyncPort: MessagePort;
   #syncPort: MessagePort;
   #flag = new Int32Array(new SharedArrayBuffer(4));
-  #pending = new Map<number, { resolve(v: unknown): void; reject(e: unknown): void }>();
+  #pending = new PendingCalls({
+    cancel: (q) => this.#asyncPort.postMessage({ c: q }),
+    busy: (busy) => (busy ? this.#asyncPort.ref() : this.#asyncPort.unref()),
+  });
   #next = 1;
   #dead: Error | undefined;
 
@@ -49,21 +53,15 @@ class Agent {
     this.#worker.unref();
     this.#worker.on("error", (error) => this.#fail(error));
     this.#worker.on("exit", () => this.#fail(new ProcessError("the shared-object agent thread exited")));
-    this.#asyncPort.on("message", (reply: Reply) => {
-      const call = this.#pending.get(reply.q);
-      if (!call) return;
-      this.#pending.delete(reply.q);
-      if (this.#pending.size === 0) this.#asyncPort.unref();
-      if (reply.ok) call.resolve(reply.v);
-      else call.reject(decode(reply.v));
-    });
+    this.#asyncPort.on("message", (reply: Reply) =>
+      this.#pending.settle(reply.q, reply.ok, reply.ok ? reply.v : decode(reply.v)),
+    );
     this.#asyncPort.unref();
   }
 
   #fail(error: Error): void {
     this.#dead ??= new ProcessError(`shared objects cannot work: ${error.message}`, { cause: error });
-    for (const call of this.#pending.values()) call.reject(this.#dead);
-    this.#pending.clear();
+    this.#pending.rejectAll(this.#dead);
   }
 
   /** Runs `request` and blocks this thread until it is done. */
@@ -88,24 +86,7 @@ class Agent {
   /** Runs `request` without blocking; an abort of `signal` asks the broker to give up. */
   call(request: AgentRequest, signal?: AbortSignal): Promise<unknown> {
     if (this.#dead) return Promise.reject(this.#dead);
-    const q = this.#next++;
-    return new Promise((resolve, reject) => {
-      const onAbort = () => this.#asyncPort.postMessage({ c: q });
-      signal?.addEventListener("abort", onAbort, { once: true });
-      const done = () => signal?.removeEventListener("abort", onAbort);
-      this.#pending.set(q, {
-        resolve: (v) => {
-          done();
-          resolve(v);
-        },
-        reject: (e) => {
-          done();
-          reject(signal?.aborted ? signal.reason : e);
-        },
-      });
-      if (this.#pending.size === 1) this.#asyncPort.ref();
-      this.#asyncPort.postMessage({ q, ...packRequest(request) });
-    });
+    return this.#pending.start((q) => this.#asyncPort.postMessage({ q, ...packRequest(request) }), signal);
   }
 }
 

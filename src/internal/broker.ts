@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { threadId } from "../backends/identity.js";
 import { ProcessError } from "../errors.js";
 import { decode, encodeError } from "./codec.js";
+import { PendingCalls } from "./calls.js";
 import { FramedSocket } from "./framing.js";
 import { runtime } from "./runtime.js";
 
@@ -121,61 +122,38 @@ function accept(socket: Socket): void {
 /** A connection to one owner process, shared by every proxy of its objects. */
 class Connection {
   #channel: FramedSocket;
-  #calls = new Map<number, { resolve(v: unknown): void; reject(e: unknown): void }>();
-  #next = 1;
+  #calls: PendingCalls;
   #closedError: Error | undefined;
 
   constructor(readonly address: string) {
     const socket = netConnect(address);
     this.#channel = new FramedSocket(socket);
     this.#channel.unref();
-    this.#channel.onMessage = (message) => this.#reply(message as Reply);
+    this.#calls = new PendingCalls({
+      cancel: (q) => this.#channel.send({ c: q }),
+      busy: (busy) => (busy ? this.#channel.ref() : this.#channel.unref()),
+    });
+    this.#channel.onMessage = (message) => {
+      const reply = message as Reply;
+      this.#calls.settle(reply.q, reply.ok, reply.ok ? reply.v : decode(reply.e));
+    };
     this.#channel.onClose = (error) => {
       this.#closedError = new ProcessError(
         "the process that owns this shared object has exited (or closed it); create shared objects in a process that outlives their users",
         { cause: error },
       );
       connections.delete(address);
-      for (const call of this.#calls.values()) call.reject(this.#closedError);
-      this.#calls.clear();
+      this.#calls.rejectAll(this.#closedError);
     };
   }
 
   call(id: number, op: string, args: unknown[], signal?: AbortSignal): Promise<unknown> {
     if (this.#closedError) return Promise.reject(this.#closedError);
-    const q = this.#next++;
-    return new Promise((resolve, reject) => {
-      const onAbort = () => this.#channel.send({ c: q });
-      signal?.addEventListener("abort", onAbort, { once: true });
-      const done = () => {
-        signal?.removeEventListener("abort", onAbort);
-        this.#calls.delete(q);
-        if (this.#calls.size === 0) this.#channel.unref();
-      };
-      this.#calls.set(q, {
-        resolve: (v) => {
-          done();
-          resolve(v);
-        },
-        reject: (e) => {
-          done();
-          reject(e);
-        },
-      });
-      if (this.#calls.size === 1) this.#channel.ref();
-      this.#channel.send({ q, o: id, op, a: args });
-    });
+    return this.#calls.start((q) => this.#channel.send({ q, o: id, op, a: args }), signal);
   }
 
   flush(): Promise<void> {
     return this.#channel.flush();
-  }
-
-  #reply(reply: Reply): void {
-    const call = this.#calls.get(reply.q);
-    if (!call) return;
-    if (reply.ok) call.resolve(reply.v);
-    else call.reject(decode(reply.e));
   }
 }
 
