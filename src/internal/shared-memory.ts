@@ -106,8 +106,11 @@ export function allocate(bytes: number, method: StartMethod): Block {
   const size = Math.ceil(bytes / 8) * 8;
   const kind = backendFor(method).sharedMemory;
   let arena = arenas[kind];
-  if (!arena || arena.used + size > arena.buffer.byteLength) {
-    arena = arenas[kind] = newArena(kind, Math.max(ARENA, size));
+  if (size > ARENA / 4) {
+    // a large block (a queue's ring) gets an arena of its own, leaving the shared one to small blocks
+    arena = newArena(kind, size);
+  } else if (!arena || arena.used + size > arena.buffer.byteLength) {
+    arena = arenas[kind] = newArena(kind, ARENA);
   }
   const offset = arena.used;
   arena.used += size;
