@@ -20,6 +20,7 @@ import {
   putLargeThenClose,
   putRange,
   putStrings,
+  putWithoutWaiting,
   relay,
   reportSizes,
 } from "./fixtures/tasks.ts";
@@ -283,10 +284,16 @@ for (const method of methods) {
       for (let i = 0; i < data.length; i += 1024) assert.equal(data[i], (i >> 10) % 251);
       assert.equal(await q.get(), "after");
       await assert.rejects(q.get(), ClosedError);
+      // a child that returns right after its puts, without awaiting them
+      const big = new Uint8Array(3 * RING).fill(7);
+      const q1 = new ctx.Queue<unknown>();
+      const w = new ctx.Process({ target: putWithoutWaiting, args: [q1, [1, big, 2]] }).start();
+      await w.join();
+      assert.equal(q1.qsize(), 3);
+      assert.deepEqual([await q1.get(), await q1.get(), await q1.get()], [1, big, 2]);
       // read by a process that did not create the queue
       const q2 = new ctx.Queue<unknown>();
       const out = new ctx.Queue<unknown>();
-      const big = new Uint8Array(3 * RING).fill(7);
       await q2.put(big);
       const r = new ctx.Process({ target: relay, args: [q2, out] }).start();
       assert.deepEqual(await out.get({ timeout: 20_000 }), big);

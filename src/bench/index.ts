@@ -445,8 +445,8 @@ export async function runBench(argv: string[]): Promise<void> {
     console.log(`\n${start}`);
   }
   const counts: SharedCounts = quick
-    ? { manager: 1_000, lock: 200_000, increments: 20_000, queueAwaited: 200, queue: 2_000, runs: 1 }
-    : { manager: 4_000, lock: 1_000_000, increments: 100_000, queueAwaited: 1_000, queue: 10_000, runs: 3 };
+    ? { manager: 1_000, lock: 200_000, increments: 20_000, queueAwaited: 10_000, queue: 10_000, runs: 1 }
+    : { manager: 4_000, lock: 1_000_000, increments: 100_000, queueAwaited: 100_000, queue: 100_000, runs: 3 };
   const sharedSuites = (["manager", "locks", "queue"] as const).filter((suite) => wants(suite));
   if (sharedSuites.length) {
     const emit = (row: Row) => {

@@ -84,29 +84,32 @@ class Spill implements Served {
   }
 
   /**
-   * Takes an item that a put could not write to the ring, writes what fits, and returns the item's
-   * number (compare with `SPILL_WRITTEN`). `reserved`: the putter already counted it in `SIZE` (a
-   * bounded queue). Throws ClosedError if the queue was closed while the item was on its way.
+   * Takes items that puts could not write to the ring, writes what fits, and returns how many it
+   * took and the number of the last (compare with `SPILL_WRITTEN`). `reserved`: the putters already
+   * counted them in `SIZE` (a bounded queue). Items that arrive after the queue was closed are
+   * refused (the putter gets ClosedError): they are the tail of the batch.
    */
-  accept(bytes: Uint8Array, reserved: boolean): number {
+  accept(items: Uint8Array[], reserved: boolean): [taken: number, last: number] {
     const ring = this.#ring;
     const w = ring.words;
+    let taken = items.length;
     ring.lock();
     try {
       if (w[CLOSED]) {
-        if (reserved) Atomics.sub(w, SIZE, 1);
-        throw new ClosedError("cannot put on a closed queue");
+        if (reserved) Atomics.sub(w, SIZE, items.length);
+        taken = 0;
+      } else {
+        if (!reserved) Atomics.add(w, SIZE, taken);
+        if (this.#joinable) Atomics.add(w, UNFINISHED, taken);
+        Atomics.add(w, SPILLED, taken);
       }
-      if (!reserved) Atomics.add(w, SIZE, 1);
-      if (this.#joinable) Atomics.add(w, UNFINISHED, 1);
-      Atomics.add(w, SPILLED, 1);
     } finally {
       ring.unlock();
     }
-    this.#accepted = (this.#accepted + 1) | 0;
-    this.#waiting.push(bytes);
-    this.feed();
-    return this.#accepted;
+    for (let i = 0; i < taken; i++) this.#waiting.push(items[i]!);
+    this.#accepted = (this.#accepted + taken) | 0;
+    if (taken > 0) this.feed();
+    return [taken, this.#accepted];
   }
 
   /** Moves waiting items into the ring, in order, while they fit. */
@@ -154,7 +157,7 @@ class Spill implements Served {
   call(op: string, args: unknown[]): unknown {
     switch (op) {
       case "put":
-        return this.accept(args[0] as Uint8Array, args[1] as boolean);
+        return this.accept(args[0] as Uint8Array[], args[1] as boolean);
       case "take":
         return this.take(args[0] as number);
       case "feed":
@@ -175,6 +178,16 @@ function closeRing(ring: Ring): void {
   ring.signalAll(NOT_FULL, PUTTERS);
 }
 
+/** Spilled puts of one tick, sent as one message. */
+interface Outbox {
+  items: Uint8Array[];
+  reserved: boolean;
+  /** Settles with the creator's reply: how many it took, and the number of the last. */
+  sent: Promise<[number, number]>;
+  /** The reply, once sent. */
+  reply?: Promise<[number, number]>;
+}
+
 const EMPTY: unique symbol = Symbol("empty");
 const FULL: unique symbol = Symbol("full");
 
@@ -192,6 +205,8 @@ export class RingQueue implements QueueFlavor {
   #spillsInFlight = 0;
   /** The number of this process's last item in the creator's store, until it is seen written. */
   #lastSpill: number | undefined;
+  /** Puts of this tick on their way to the creator's store, not sent yet. */
+  #outbox: Outbox | undefined;
 
   /** A new queue, created here. */
   static create(method: StartMethod, maxsize: number, joinable: boolean): RingQueue {
@@ -283,21 +298,33 @@ export class RingQueue implements QueueFlavor {
     return this.#spillOut(ownedBytes(bytes), maxsize > 0);
   }
 
-  /** Hands bytes to the creator's store; if they cannot get there, undoes a reservation. */
+  /**
+   * Hands bytes to the creator's store. From another process, the puts of one tick travel as one
+   * message; each resolves once the creator has them. If they cannot get there, a reservation is undone.
+   */
   #spillOut(bytes: Uint8Array, reserved: boolean): undefined | Promise<void> {
     if (this.#spill) {
-      this.#lastSpill = this.#spill.accept(bytes, reserved);
+      const [taken, last] = this.#spill.accept([bytes], reserved);
+      if (taken === 0) throw new ClosedError("cannot put on a closed queue");
+      this.#lastSpill = last;
       return undefined;
     }
     this.#spillsInFlight++;
-    return callRemote(this.#owner!, "put", [bytes, reserved])
+    let batch = this.#outbox;
+    if (!batch) {
+      const next: Outbox = { items: [], reserved, sent: undefined as never };
+      // sent from a microtask: before anything awaiting this tick, such as a child winding up to exit
+      next.sent = new Promise((resolve) => queueMicrotask(() => resolve(this.#send(next))));
+      this.#outbox = batch = next;
+    }
+    const index = batch.items.push(bytes) - 1;
+    return batch.sent
       .then(
-        (number) => {
-          this.#lastSpill = number as number;
+        ([taken]) => {
+          if (index >= taken)
+            throw new ClosedError("cannot put on a closed queue: it was closed while the item was on its way");
         },
         (error) => {
-          // the creator undoes the reservation of an item it refuses (ClosedError)
-          if (error instanceof ClosedError) throw error;
           if (reserved) this.#unreserve();
           throw new ProcessError(
             "this item did not fit in the queue's shared memory and had to go through the process that created the queue, which failed to take it",
@@ -306,6 +333,19 @@ export class RingQueue implements QueueFlavor {
         },
       )
       .finally(() => this.#spillsInFlight--);
+  }
+
+  /** Sends a batch of spilled puts (once: at the end of its tick, or earlier when a close must follow it). */
+  #send(batch: Outbox): Promise<[number, number]> {
+    if (!batch.reply) {
+      if (this.#outbox === batch) this.#outbox = undefined;
+      const call = callRemote(this.#owner!, "put", [batch.items, batch.reserved]) as Promise<[number, number]>;
+      batch.reply = call.then((reply) => {
+        this.#lastSpill = reply[1];
+        return reply;
+      });
+    }
+    return batch.reply;
   }
 
   #unreserve(): void {
@@ -411,8 +451,10 @@ export class RingQueue implements QueueFlavor {
 
   close(): void {
     // puts from here still on their way to the creator must arrive before the close: send it after them
-    if (this.#spillsInFlight > 0) callRemote(this.#owner!, "close", []).catch(() => closeRing(this.#ring));
-    else closeRing(this.#ring);
+    if (this.#spillsInFlight > 0) {
+      if (this.#outbox) this.#send(this.#outbox).catch(() => {});
+      callRemote(this.#owner!, "close", []).catch(() => closeRing(this.#ring));
+    } else closeRing(this.#ring);
   }
 
   async poll(timeout: number | undefined): Promise<boolean> {
