@@ -188,6 +188,7 @@ interface Outbox {
   reply?: Promise<[number, number]>;
 }
 
+const DONE = Promise.resolve();
 const EMPTY: unique symbol = Symbol("empty");
 const FULL: unique symbol = Symbol("full");
 
@@ -228,12 +229,22 @@ export class RingQueue implements QueueFlavor {
     this.#owner = owner;
   }
 
-  async put(item: unknown, block: boolean, timeout: number | undefined, signal?: AbortSignal): Promise<void> {
-    let bytes = packItem(item);
-    const done = this.#tryPut(bytes, false);
+  put(item: unknown, block: boolean, timeout: number | undefined, signal?: AbortSignal): Promise<void> {
+    let bytes: Uint8Array;
+    let done: typeof FULL | undefined | Promise<void>;
+    try {
+      bytes = packItem(item);
+      done = this.#tryPut(bytes, false);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (done === undefined) return DONE;
     if (done !== FULL) return done;
-    if (!block) throw new Full(fullMessage(this.#maxsize));
-    bytes = ownedBytes(bytes);
+    if (!block) return Promise.reject(new Full(fullMessage(this.#maxsize)));
+    return this.#putWhenRoom(ownedBytes(bytes), timeout, signal);
+  }
+
+  async #putWhenRoom(bytes: Uint8Array, timeout: number | undefined, signal: AbortSignal | undefined): Promise<void> {
     const deadline = deadlineOf(timeout);
     for (;;) {
       const seq = Atomics.load(this.#w, NOT_FULL);
@@ -354,10 +365,20 @@ export class RingQueue implements QueueFlavor {
     this.#ring.unlock();
   }
 
-  async get(block: boolean, timeout: number | undefined, signal?: AbortSignal): Promise<unknown> {
-    const first = this.#tryTake();
-    if (first !== EMPTY) return first;
-    if (!block) throw new Empty(emptyMessage(false, timeout));
+  get(block: boolean, timeout: number | undefined, signal?: AbortSignal): Promise<unknown> {
+    let first: unknown;
+    try {
+      first = this.#tryTake();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // items are never promises (put refuses them): a promise here is a large item being fetched
+    if (first !== EMPTY) return first instanceof Promise ? first : Promise.resolve(first);
+    if (!block) return Promise.reject(new Empty(emptyMessage(false, timeout)));
+    return this.#getWhenThere(timeout, signal);
+  }
+
+  async #getWhenThere(timeout: number | undefined, signal: AbortSignal | undefined): Promise<unknown> {
     const deadline = deadlineOf(timeout);
     // Look once more after one turn of the event loop before sleeping: a producer that is about as
     // fast as this reader has usually put something by then, and is spared a wake system call.
