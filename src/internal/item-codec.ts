@@ -35,7 +35,11 @@ const MAX_ARRAY = 4096;
 let out = Buffer.allocUnsafeSlow(4096);
 let outView: DataView = new DataView(out.buffer, out.byteOffset, out.length);
 let pos = 0;
-const seen = new Set<object>();
+/** Views of the first bytes of `out`, by length, reused for short items (most are). */
+let views: Uint8Array[] = [];
+/** Objects met in this item: a short list (a Set costs more to clear than most items take to pack). */
+const seenList: object[] = [];
+let seenSet: Set<object> | undefined;
 
 /**
  * The bytes of `item`: a view into a buffer that the next call reuses (see `ownedBytes`), or a
@@ -47,11 +51,17 @@ export function packItem(item: unknown): Uint8Array {
   try {
     compact = writeValue(item, 0);
   } finally {
-    if (seen.size) seen.clear();
+    if (seenList.length > 0) {
+      seenList.length = 0;
+      seenSet = undefined;
+    }
   }
-  if (compact) return new Uint8Array(out.buffer, out.byteOffset, pos);
-  const { value, changed } = encode(item, "bytes", "item");
-  return serialize(changed ? { h: true, v: value } : { h: false, v: value });
+  if (!compact) {
+    const { value, changed } = encode(item, "bytes", "item");
+    return serialize(changed ? { h: true, v: value } : { h: false, v: value });
+  }
+  if (pos < 64) return (views[pos] ??= new Uint8Array(out.buffer, out.byteOffset, pos));
+  return new Uint8Array(out.buffer, out.byteOffset, pos);
 }
 
 /** `bytes` from `packItem`, copied if they are a view into its reused buffer. */
@@ -107,6 +117,7 @@ function ensure(bytes: number): void {
   out.copy(bigger, 0, 0, pos);
   out = bigger;
   outView = new DataView(out.buffer, out.byteOffset, out.length);
+  views = [];
 }
 
 /** Writes `value` in the compact form; false when it must take the v8 path instead. */
@@ -142,12 +153,24 @@ function writeValue(value: unknown, depth: number): boolean {
         out[pos++] = T_NULL;
         return true;
       }
-      if (depth >= MAX_DEPTH || seen.has(value)) return false;
-      seen.add(value);
+      if (depth >= MAX_DEPTH || seenBefore(value)) return false;
       return Array.isArray(value) ? writeArray(value, depth) : writeObject(value, depth);
     default:
       return false;
   }
+}
+
+/** Whether `object` was met before in this item (a cycle or a shared reference); notes it if not. */
+function seenBefore(object: object): boolean {
+  if (seenSet) {
+    if (seenSet.has(object)) return true;
+    seenSet.add(object);
+    return false;
+  }
+  for (let i = 0; i < seenList.length; i++) if (seenList[i] === object) return true;
+  seenList.push(object);
+  if (seenList.length > 32) seenSet = new Set(seenList);
+  return false;
 }
 
 function writeArray(array: unknown[], depth: number): boolean {
