@@ -566,7 +566,8 @@ function writeBenchmarks(rows: Row[], o: WriteOptions): void {
       body: () =>
         [
           paragraph(
-            "The parent creates the queue; a child puts numbers (first the time it starts): ",
+            "The parent creates the queue for the start method measured (`new Queue(0, { context })`: a ring in",
+            "shared memory); a child puts numbers (first the time it starts):",
             `${c.queueAwaited} when it awaits each put, ${c.queue} when it puts 1000 at a time (and for CPython);`,
             "the parent gets them all. Items/s from the child's start to the parent's last get (a clock both",
             `share); medians of ${c.runs} rounds after a warm-up. CPython: \`mp.Queue()\`, whose \`put\` hands the`,
