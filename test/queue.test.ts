@@ -7,6 +7,7 @@ import {
   Empty,
   Full,
   JoinableQueue,
+  Process,
   Queue,
   SerializationError,
   SimpleQueue,
@@ -15,6 +16,7 @@ import {
 import { readdirSync } from "node:fs";
 import {
   consumeAll,
+  dieHoldingQueueLock,
   fillBounded,
   putAll,
   putLargeThenClose,
@@ -333,6 +335,21 @@ for (const method of methods) {
 }
 
 describe("Queue shared memory", { timeout: 60_000 }, () => {
+  test("a process killed while holding a queue's lock does not block it", {
+    skip: fallback && "no shared memory without the addon",
+  }, async () => {
+    const q = new Queue<number>(0, { context: "spawn" });
+    await q.put(1);
+    const p = new Process({ target: dieHoldingQueueLock, args: [q], context: "spawn" }).start();
+    await p.join();
+    assert.equal(p.exitcode, -9);
+    const t0 = performance.now();
+    await q.put(2);
+    // the put found the lock taken, waited, then found its holder gone
+    assert.ok(performance.now() - t0 >= 90, "the lock was free: the child did not hold it");
+    assert.deepEqual([await q.get(), await q.get()], [1, 2]);
+  });
+
   test("segments are removed when their creator exits", {
     skip: fallback && "no shared memory without the addon",
   }, async () => {
