@@ -5,8 +5,8 @@
  *   put(x) ─► packItem ─► lock ─┬─ fits (and nothing of ours is held) ─► record in the ring ─────┐
  *                               └─ too large, or no room ─► the creator's Spill (a broker call) ─┤
  *                                                                                              │
- *   Spill (in the creator): holds items, writes them to the ring in arrival order as room       │
- *     appears: small ones as records, large ones as references (-id) to bytes it keeps ────────┤
+ *   Spill (spill.ts, in the creator): holds items, writes them to the ring in arrival order as │
+ *     room appears: small ones as records, large ones as references (-id) to bytes it keeps ───┤
  *                                                                                              ▼
  *   get() ◄─ unpackItem ◄─ lock + take the head record ◄──────────────────────────── ring (FIFO)
  *              ▲ a reference: fetch its bytes from the Spill (a local call in the creator)
@@ -31,10 +31,10 @@
  * sleeping writers. So a steady stream makes one wake system call per sleep, not one per item.
  */
 import { ClosedError, Empty, Full, ProcessError } from "../errors.js";
-import { type Address, type Served, callRemote, serve } from "./broker.js";
+import { type Address, callRemote, serve } from "./broker.js";
 import { checkTransport, type BlockRef } from "./shared-memory.js";
 import type { Transport } from "./codec.js";
-import { Deque } from "./deque.js";
+import { Spill } from "./spill.js";
 import { inbox, ownedBytes, packItem, unpackInbox, unpackItem } from "./item-codec.js";
 import { type FlavorState, type QueueFlavor, deadlineOf, emptyMessage, fullMessage } from "./queue-flavor.js";
 import {
@@ -49,7 +49,6 @@ import {
   SPILL_WRITTEN,
   PUTTERS,
   RECORDS,
-  REF_BYTES,
   Ring,
   SIZE,
   UNFINISHED,
@@ -64,119 +63,6 @@ export interface RingState extends FlavorState {
 
 /** A sleep while items are held back is cut short this often, to ask the creator again. */
 const FEED_RETRY_MS = 200;
-
-/** The creator's store for items that are not (yet) in the ring. */
-class Spill implements Served {
-  readonly #ring: Ring;
-  readonly #joinable: boolean;
-  /** Items accepted, in arrival order, waiting for room in the ring. */
-  readonly #waiting = new Deque<Uint8Array>();
-  /** Large items whose reference is in the ring, by id. */
-  readonly #kept = new Map<number, Uint8Array>();
-  #nextId = 1;
-  /** Numbers of the last item accepted and of the last one written to the ring (both wrap). */
-  #accepted = 0;
-  #written = 0;
-
-  constructor(ring: Ring, joinable: boolean) {
-    this.#ring = ring;
-    this.#joinable = joinable;
-  }
-
-  /**
-   * Takes items that puts could not write to the ring, writes what fits, and returns how many it
-   * took and the number of the last (compare with `SPILL_WRITTEN`). `reserved`: the putters already
-   * counted them in `SIZE` (a bounded queue). Items that arrive after the queue was closed are
-   * refused (the putter gets ClosedError): they are the tail of the batch.
-   */
-  accept(items: Uint8Array[], reserved: boolean): [taken: number, last: number] {
-    const ring = this.#ring;
-    const w = ring.words;
-    let taken = items.length;
-    ring.lock();
-    try {
-      if (w[CLOSED]) {
-        if (reserved) Atomics.sub(w, SIZE, items.length);
-        taken = 0;
-      } else {
-        if (!reserved) Atomics.add(w, SIZE, taken);
-        if (this.#joinable) Atomics.add(w, UNFINISHED, taken);
-        Atomics.add(w, SPILLED, taken);
-      }
-    } finally {
-      ring.unlock();
-    }
-    for (let i = 0; i < taken; i++) this.#waiting.push(items[i]!);
-    this.#accepted = (this.#accepted + taken) | 0;
-    if (taken > 0) this.feed();
-    return [taken, this.#accepted];
-  }
-
-  /** Moves waiting items into the ring, in order, while they fit. */
-  feed(): void {
-    const ring = this.#ring;
-    const w = ring.words;
-    Atomics.store(w, FEED_ASKED, 0);
-    if (this.#waiting.length === 0) return;
-    let written = 0;
-    let wasEmpty = false;
-    ring.lock();
-    try {
-      wasEmpty = w[RECORDS] === 0;
-      for (let bytes = this.#waiting.peek(); bytes; bytes = this.#waiting.peek()) {
-        if (bytes.length <= ring.inlineMax) {
-          if (recordBytes(bytes.length) > ring.free) break;
-          ring.write(bytes);
-        } else {
-          if (REF_BYTES > ring.free) break;
-          const id = this.#nextId;
-          this.#nextId = id >= 0x7ffffff0 ? 1 : id + 1;
-          this.#kept.set(id, bytes);
-          ring.writeRef(id);
-        }
-        this.#waiting.shift();
-        Atomics.sub(w, SPILLED, 1);
-        this.#written = (this.#written + 1) | 0;
-        written++;
-      }
-      Atomics.store(w, SPILL_WRITTEN, this.#written);
-    } finally {
-      ring.unlock();
-    }
-    if (written > 0) ring.signal(NOT_EMPTY, GETTERS, wasEmpty ? 1 : 0);
-  }
-
-  /** The bytes of the large item `id`, handed over once. */
-  take(id: number): Uint8Array {
-    const bytes = this.#kept.get(id);
-    if (!bytes) throw new ProcessError(`queue item ${id} is missing from its creator`);
-    this.#kept.delete(id);
-    return bytes;
-  }
-
-  call(op: string, args: unknown[]): unknown {
-    switch (op) {
-      case "put":
-        return this.accept(args[0] as Uint8Array[], args[1] as boolean);
-      case "take":
-        return this.take(args[0] as number);
-      case "feed":
-        this.feed();
-        return null;
-      case "close":
-        closeRing(this.#ring);
-        return null;
-      default:
-        throw new ProcessError(`unknown queue operation ${op}`);
-    }
-  }
-}
-
-function closeRing(ring: Ring): void {
-  Atomics.store(ring.words, CLOSED, 1);
-  ring.signalAll(NOT_EMPTY, GETTERS);
-  ring.signalAll(NOT_FULL, PUTTERS);
-}
 
 /** Spilled puts of one tick, sent as one message. */
 interface Outbox {
@@ -474,8 +360,8 @@ export class RingQueue implements QueueFlavor {
     // puts from here still on their way to the creator must arrive before the close: send it after them
     if (this.#spillsInFlight > 0) {
       if (this.#outbox) this.#send(this.#outbox).catch(() => {});
-      callRemote(this.#owner!, "close", []).catch(() => closeRing(this.#ring));
-    } else closeRing(this.#ring);
+      callRemote(this.#owner!, "close", []).catch(() => this.#ring.close());
+    } else this.#ring.close();
   }
 
   async poll(timeout: number | undefined): Promise<boolean> {

@@ -216,6 +216,13 @@ export class Ring {
     this.words[word] = next >= this.capacity ? next - this.capacity : next;
   }
 
+  /** Marks the queue closed and wakes every reader and writer. */
+  close(): void {
+    Atomics.store(this.words, CLOSED, 1);
+    this.signalAll(NOT_EMPTY, GETTERS);
+    this.signalAll(NOT_FULL, PUTTERS);
+  }
+
   /** Bumps the sequence `word` and wakes up to `count` (may be 0) of the sleepers counted in `sleepers`. */
   signal(word: number, sleepers: number, count: number): void {
     Atomics.add(this.words, word, 1);
