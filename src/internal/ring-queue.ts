@@ -2,7 +2,7 @@
  * The shared-memory flavor of a queue: items travel through a ring (ring.ts) that every process
  * and thread holding the queue maps, so a put or a get is a lock, a copy and an unlock.
  *
- *   put(x) ─► packItem ─► lock ─┬─ fits (and nothing of ours is held) ─► record in the ring ─────┐
+ *   put(x) ─► packItem ─► lock ─┬─ fits, and nothing held ─► record in the ring ──────────────────┐
  *                               └─ too large, or no room ─► the creator's Spill (a broker call) ─┤
  *                                                                                              │
  *   Spill (spill.ts, in the creator): holds items, writes them to the ring in arrival order as │
@@ -11,11 +11,12 @@
  *   get() ◄─ unpackItem ◄─ lock + take the head record ◄──────────────────────────── ring (FIFO)
  *              ▲ a reference: fetch its bytes from the Spill (a local call in the creator)
  *
- * Order: the Spill numbers the items it accepts and publishes the number of the last one written
- * (`SPILL_WRITTEN`). A process whose own item is still on its way to the Spill, or held there, sends
- * its next puts there too, so they never overtake it; other processes keep writing to the ring (the
- * order between producers is free, as in Python). A `close()` from a process with items on the way
- * travels the same road, behind them.
+ * Order: while the Spill holds items (`SPILLED` > 0), every put goes there too, so held items are
+ * written first and cannot starve behind a steady stream. A process whose own item is still on its
+ * way there sends its next puts the same road, so they never overtake it: the Spill numbers the items
+ * it accepts and publishes the number of the last one written (`SPILL_WRITTEN`), and a process writes
+ * to the ring again once that passes its own. A `close()` from a process with items on the way
+ * travels behind them too. (The order between producers is free, as in Python.)
  *
  * A put never waits for room in the ring (an unbounded put never waits at all); in a bounded queue it
  * waits while `SIZE` >= maxsize, and a bounded put counts its item in `SIZE` before it travels. The
@@ -151,7 +152,7 @@ export class RingQueue implements QueueFlavor {
     if (result instanceof Promise) result.catch(onError);
   }
 
-  /** Locked: whether a put from here must go to the creator's store, to stay behind ours there. */
+  /** Locked: whether a put from here must go to the creator's store, to stay behind its own there. */
   #behindSpill(): boolean {
     if (this.#spillsInFlight > 0) return true;
     if (this.#lastSpill === undefined) return false;
@@ -176,7 +177,11 @@ export class RingQueue implements QueueFlavor {
       if (w[CLOSED]) throw new ClosedError("cannot put on a closed queue");
       const size = w[SIZE]!;
       if (!ignoreBound && maxsize > 0 && size >= maxsize) return FULL;
-      direct = bytes.length <= ring.inlineMax && recordBytes(bytes.length) <= ring.free && !this.#behindSpill();
+      direct =
+        bytes.length <= ring.inlineMax &&
+        recordBytes(bytes.length) <= ring.free &&
+        w[SPILLED] === 0 &&
+        !this.#behindSpill();
       if (direct) {
         wasEmpty = w[RECORDS] === 0;
         ring.write(bytes);
