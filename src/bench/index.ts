@@ -570,7 +570,7 @@ function writeBenchmarks(rows: Row[], o: WriteOptions): void {
             "shared memory); a child puts numbers (first the time it starts):",
             `${c.queueAwaited} when it awaits each put, ${c.queue} when it puts 1000 at a time (and for CPython);`,
             "the parent gets them all. Items/s from the child's start to the parent's last get (a clock both",
-            `share); medians of ${c.runs} rounds after a warm-up. CPython: \`mp.Queue()\`, whose \`put\` hands the`,
+            `share); medians of ${c.runs} rounds after a warm-up round of the same size. CPython: \`mp.Queue()\`, whose \`put\` hands the`,
             "item to a feeder thread and returns, and `mp.SimpleQueue()`, in the spawn context.",
           ),
           "",

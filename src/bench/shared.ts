@@ -20,7 +20,7 @@ import {
   managerRoundTrips,
   now,
   queueProducer,
-  warmUpCount,
+  queueWarmUpCount,
 } from "./shared-tasks.js";
 
 export type Emit = (row: Row) => void;
@@ -231,7 +231,7 @@ export async function queueSuite(emit: Emit, counts: SharedCounts): Promise<void
       for (const [queue, , count, task, vs] of plans) {
         const rates: number[] = [];
         for (let r = 0; r <= counts.runs; r++) {
-          const n = r === 0 ? warmUpCount(count) : count;
+          const n = r === 0 ? queueWarmUpCount(count) : count;
           await go.put(r);
           const t0 = await queue.get({ timeout: HANG_MS });
           let sum = 0;
