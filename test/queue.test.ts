@@ -182,6 +182,32 @@ describe("Queue in one process", { timeout: 30_000 }, () => {
     assert.equal(q.qsize(), 0);
   });
 
+  test("items of every size around the ring's end and its inline limit come out whole, in order", async () => {
+    const q = new Queue<string>();
+    let seed = 42;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const item = (i: number, length: number) => `${i};`.padEnd(length, String.fromCharCode(97 + (i % 26)));
+    let put = 0;
+    let got = 0;
+    const lengths: number[] = [];
+    while (got < 3000) {
+      // a few puts, a few gets: the ring fills, drains and wraps at every offset
+      for (let k = random(8); k > 0 && put < 3000; k--) {
+        const length = random(4) === 0 ? 60_000 + random(10_000) : 1 + random(3000);
+        lengths.push(length);
+        await q.put(item(put++, length));
+      }
+      for (let k = random(8); k > 0 && got < put; k--) {
+        assert.equal(await q.get(), item(got, lengths[got]!));
+        got++;
+      }
+    }
+    assert.equal(q.qsize(), 0);
+  });
+
   test("a queue made for the thread start method cannot be sent to a process, with advice", () => {
     const q = new (getContext("thread").Queue)();
     assert.throws(
