@@ -112,6 +112,15 @@ describe("Queue in one process", { timeout: 30_000 }, () => {
     await joining;
     assert.equal(joined, true);
     assert.throws(() => q.taskDone(), /more times/);
+    // an item too large for the ring counts too
+    await q.put(new Uint8Array(2 * RING) as never);
+    let bigJoined = false;
+    const joiningBig = q.join().then(() => (bigJoined = true));
+    assert.equal(((await q.get()) as unknown as Uint8Array).length, 2 * RING);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(bigJoined, false);
+    q.taskDone();
+    await joiningBig;
   });
 
   test("items come out with the value and shape structured clone gives", async () => {
