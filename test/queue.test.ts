@@ -385,16 +385,22 @@ describe("Queue shared memory", { timeout: 60_000 }, () => {
     assert.deepEqual([await q.get(), await q.get()], [1, 2]);
   });
 
-  test("segments are removed when their creator exits", {
+  test("segments are removed when their creator exits, or by the next maker when it was killed", {
     skip: fallback && "no shared memory without the addon",
   }, async () => {
+    let killed = 0;
+    const held = await runScript("./fixtures/hold-segment.ts", [], (line, kill) => {
+      killed = Number(line);
+      kill("SIGKILL");
+    });
+    assert.equal(held.signal, "SIGKILL");
+    const segmentsOf = (pid: number) => readdirSync("/dev/shm").filter((f) => f.startsWith(`mpts-${pid}-`));
+    assert.equal(segmentsOf(killed).length, 1, "a killed process cannot remove its segment");
     const result = await runScript("./fixtures/queue-segments.ts");
     assert.equal(result.code, 0, result.stderr);
     const pid = Number(result.stdout.trim());
     assert.ok(pid > 0);
-    assert.deepEqual(
-      readdirSync("/dev/shm").filter((f) => f.startsWith(`mpts-${pid}-`)),
-      [],
-    );
+    assert.deepEqual(segmentsOf(pid), []);
+    assert.deepEqual(segmentsOf(killed), [], "the next process to make segments removed the killed one's");
   });
 });
