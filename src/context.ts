@@ -100,6 +100,21 @@ function makeContext(method: StartMethod): Context {
       super(lock, bind(options));
     }
   }
+  class BoundQueue<T = unknown> extends Queue<T> {
+    constructor(maxsize?: number, options?: PrimitiveOptions) {
+      super(maxsize, bind(options));
+    }
+  }
+  class BoundSimpleQueue<T = unknown> extends SimpleQueue<T> {
+    constructor(options?: PrimitiveOptions) {
+      super(bind(options));
+    }
+  }
+  class BoundJoinableQueue<T = unknown> extends JoinableQueue<T> {
+    constructor(maxsize?: number, options?: PrimitiveOptions) {
+      super(maxsize, bind(options));
+    }
+  }
   class BoundBarrier extends Barrier {
     constructor(parties: number, options?: PrimitiveOptions & { action?: () => unknown; timeout?: number }) {
       super(parties, bind(options));
@@ -129,6 +144,9 @@ function makeContext(method: StartMethod): Context {
     [BoundBoundedSemaphore, "BoundedSemaphore"],
     [BoundEvent, "Event"],
     [BoundCondition, "Condition"],
+    [BoundQueue, "Queue"],
+    [BoundSimpleQueue, "SimpleQueue"],
+    [BoundJoinableQueue, "JoinableQueue"],
     [BoundBarrier, "Barrier"],
     [BoundValue, "Value"],
     [BoundSharedArray, "SharedArray"],
@@ -140,9 +158,9 @@ function makeContext(method: StartMethod): Context {
     Process: BoundProcess,
     Pool: BoundPool,
     ProcessPoolExecutor: BoundExecutor,
-    Queue,
-    SimpleQueue,
-    JoinableQueue,
+    Queue: BoundQueue as typeof Queue,
+    SimpleQueue: BoundSimpleQueue as typeof SimpleQueue,
+    JoinableQueue: BoundJoinableQueue as typeof JoinableQueue,
     Lock: BoundLock,
     RLock: BoundRLock,
     Semaphore: BoundSemaphore,

@@ -1,157 +1,46 @@
 /**
- * `Queue`, `SimpleQueue` and `JoinableQueue`, shared by every process they are passed to.
+ * `Queue`, `SimpleQueue` and `JoinableQueue`, shared by every process and thread they are passed to.
  *
- *   put(x) ─► encode + v8.serialize (here: a bad value is refused at once) ─► QueueCore (owner)
- *   get()  ◄─ deserialize + decode ◄────────────────────────────────────────── QueueCore (owner)
+ *   put(x) ─► packItem (here: a bad value is refused at once) ─► flavor ─► get() ─► unpackItem
  *
- * The process that creates a queue owns its items (a `QueueCore`); other processes reach it through
- * the object broker. Items are stored serialized, so a `put` copies the value as it is at that
- * moment, as Python's pickling does. A `put` resolves once the item is in the queue: a process may
- * exit right after it without losing the item or blocking anyone's `join()`.
+ *   flavor  RingQueue (internal/ring-queue.ts): a ring in shared memory that every process maps;
+ *                     a put or get is a lock, a copy and an unlock. The thread start method, and
+ *                     the spawn start method with the native addon.
+ *           BrokerQueue (internal/queue-core.ts): items in the creating process, reached through
+ *                     the object broker. The spawn start method without the addon.
+ *
+ * Items are stored serialized, so a `put` copies the value as it is at that moment, as Python's
+ * pickling does. A `put` resolves once the item is in the queue: a process may exit right after it
+ * without losing the item or blocking anyone's `join()`.
  */
-import { deserialize, serialize } from "node:v8";
 import { inspect } from "node:util";
-import { ClosedError, Empty, Full, ProcessError } from "./errors.js";
-import { type Address, type Served, callRemote, isLocal, serve } from "./internal/broker.js";
-import { type Reducible, type Reduced, decode, encode, reduce, registerRebuilder } from "./internal/codec.js";
+import { ClosedError } from "./errors.js";
+import { type Address, isLocal } from "./internal/broker.js";
+import { type Reducible, type Reduced, type Transport, reduce, registerRebuilder } from "./internal/codec.js";
+import { needsFallback } from "./internal/fallback.js";
+import { resolveMethod } from "./internal/methods.js";
+import { BrokerQueue } from "./internal/queue-core.js";
+import type { FlavorState, QueueFlavor } from "./internal/queue-flavor.js";
+import { type RingState, RingQueue } from "./internal/ring-queue.js";
 import { type WaitOptions, checkSignal, checkWaitOptions } from "./internal/validate.js";
-import { WaitList, deadlineFor } from "./internal/waitlist.js";
+import type { PrimitiveOptions } from "./synchronize.js";
 
 /** Options of a blocking queue operation: on timeout, `Full` / `Empty`; on abort, the signal's reason. */
 export type QueueWaitOptions = WaitOptions;
 
-/** The queue's state, in its owner process. Items are serialized bytes. */
-class QueueCore implements Served {
-  readonly #items: Uint8Array[] = [];
-  #head = 0;
-  #closed = false;
-  #unfinished = 0;
-  readonly #getters = new WaitList();
-  readonly #putters = new WaitList();
-  readonly #joiners = new WaitList();
-  readonly #pollers = new WaitList();
-
-  constructor(readonly maxsize: number) {}
-
-  get size(): number {
-    return this.#items.length - this.#head;
-  }
-
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  tryPut(item: Uint8Array): boolean {
-    if (this.#closed) throw new ClosedError("cannot put on a closed queue");
-    if (this.maxsize > 0 && this.size >= this.maxsize) return false;
-    this.#items.push(item);
-    this.#unfinished++;
-    this.#getters.wakeOne();
-    this.#pollers.wakeAll();
-    return true;
-  }
-
-  tryGet(): Uint8Array | undefined {
-    if (this.size === 0) {
-      if (this.#closed) throw new ClosedError("the queue is closed and empty");
-      return undefined;
-    }
-    const item = this.#items[this.#head]!;
-    this.#items[this.#head++] = undefined as never;
-    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
-      this.#items.splice(0, this.#head);
-      this.#head = 0;
-    }
-    this.#putters.wakeOne();
-    return item;
-  }
-
-  async put(item: Uint8Array, block: boolean, timeout: number | undefined, signal?: AbortSignal): Promise<void> {
-    const deadline = deadlineFor(timeout);
-    for (;;) {
-      if (this.tryPut(item)) return;
-      if (!block || !(await this.#putters.wait(deadline, signal))) {
-        if (this.tryPut(item)) return;
-        throw new Full(`the queue is full (maxsize ${this.maxsize})`);
-      }
-    }
-  }
-
-  async get(block: boolean, timeout: number | undefined, signal?: AbortSignal): Promise<Uint8Array> {
-    const deadline = deadlineFor(timeout);
-    for (;;) {
-      const item = this.tryGet();
-      if (item) return item;
-      if (!block || !(await this.#getters.wait(deadline, signal))) {
-        const late = this.tryGet();
-        if (late) return late;
-        throw new Empty(block ? `the queue stayed empty for ${timeout} ms` : "the queue is empty");
-      }
-    }
-  }
-
-  close(): void {
-    this.#closed = true;
-    this.#getters.wakeAll();
-    this.#putters.wakeAll();
-    this.#pollers.wakeAll();
-  }
-
-  /** Waits until an item is there or the queue is closed (true), or the deadline passes (false). */
-  async poll(timeout: number | undefined, signal?: AbortSignal): Promise<boolean> {
-    const deadline = deadlineFor(timeout);
-    for (;;) {
-      if (this.size > 0 || this.#closed) return true;
-      if (!(await this.#pollers.wait(deadline, signal))) return this.size > 0 || this.#closed;
-    }
-  }
-
-  taskDone(): void {
-    if (this.#unfinished <= 0) throw new ProcessError("taskDone() called more times than there were items");
-    if (--this.#unfinished === 0) this.#joiners.wakeAll();
-  }
-
-  async join(signal?: AbortSignal): Promise<void> {
-    while (this.#unfinished > 0) await this.#joiners.wait(undefined, signal);
-  }
-
-  /** Remote calls: every reply carries the size, so proxies can answer `qsize()` without a round trip. */
-  call(op: string, args: unknown[], signal: AbortSignal): unknown {
-    const withSize = <V>(value: V) => [value, this.size] as const;
-    switch (op) {
-      case "put":
-        return this.put(args[0] as Uint8Array, args[1] as boolean, args[2] as number | undefined, signal).then(
-          withSize,
-        );
-      case "get":
-        return this.get(args[0] as boolean, args[1] as number | undefined, signal).then(withSize);
-      case "size":
-        return withSize(null);
-      case "close":
-        this.close();
-        return withSize(null);
-      case "taskDone":
-        this.taskDone();
-        return withSize(null);
-      case "join":
-        return this.join(signal).then(withSize);
-      case "poll":
-        return this.poll(args[0] as number | undefined, signal).then(withSize);
-      default:
-        throw new ProcessError(`unknown queue operation ${op}`);
-    }
-  }
-}
+type Kind = "Queue" | "SimpleQueue" | "JoinableQueue";
 
 interface QueueState {
-  target: Address;
   maxsize: number;
-  kind: "Queue" | "SimpleQueue" | "JoinableQueue";
+  kind: Kind;
+  /** The ring's state, or the broker address of a BrokerQueue. */
+  flavor: FlavorState & Partial<RingState>;
 }
 
+/** Queues created here that were sent elsewhere, by broker object id: one coming back is the same object. */
 const owned = new Map<number, Queue<unknown>>();
-/** Set while rebuilding a proxy, so the constructor does not create a local core. */
-let attaching = false;
+/** Set while rebuilding a queue received from another process, so the constructor creates nothing. */
+let attaching: QueueFlavor | undefined;
 
 /**
  * A FIFO queue shared between processes, like Python's `multiprocessing.Queue`. Pass it to a
@@ -159,37 +48,48 @@ let attaching = false;
  * `for await (const item of queue)` reads until the queue is closed.
  */
 export class Queue<T = unknown> implements Reducible, AsyncIterable<T> {
-  #core: QueueCore | undefined;
-  #target: Address | undefined;
+  readonly #flavor: QueueFlavor;
   #maxsize: number;
-  #knownSize = 0;
   #closedHere = false;
 
-  /** `maxsize` <= 0 (the default) means unbounded. */
-  constructor(maxsize = 0) {
+  /**
+   * `maxsize` <= 0 (the default) means unbounded. `options.context` picks the start method whose
+   * memory the queue uses (default: the program's start method); a queue made for "thread" cannot
+   * be sent to a "spawn" process.
+   */
+  constructor(maxsize = 0, options: PrimitiveOptions = {}) {
     if (typeof maxsize !== "number" || Number.isNaN(maxsize)) {
       throw new TypeError(`maxsize must be a number (got ${typeof maxsize})`);
     }
     this.#maxsize = maxsize > 0 ? Math.floor(maxsize) : 0;
-    if (!attaching) this.#core = new QueueCore(this.#maxsize);
+    if (attaching) {
+      this.#flavor = attaching;
+      return;
+    }
+    const context = options?.context;
+    const method = resolveMethod(typeof context === "object" && context ? context.startMethod : context);
+    this.#flavor = needsFallback(method)
+      ? new BrokerQueue(this.#maxsize)
+      : RingQueue.create(method, this.#maxsize, this._kind() === "JoinableQueue");
   }
 
   /** @internal Rebuilds a queue received from another process. */
   static _attach<T>(state: QueueState, cls: typeof Queue<T>): Queue<T> {
-    if (isLocal(state.target)) {
-      const local = owned.get(state.target.id);
+    if (isLocal(state.flavor.owner)) {
+      const local = owned.get(state.flavor.owner.id);
       if (local) return local as Queue<T>;
     }
-    attaching = true;
-    let queue: Queue<T>;
+    const { flavor, maxsize, kind } = state;
+    attaching = flavor.ring
+      ? RingQueue.attach(flavor as RingState, maxsize, kind === "JoinableQueue")
+      : new BrokerQueue(maxsize, flavor.owner as Address);
     try {
-      queue = new cls();
+      const queue = new cls();
+      queue.#maxsize = maxsize;
+      return queue;
     } finally {
-      attaching = false;
+      attaching = undefined;
     }
-    queue.#target = state.target;
-    queue.#maxsize = state.maxsize;
-    return queue;
   }
 
   /**
@@ -197,16 +97,15 @@ export class Queue<T = unknown> implements Reducible, AsyncIterable<T> {
    * `block: false`); rejects with `Full` after `timeout` ms, with SerializationError when the item
    * cannot be sent (the queue is unchanged), and with ClosedError after `close()`.
    */
-  async put(item: T, options: QueueWaitOptions = {}): Promise<void> {
-    const { block = true, timeout, signal } = checkWaitOptions(options);
-    if (this.#closedHere) throw new ClosedError("cannot put on a closed queue");
-    const bytes = pack(item);
-    if (this.#core) return this.#core.put(bytes, block, block ? timeout : undefined, signal);
-    const [, size] = (await callRemote(this.#target!, "put", [bytes, block, block ? timeout : undefined], signal)) as [
-      unknown,
-      number,
-    ];
-    this.#knownSize = size;
+  put(item: T, options?: QueueWaitOptions): Promise<void> {
+    // not an async function: one promise less per call on the fast path
+    try {
+      const { block, timeout, signal } = options === undefined ? defaults : checkWaitOptions(options);
+      if (this.#closedHere) throw new ClosedError("cannot put on a closed queue");
+      return this.#flavor.put(item, block, block ? timeout : undefined, signal);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** `put(item, { block: false })`: rejects with `Full` at once when there is no room. */
@@ -218,15 +117,13 @@ export class Queue<T = unknown> implements Reducible, AsyncIterable<T> {
    * Removes and returns the head item. Waits for one (unless `block: false`); rejects with `Empty`
    * after `timeout` ms, and with ClosedError once the queue is closed and drained.
    */
-  async get(options: QueueWaitOptions = {}): Promise<T> {
-    const { block = true, timeout, signal } = checkWaitOptions(options);
-    if (this.#core) return unpack(await this.#core.get(block, block ? timeout : undefined, signal)) as T;
-    const [bytes, size] = (await callRemote(this.#target!, "get", [block, block ? timeout : undefined], signal)) as [
-      Uint8Array,
-      number,
-    ];
-    this.#knownSize = size;
-    return unpack(bytes) as T;
+  get(options?: QueueWaitOptions): Promise<T> {
+    try {
+      const { block, timeout, signal } = options === undefined ? defaults : checkWaitOptions(options);
+      return this.#flavor.get(block, block ? timeout : undefined, signal) as Promise<T>;
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** `get({ block: false })`: rejects with `Empty` at once when there is no item. */
@@ -235,11 +132,12 @@ export class Queue<T = unknown> implements Reducible, AsyncIterable<T> {
   }
 
   /**
-   * The number of items in the queue: exact in the process that created it; in other processes,
-   * as of this process's last operation on the queue.
+   * The number of items in the queue. Exact in every process for a queue in shared memory; for a
+   * queue held by a broker (spawn without the native addon), exact in the process that created it
+   * and, elsewhere, as of this process's last operation on the queue.
    */
   qsize(): number {
-    return this.#core ? this.#core.size : this.#knownSize;
+    return this.#flavor.size();
   }
 
   /** `qsize() === 0`. */
@@ -263,8 +161,7 @@ export class Queue<T = unknown> implements Reducible, AsyncIterable<T> {
    */
   close(): void {
     this.#closedHere = true;
-    if (this.#core) this.#core.close();
-    else void callRemote(this.#target!, "close", []).catch(() => {});
+    this.#flavor.close();
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
@@ -279,62 +176,54 @@ export class Queue<T = unknown> implements Reducible, AsyncIterable<T> {
   }
 
   /**
-   * @internal Puts without waiting (the queue must be unbounded): encodes now, so a value that
-   * cannot travel throws here, and sends in order. A failure to deliver is passed to `onError`.
+   * @internal Puts without waiting, ignoring any bound: encodes now, so a value that cannot travel
+   * throws here, and puts in order. A failure to deliver is passed to `onError`.
    */
   _putNow(item: T, onError: (error: unknown) => void): void {
-    const bytes = pack(item);
-    if (this.#core) {
-      this.#core.tryPut(bytes);
-      return;
-    }
-    callRemote(this.#target!, "put", [bytes, true, undefined]).then(
-      (reply) => (this.#knownSize = (reply as [unknown, number])[1]),
-      onError,
-    );
+    this.#flavor.putNow(item, onError);
   }
 
   /** @internal Resolves true when an item is waiting or the queue is closed, false after `timeout`. */
-  async _poll(timeout: number | undefined): Promise<boolean> {
-    if (this.#core) return this.#core.poll(timeout);
-    const [ready, size] = (await callRemote(this.#target!, "poll", [timeout])) as [boolean, number];
-    this.#knownSize = size;
-    return ready;
+  _poll(timeout: number | undefined): Promise<boolean> {
+    return this.#flavor.poll(timeout);
   }
 
   /** @internal */
-  protected _call(op: "taskDone" | "join", signal?: AbortSignal): Promise<void> | void {
-    if (this.#core) return op === "taskDone" ? this.#core.taskDone() : this.#core.join(signal);
-    return callRemote(this.#target!, op, [], signal).then(() => {});
+  protected _taskDone(): void {
+    this.#flavor.taskDone();
   }
 
   /** @internal */
-  protected _kind(): QueueState["kind"] {
+  protected _join(signal: AbortSignal | undefined): Promise<void> {
+    return this.#flavor.join(signal);
+  }
+
+  /** @internal */
+  protected _kind(): Kind {
     return "Queue";
   }
 
-  [reduce](): Reduced {
-    if (!this.#target) {
-      this.#target = serve(this.#core!);
-      owned.set(this.#target.id, this as Queue<unknown>);
-    }
-    const state: QueueState = { target: this.#target, maxsize: this.#maxsize, kind: this._kind() };
+  [reduce](transport: Transport): Reduced {
+    const flavor = this.#flavor.reduce(transport);
+    if (isLocal(flavor.owner)) owned.set(flavor.owner.id, this as Queue<unknown>);
+    const state: QueueState = { maxsize: this.#maxsize, kind: this._kind(), flavor };
     return { kind: "mpts.Queue", state };
   }
 
   [inspect.custom](): string {
-    const where = this.#core ? "owner" : "proxy";
-    return `${this.constructor.name} { size: ${this.qsize()}, maxsize: ${this.#maxsize}, ${where} }`;
+    return `${this.constructor.name} { size: ${this.qsize()}, maxsize: ${this.#maxsize}, ${this.#flavor.where} }`;
   }
 }
 
-/** A queue without a bound or size queries, like Python's `SimpleQueue`. */
+const defaults = { block: true, timeout: undefined, signal: undefined } as const;
+
+/** A queue without a bound, like Python's `SimpleQueue`. */
 export class SimpleQueue<T = unknown> extends Queue<T> {
-  constructor() {
-    super(0);
+  constructor(options: PrimitiveOptions = {}) {
+    super(0, options);
   }
 
-  protected override _kind(): QueueState["kind"] {
+  protected override _kind(): Kind {
     return "SimpleQueue";
   }
 }
@@ -346,17 +235,16 @@ export class SimpleQueue<T = unknown> extends Queue<T> {
 export class JoinableQueue<T = unknown> extends Queue<T> {
   /** Marks one item as processed; throws when called more often than items were put. */
   taskDone(): void {
-    const result = this._call("taskDone");
-    if (result instanceof Promise) result.catch(() => {});
+    this._taskDone();
   }
 
   /** Resolves when every item put has been marked with `taskDone()`. */
   async join(options: { signal?: AbortSignal } = {}): Promise<void> {
     checkSignal(options.signal, "options.signal");
-    await this._call("join", options.signal);
+    await this._join(options.signal);
   }
 
-  protected override _kind(): QueueState["kind"] {
+  protected override _kind(): Kind {
     return "JoinableQueue";
   }
 }
@@ -366,13 +254,3 @@ registerRebuilder("mpts.Queue", (state) => {
   const cls = s.kind === "JoinableQueue" ? JoinableQueue : s.kind === "SimpleQueue" ? SimpleQueue : Queue;
   return Queue._attach(s, cls as typeof Queue<unknown>);
 });
-
-function pack(item: unknown): Uint8Array {
-  const { value, changed } = encode(item, "bytes", "item");
-  return serialize(changed ? { h: true, v: value } : { h: false, v: value });
-}
-
-function unpack(bytes: Uint8Array): unknown {
-  const { h, v } = deserialize(bytes) as { h: boolean; v: unknown };
-  return h ? decode(v) : v;
-}

@@ -2,3 +2,5 @@
 // held by a broker. The switch must be set before the library first looks for the addon.
 process.env.MULTIPROCESSING_TS_NO_NATIVE = "1";
 await import("./synchronize.test.ts");
+await import("./queue.test.ts");
+await import("./connection.test.ts");

@@ -455,8 +455,8 @@ export async function runBench(argv: string[]): Promise<void> {
     console.log(`\n${start}`);
   }
   const counts: SharedCounts = quick
-    ? { manager: 1_000, lock: 200_000, increments: 20_000, queueAwaited: 200, queue: 2_000, runs: 1 }
-    : { manager: 4_000, lock: 1_000_000, increments: 100_000, queueAwaited: 1_000, queue: 10_000, runs: 3 };
+    ? { manager: 1_000, lock: 200_000, increments: 20_000, queueAwaited: 10_000, queue: 10_000, runs: 1 }
+    : { manager: 4_000, lock: 1_000_000, increments: 100_000, queueAwaited: 100_000, queue: 100_000, runs: 3 };
   const sharedSuites = (["manager", "locks", "queue"] as const).filter((suite) => wants(suite));
   if (sharedSuites.length) {
     const emit = (row: Row) => {
@@ -576,10 +576,11 @@ function writeBenchmarks(rows: Row[], o: WriteOptions): void {
       body: () =>
         [
           paragraph(
-            "The parent creates the queue; a child puts numbers (first the time it starts): ",
+            "The parent creates the queue for the start method measured (`new Queue(0, { context })`: a ring in",
+            "shared memory); a child puts numbers (first the time it starts):",
             `${c.queueAwaited} when it awaits each put, ${c.queue} when it puts 1000 at a time (and for CPython);`,
             "the parent gets them all. Items/s from the child's start to the parent's last get (a clock both",
-            `share); medians of ${c.runs} rounds after a warm-up. CPython: \`mp.Queue()\`, whose \`put\` hands the`,
+            `share); medians of ${c.runs} rounds after a warm-up round of the same size. CPython: \`mp.Queue()\`, whose \`put\` hands the`,
             "item to a feeder thread and returns, and `mp.SimpleQueue()`, in the spawn context.",
           ),
           "",

@@ -20,7 +20,7 @@ import {
   managerRoundTrips,
   now,
   queueProducer,
-  warmUpCount,
+  queueWarmUpCount,
 } from "./shared-tasks.js";
 
 export type Emit = (row: Row) => void;
@@ -210,11 +210,17 @@ async function contended(
 export async function queueSuite(emit: Emit, counts: SharedCounts): Promise<void> {
   for (const context of contexts) {
     const plans: [Queue<number>, PutMode, number, string, string][] = [
-      [new Queue<number>(), "awaited", counts.queueAwaited, "Queue: child awaits each put", "Queue"],
-      [new Queue<number>(), "batched", counts.queue, `Queue: child puts ${BATCH} at a time`, "Queue"],
-      [new SimpleQueue<number>(), "awaited", counts.queueAwaited, "SimpleQueue: child awaits each put", "SimpleQueue"],
+      [new Queue<number>(0, { context }), "awaited", counts.queueAwaited, "Queue: child awaits each put", "Queue"],
+      [new Queue<number>(0, { context }), "batched", counts.queue, `Queue: child puts ${BATCH} at a time`, "Queue"],
+      [
+        new SimpleQueue<number>({ context }),
+        "awaited",
+        counts.queueAwaited,
+        "SimpleQueue: child awaits each put",
+        "SimpleQueue",
+      ],
     ];
-    const go = new SimpleQueue<number>();
+    const go = new SimpleQueue<number>({ context });
     let child: Process | undefined;
     try {
       child = new Process({
@@ -225,7 +231,7 @@ export async function queueSuite(emit: Emit, counts: SharedCounts): Promise<void
       for (const [queue, , count, task, vs] of plans) {
         const rates: number[] = [];
         for (let r = 0; r <= counts.runs; r++) {
-          const n = r === 0 ? warmUpCount(count) : count;
+          const n = r === 0 ? queueWarmUpCount(count) : count;
           await go.put(r);
           const t0 = await queue.get({ timeout: HANG_MS });
           let sum = 0;

@@ -7,13 +7,15 @@
  * A block travels as a reference (`BlockRef`): the arena (the SharedArrayBuffer itself, or the
  * segment's name) and an offset; the receiver maps the arena once and reuses it. Segments are
  * unlinked when the process that made them exits; their mappings stay valid in every process that
- * attached them.
+ * attached them; a process that starts making segments removes those of makers that died without
+ * (killed by a signal).
  */
 import { randomBytes } from "node:crypto";
+import { readdirSync, readlinkSync } from "node:fs";
 import { ProcessError } from "../errors.js";
 import type { SharedMemoryKind } from "../backends/backend.js";
 import { backendFor } from "./methods.js";
-import { loadNative, nativeUnavailableReason } from "./native.js";
+import { type NativeShm, loadNative, nativeUnavailableReason } from "./native.js";
 import type { StartMethod } from "./runtime.js";
 import type { Transport } from "./codec.js";
 
@@ -106,8 +108,11 @@ export function allocate(bytes: number, method: StartMethod): Block {
   const size = Math.ceil(bytes / 8) * 8;
   const kind = backendFor(method).sharedMemory;
   let arena = arenas[kind];
-  if (!arena || arena.used + size > arena.buffer.byteLength) {
-    arena = arenas[kind] = newArena(kind, Math.max(ARENA, size));
+  if (size > ARENA / 4) {
+    // a large block (a queue's ring) gets an arena of its own, leaving the shared one to small blocks
+    arena = newArena(kind, size);
+  } else if (!arena || arena.used + size > arena.buffer.byteLength) {
+    arena = arenas[kind] = newArena(kind, ARENA);
   }
   const offset = arena.used;
   arena.used += size;
@@ -126,17 +131,53 @@ function newArena(kind: SharedMemoryKind, size: number): Arena {
         'Reinstall the package where a C++ compiler is available, or use the "thread" start method.',
     );
   }
-  const name = `/mpts-${process.pid}-${randomBytes(6).toString("hex")}`;
+  const name = `/mpts-${process.pid}-${namespaceTag()}-${randomBytes(6).toString("hex")}`;
   const buffer = native.open(name, size, true);
   created.push(name);
   attached.set(name, buffer);
   if (!cleanupInstalled) {
     cleanupInstalled = true;
+    removeOrphans(native);
     process.on("exit", () => {
       for (const n of created) native.unlink(n);
     });
   }
   return { buffer, name, used: 0 };
+}
+
+/**
+ * This process's pid namespace, in segment names: pids are only compared within one namespace
+ * (containers that share /dev/shm need not share pids).
+ */
+function namespaceTag(): string {
+  try {
+    return readlinkSync("/proc/self/ns/pid").replace(/\D/g, "");
+  } catch {
+    return "0";
+  }
+}
+
+/**
+ * Removes the segments of processes that died without unlinking theirs (killed by a signal): the
+ * same as their exit would have done. Once per process, when it first creates a segment.
+ */
+function removeOrphans(native: NativeShm): void {
+  const pattern = new RegExp(`^mpts-(\\d+)-${namespaceTag()}-[0-9a-f]+$`);
+  let names: string[];
+  try {
+    names = readdirSync("/dev/shm");
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(pattern.exec(name)?.[1]);
+    if (!pid || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ESRCH") native.unlink(`/${name}`);
+    }
+  }
 }
 
 /** Maps the block `ref` names (once per arena and process). */
