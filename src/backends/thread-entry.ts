@@ -24,4 +24,7 @@ const link = {
   onMessage: (_message: ToChild) => {},
 };
 port.on("message", (message: unknown) => unbatch(message, (m) => link.onMessage(m as ToChild)));
+// Whatever ends this thread (process.exit in a task, an uncaught error), queued messages go first:
+// the parent counts on every result sent before a crash to know which task the crash belongs to.
+process.on("exit", () => out.flush());
 void runChild(link, data.boot);
