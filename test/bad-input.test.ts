@@ -73,7 +73,12 @@ const cases: Case[] = [
   ["Pool.map timeout NaN", () => pool.map(answer as never, [1], { timeout: Number.NaN }), RangeError, /timeout/],
   ["Pool.map signal not a signal", () => pool.map(answer as never, [1], { signal: {} as never }), TypeError, /signal/],
   ["Pool.apply args not an array", () => pool.apply(answer, 1 as never), TypeError, /args/],
-  ["Pool.applyAsync callback", () => pool.applyAsync(answer, [], { callback: 1 as never }).get(), TypeError, /callback/],
+  [
+    "Pool.applyAsync callback",
+    () => pool.applyAsync(answer, [], { callback: 1 as never }).get(),
+    TypeError,
+    /callback/,
+  ],
   ["Pool.imap onProgress", () => pool.imap(answer as never, [1], { onProgress: 1 as never }), TypeError, /onProgress/],
   ["AsyncResult.get(-5)", () => pool.applyAsync(answer).get(-5), RangeError, /timeout/],
   // ProcessPoolExecutor
@@ -144,7 +149,10 @@ describe("bad input everywhere", { timeout: 60_000 }, () => {
       } catch (e) {
         error = e;
       }
-      assert.ok(error instanceof cls, `${what}: expected ${cls.name}, got ${error === undefined ? "no error" : String(error)}`);
+      assert.ok(
+        error instanceof cls,
+        `${what}: expected ${cls.name}, got ${error === undefined ? "no error" : String(error)}`,
+      );
       assert.match((error as Error).message, names, `${what}: the message names the argument`);
     });
   }

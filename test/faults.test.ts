@@ -32,7 +32,13 @@ for (const method of methods) {
 
     test("with retries: 1 every task completes; a crashed one ran twice, the others once", async () => {
       const runs = new SharedArray("i", N, { context: method, lock: false });
-      await using pool = new Pool({ processes: 2, context: method, initializer: useRuns, initargs: [runs], retries: 1 });
+      await using pool = new Pool({
+        processes: 2,
+        context: method,
+        initializer: useRuns,
+        initargs: [runs],
+        retries: 1,
+      });
       const results = await Promise.all(Array.from({ length: N }, (_, i) => pool.apply(crashSome, [i, EVERY])));
       for (let i = 0; i < N; i++) {
         assert.equal(results[i], i * 2);
@@ -90,7 +96,11 @@ describe("chaos: workers SIGKILLed from outside (spawn)", { timeout: 120_000 }, 
       const results = await Promise.all(calls);
       assert.equal(seen.size, N);
       assert.ok(kills > 0);
-      if (retries > 0) assert.ok(results.every((v, i) => v === i * 2), "with retries every task completes");
+      if (retries > 0)
+        assert.ok(
+          results.every((v, i) => v === i * 2),
+          "with retries every task completes",
+        );
     }
   });
 });

@@ -35,6 +35,7 @@ import {
   setValue,
   takeAndExit,
   waitOnCondition,
+  waitOnConditionForever,
   waitThenReport,
 } from "./fixtures/manager-tasks.ts";
 import { gone, methods } from "./helpers.ts";
@@ -286,6 +287,17 @@ for (const method of methods) {
       assert.equal(await taken.isSet(), true);
       assert.equal(await lock.acquire({ timeout: 10_000 }), true);
       await lock.release();
+    });
+
+    test("a process killed while waiting on a Condition leaves its lock free", async () => {
+      const cond = manager.Condition();
+      const out = manager.Queue<string>();
+      const waiter = start(waitOnConditionForever, cond, out);
+      assert.equal(await out.get(), "waiting");
+      waiter.kill();
+      await waiter.join();
+      assert.equal(await cond.acquire({ timeout: 10_000 }), true, "the lock went back to no one");
+      await cond.release();
     });
 
     test("Event, Condition and Barrier across processes", async () => {

@@ -28,7 +28,9 @@ for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
 }
 
 for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
-  test(`a pool's workers and a loose child go within 2 s when the parent gets ${signal}`, { timeout: 60_000 }, async () => {
+  test(`a pool's workers and a loose child go within 2 s when the parent gets ${signal}`, {
+    timeout: 60_000,
+  }, async () => {
     const pids: number[] = [];
     const result = await runScript("./fixtures/family.ts", ["spawn", "pool"], (line, kill) => {
       const [kind, pid] = line.split(" ");

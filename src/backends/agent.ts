@@ -108,8 +108,11 @@ export function serveAgent(
   ports: { asyncPort: MessagePort; syncPort: MessagePort; flag: Int32Array },
   handle: (request: AgentRequest, signal: AbortSignal) => Promise<unknown>,
 ): void {
-  const controllers = new Map<number, AbortController>();
+  // sync and async calls are numbered separately: one table of controllers per port
+  const asyncControllers = new Map<number, AbortController>();
+  const syncControllers = new Map<number, AbortController>();
   const run = (port: MessagePort, message: AgentRequest & { q: number; h: boolean }, wake: boolean) => {
+    const controllers = wake ? syncControllers : asyncControllers;
     const controller = new AbortController();
     controllers.set(message.q, controller);
     const args = (message.h ? decode(message.args) : message.args) as unknown[];
@@ -136,7 +139,7 @@ export function serveAgent(
     );
   };
   ports.asyncPort.on("message", (message: { c?: number } & AgentRequest & { q: number; h: boolean }) => {
-    if (message.c !== undefined) controllers.get(message.c)?.abort(new ProcessError("cancelled by the caller"));
+    if (message.c !== undefined) asyncControllers.get(message.c)?.abort(new ProcessError("cancelled by the caller"));
     else run(ports.asyncPort, message, false);
   });
   ports.syncPort.on("message", (message: AgentRequest & { q: number; h: boolean }) =>

@@ -181,6 +181,9 @@ async function runPoolWorker(boot: RunPoolWorker, link: ParentLink): Promise<voi
         continue;
       }
       try {
+        // results of earlier tasks leave before this one starts: if it kills the worker (out of
+        // memory, a kill), the parent must know they were done
+        void link.flush();
         const started = performance.now();
         current = task.id;
         trace(`task ${task.id} starts`);

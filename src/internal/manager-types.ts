@@ -504,9 +504,11 @@ export class EventReferent {
 }
 
 /** `manager.Condition(lock?)`: over an RLock of its own, or the manager Lock/RLock given. */
-export class ConditionReferent {
+export class ConditionReferent implements ClientAware {
   #lock: LockReferent;
   #waiters = new WaitList();
+  /** Callers that disconnected: a wait of theirs that ends must not take the lock back for them. */
+  #gone = new Set<number>();
   constructor(lock?: unknown) {
     if (lock !== undefined && !(lock instanceof LockReferent)) {
       throw new TypeError("Condition(lock) takes a Lock or RLock made by the same manager");
@@ -527,8 +529,13 @@ export class ConditionReferent {
     try {
       return await this.#waiters.wait(deadlineFor(timeout), signal);
     } finally {
-      await this.#lock.restore(caller, saved);
+      if (!this.#gone.has(caller)) await this.#lock.restore(caller, saved);
     }
+  }
+  clientGone(caller: number): void {
+    this.#gone.add(caller);
+    // its own lock is not held by the server under an id of its own, so pass the news on
+    this.#lock.clientGone(caller);
   }
   notify(n = 1): void {
     const { caller } = callContext();
@@ -541,13 +548,14 @@ export class ConditionReferent {
 }
 
 /** `manager.Barrier(parties, { timeout })`. */
-export class BarrierReferent {
+export class BarrierReferent implements ClientAware {
   #parties: number;
   #timeout: number | undefined;
   #count = 0;
   #phase = { broken: false, passed: false };
   #broken = false;
   #acting: { broken: boolean; passed: boolean } | undefined;
+  #actor = 0;
   #waiters = new WaitList();
   constructor(parties: number, options: { timeout?: number } = {}) {
     if (!Number.isInteger(parties) || parties < 1)
@@ -560,21 +568,27 @@ export class BarrierReferent {
    * and must call `actionDone()` (or `abort()`) before the others are released.
    */
   async wait(timeout?: number, withAction = false): Promise<number | { index: number; runAction: true }> {
-    const { signal } = callContext();
+    const { caller, signal } = callContext();
+    const deadline = deadlineFor(timeout ?? this.#timeout);
     // a round whose action is still running is not over: arrivals belong to the next one
-    while (this.#acting) await this.#waiters.wait(undefined, signal);
+    while (this.#acting) {
+      if (!(await this.#waiters.wait(deadline, signal))) {
+        this.abort();
+        throw new BrokenBarrierError("the barrier timed out while the previous round's action ran");
+      }
+    }
     if (this.#broken) throw new BrokenBarrierError("the barrier is broken");
     const phase = this.#phase;
     const index = this.#count++;
     if (this.#count === this.#parties) {
       if (withAction) {
         this.#acting = phase;
+        this.#actor = caller;
         return { index, runAction: true };
       }
       this.#pass(phase);
       return index;
     }
-    const deadline = deadlineFor(timeout ?? this.#timeout);
     try {
       while (!phase.passed && !phase.broken) {
         if (!(await this.#waiters.wait(deadline, signal))) {
@@ -588,6 +602,10 @@ export class BarrierReferent {
     }
     if (!phase.passed) throw new BrokenBarrierError("the barrier was broken (aborted, reset, or a party timed out)");
     return index;
+  }
+  /** The party running the action went away: nobody will end the round, so break it. */
+  clientGone(caller: number): void {
+    if (this.#acting && this.#actor === caller) this.abort();
   }
   /** Ends the round whose action ran, releasing its parties. */
   actionDone(): void {

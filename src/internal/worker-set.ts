@@ -97,10 +97,10 @@ export class WorkerSet {
 
   constructor(options: WorkerSetOptions) {
     this.#options = options;
-    this.#untrack = stopOnInterrupt({ interrupt: (reason) => this.terminate(reason) });
     this.#backend = backendFor(options.method);
     this.#initializer = options.initializer ? codeRef(options.initializer, "options.initializer") : undefined;
     this.#initargs = encode(options.initargs, this.#backend.transport, "options.initargs");
+    this.#untrack = stopOnInterrupt({ interrupt: (reason) => this.terminate(reason) });
     if (options.eager) for (let i = 0; i < options.size; i++) this.#spawn();
   }
 
@@ -182,6 +182,7 @@ export class WorkerSet {
   close(): void {
     if (this.#state !== "running") return;
     this.#state = "closing";
+    if (this.#workers.size === 0) this.#untrack();
     this.#maybeStopIdle();
     this.#updateRef();
   }
