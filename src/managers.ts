@@ -261,14 +261,6 @@ function makeProxy(token: Token): BaseProxy {
 
 registerRebuilder("mpts.ManagerProxy", (state) => makeProxy(state as Token));
 
-function checkBlocking(options: ProxyWaitOptions | undefined): {
-  block: boolean;
-  timeout?: number;
-  signal?: AbortSignal;
-} {
-  return checkWaitOptions(options ?? {});
-}
-
 function timeoutOptions(timeout: number | { timeout?: number; signal?: AbortSignal } | undefined): {
   timeout?: number;
   signal?: AbortSignal;
@@ -506,7 +498,7 @@ export class ArrayProxy<T = number> extends BaseProxy {
 export class QueueProxy<T = unknown> extends BaseProxy {
   /** Adds `item`, waiting while the queue is full; rejects with Full after `timeout` or at once with `block: false`. */
   put(item: T, options?: ProxyWaitOptions): Promise<void> {
-    const { block, timeout, signal } = checkBlocking(options);
+    const { block, timeout, signal } = checkWaitOptions(options ?? {});
     return this._callMethod("put", [item, { block, timeout }], { signal, blocking: block });
   }
   /** `put(item, { block: false })`. */
@@ -515,7 +507,7 @@ export class QueueProxy<T = unknown> extends BaseProxy {
   }
   /** Takes the oldest item, waiting while empty; rejects with Empty after `timeout` or at once with `block: false`. */
   get(options?: ProxyWaitOptions): Promise<T> {
-    const { block, timeout, signal } = checkBlocking(options);
+    const { block, timeout, signal } = checkWaitOptions(options ?? {});
     return this._callMethod("get", [{ block, timeout }], { signal, blocking: true });
   }
   /** `get({ block: false })`. */
@@ -555,7 +547,7 @@ export class JoinableQueueProxy<T = unknown> extends QueueProxy<T> {
 export class LockProxy extends BaseProxy {
   /** Acquires the lock; resolves false after `timeout` or at once with `block: false` if it is held. */
   acquire(options?: ProxyWaitOptions): Promise<boolean> {
-    const { block, timeout, signal } = checkBlocking(options);
+    const { block, timeout, signal } = checkWaitOptions(options ?? {});
     return this._callMethod("acquire", [{ block, timeout }], { signal, blocking: true });
   }
   /** Releases the lock. */
