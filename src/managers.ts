@@ -140,7 +140,6 @@ class ManagerClient {
     return this.#calls.start((q) => {
       const message = { q, ...body };
       if (this.#channel) {
-        this.#channel.ref();
         this.#channel.send(message);
         return;
       }

@@ -10,16 +10,14 @@
  * when the owner goes away; nothing waits forever on a dead owner. Sockets keep a process alive
  * only while one of its calls is pending.
  */
-import { randomBytes } from "node:crypto";
 import { type Server, type Socket, connect as netConnect, createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { threadId } from "../backends/identity.js";
 import { ProcessError } from "../errors.js";
 import { decode, encodeError } from "./codec.js";
 import { PendingCalls } from "./calls.js";
 import { FramedSocket } from "./framing.js";
 import { runtime } from "./runtime.js";
+import { localAddress } from "./sockets.js";
 
 /** An object whose methods other processes may call. */
 export interface Served {
@@ -63,9 +61,7 @@ export function unserve(id: number): void {
 }
 
 function startServer(): void {
-  const name = `mpts-${process.pid}-${threadId}-${randomBytes(6).toString("hex")}`;
-  // Linux abstract sockets leave no file behind; elsewhere use a file in the temp folder.
-  serverAddress = process.platform === "linux" ? `\0${name}` : join(tmpdir(), `${name}.sock`);
+  serverAddress = localAddress(`mpts-t${threadId}`);
   server = createServer((socket) => accept(socket));
   server.on("error", (error) => process.stderr.write(`multiprocessing-ts: object server failed: ${error.message}\n`));
   server.listen(serverAddress);
