@@ -21,6 +21,13 @@ export interface ChildFlags {
   execArgv: string[];
   /** tsx's ESM API for the child to register before importing TypeScript; undefined if not needed. */
   tsxApi: string | undefined;
+  /**
+   * URLs of `--import` preloads the child imports itself, in order, once tsx is registered: the
+   * first TypeScript preload and those after it. Importing them from the child's entry rather than
+   * with `--import` flags lets the child load this library before tsx's hooks (otherwise every one
+   * of its modules goes through them) and register tsx the cheap way.
+   */
+  preloads: string[];
 }
 
 const cache = new Map<string, ChildFlags>();
@@ -35,6 +42,8 @@ export function childFlags(kind: "spawn" | "thread"): ChildFlags {
   const argv = launchEnvironment.execArgv;
   const kept: string[] = [];
   const tsxFlags: string[] = [];
+  // Preloads from the first TypeScript one on, as flags and as URLs (undefined: not importable by URL).
+  const late: { flag: string; url: string | undefined }[] = [];
   let tsxSpec: string | undefined;
   let tsPreload = false;
   for (let i = 0; i < argv.length; i++) {
@@ -50,20 +59,31 @@ export function childFlags(kind: "spawn" | "thread"): ChildFlags {
       tsxSpec ??= value;
       tsxFlags.push(`--${m[1]}=${value}`);
     } else if (kind === "spawn") {
-      kept.push(`--${m[1]}=${value}`);
+      const flag = `--${m[1]}=${value}`;
       if (/\.[cm]?tsx?$/.test(value)) tsPreload = true;
+      if (tsPreload) late.push({ flag, url: m[1] === "import" ? preloadUrl(value) : undefined });
+      else kept.push(flag);
     }
   }
   if (launchEnvironment.tsxApi === undefined) {
     launchEnvironment.tsxApi = tsxSpec ? (resolveTsxApi(tsxSpec) ?? null) : null;
   }
   const api = launchEnvironment.tsxApi ?? undefined;
-  const flags: ChildFlags =
-    tsPreload || (tsxSpec && !api)
-      ? { execArgv: [...tsxFlags, ...kept], tsxApi: undefined }
-      : { execArgv: kept, tsxApi: api };
+  const lateFlags = late.map((p) => p.flag);
+  let flags: ChildFlags;
+  if (!tsxSpec) flags = { execArgv: [...kept, ...lateFlags], tsxApi: undefined, preloads: [] };
+  else if (api && late.every((p) => p.url !== undefined)) {
+    flags = { execArgv: kept, tsxApi: api, preloads: late.map((p) => p.url!) };
+  } else flags = { execArgv: [...tsxFlags, ...kept, ...lateFlags], tsxApi: undefined, preloads: [] };
   cache.set(kind, flags);
   return flags;
+}
+
+/** The URL of a file preload (`--import ./setup.ts`, as Node resolves it, from the working directory). */
+function preloadUrl(specifier: string): string | undefined {
+  if (specifier.startsWith("file:")) return specifier;
+  if (/^\.{0,2}\//.test(specifier)) return new URL(specifier, pathToFileURL(join(process.cwd(), "/"))).href;
+  return undefined;
 }
 
 function resolveTsxApi(spec: string): string | undefined {

@@ -6,20 +6,31 @@
 import { Socket } from "node:net";
 import { runChild } from "../internal/child.js";
 import { FramedSocket } from "../internal/framing.js";
-import { useTsxWhenNeeded } from "../internal/loader.js";
+import { importPreloads, useTsxWhenNeeded } from "../internal/loader.js";
 import type { Boot, ToChild } from "../internal/wire.js";
 import { launchEnvironment } from "./environment.js";
 
 // What the parent passed on (read once, and removed so that programs this child runs do not see it).
-const inherited = JSON.parse(process.env.MULTIPROCESSING_TS_CHILD ?? "{}") as { tsx?: string; execArgv?: string[] };
+const inherited = JSON.parse(process.env.MULTIPROCESSING_TS_CHILD ?? "{}") as {
+  tsx?: string;
+  execArgv?: string[];
+  preloads?: string[];
+};
 delete process.env.MULTIPROCESSING_TS_CHILD;
 if (inherited.execArgv) launchEnvironment.execArgv = inherited.execArgv;
 useTsxWhenNeeded(inherited.tsx);
+// Preloads the parent left to us run before anything else, as `--import` would have run them.
+const preloads = inherited.preloads?.length ? importPreloads(inherited.preloads) : undefined;
+preloads?.catch((error: unknown) => {
+  process.stderr.write(`${(error as Error)?.stack ?? String(error)}\n`);
+  process.exit(1);
+});
 
 const channel = new FramedSocket(new Socket({ fd: 3, readable: true, writable: true }), { syncFd: 3 });
 // Whatever ends this process (process.exit in a task, an uncaught error), queued messages go first.
 process.on("exit", () => void channel.flush());
 let started = false;
+let running = false;
 let exiting = false;
 const link = {
   transport: "bytes" as const,
@@ -27,10 +38,25 @@ const link = {
   flush: () => channel.flush(),
   onMessage: (_message: ToChild) => {},
 };
+// Messages that arrive while the preloads load wait for them.
+const early: ToChild[] = [];
 channel.onMessage = (message) => {
-  if (started) return link.onMessage(message as ToChild);
+  if (started) {
+    if (early.length > 0 || (preloads && !running)) early.push(message as ToChild);
+    else link.onMessage(message as ToChild);
+    return;
+  }
   started = true;
-  void runChild(link, message as Boot);
+  if (!preloads) {
+    running = true;
+    void runChild(link, message as Boot);
+    return;
+  }
+  void preloads.then(() => {
+    running = true;
+    void runChild(link, message as Boot);
+    for (const m of early.splice(0)) link.onMessage(m);
+  });
 };
 channel.onClose = () => {
   // The parent is gone. Exit now; our own children see their channels close the same way.

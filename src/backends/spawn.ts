@@ -30,7 +30,11 @@ export const spawnBackend: Backend = {
       windowsHide: true,
       env: {
         ...process.env,
-        MULTIPROCESSING_TS_CHILD: JSON.stringify({ tsx: flags.tsxApi, execArgv: launchEnvironment.execArgv }),
+        MULTIPROCESSING_TS_CHILD: JSON.stringify({
+          tsx: flags.tsxApi,
+          execArgv: launchEnvironment.execArgv,
+          preloads: flags.preloads,
+        }),
       },
     });
     const channel = new FramedSocket(child.stdio[3] as Socket);
