@@ -77,13 +77,6 @@ export function codeRef(fn: unknown, what: string): CodeRef {
   if (cached) return cached;
   const name = typeof fn.name === "string" ? fn.name : "";
   const text = Function.prototype.toString.call(fn);
-  const expression = functionExpressionSource(fn);
-  let source: string | undefined;
-  let captured: string[] = [];
-  if ("source" in expression) {
-    captured = capturedNames(expression.source, globals());
-    if (captured.length === 0) source = expression.source;
-  }
   // Most tasks are exported by the module that passes them: then the caller's module, read from
   // the stack, is the answer, and asking V8 (which costs tens of milliseconds the first time) is
   // not needed. A worker that finds a different function under that name searches further.
@@ -94,6 +87,15 @@ export function codeRef(fn: unknown, what: string): CodeRef {
   const module = callerExports ? caller : (imported ?? definingModule(fn) ?? caller);
   const exported = callerExports || (isIdentifier(name) && module !== undefined && exportsName(module, name));
   const knownModule = module !== undefined && exportScans.get(module) !== "";
+  // An exported function travels by reference alone; anything else is read (with a parser loaded
+  // on first use) to see whether it can travel by source.
+  const expression = exported ? { reason: "" } : functionExpressionSource(fn);
+  let source: string | undefined;
+  let captured: string[] = [];
+  if ("source" in expression) {
+    captured = capturedNames(expression.source, globals());
+    if (captured.length === 0) source = expression.source;
+  }
   if (!source && (!isIdentifier(name) || (knownModule && !exported))) {
     const why =
       "reason" in expression
@@ -308,6 +310,13 @@ export async function resolveCode(ref: CodeRef, hooks: ResolveHooks): Promise<Fu
   if (!fn) {
     if (importError) throw importError;
     const where = ref.module ? ` (passed from ${shortUrl(ref.module)})` : "";
+    if (ref.exported) {
+      throw new ProcessError(
+        `cannot run function '${ref.name}'${where} in a worker: the worker imported its module, but no export of ` +
+          "it is this function (the module defines it differently in a worker). Export the function itself " +
+          "from a module whose code is the same in every process.",
+      );
+    }
     throw new ProcessError(
       `cannot run function '${ref.name}'${where} in a worker: it is not exported from its module, and it is not ` +
         `self-contained (it uses ${ref.captured.map((c) => `'${c}'`).join(", ") || "values from its module"}). ` +
