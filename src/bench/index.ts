@@ -482,7 +482,7 @@ export async function runBench(argv: string[]): Promise<void> {
   // without the addon every operation is a message to a broker (~100 µs): smaller counts
   const fallbackCounts: SharedCounts = quick
     ? { manager: 0, lock: 1_000, increments: 50, queueAwaited: 500, queue: 500, roundTrips: 200, runs: 1 }
-    : { manager: 0, lock: 4_000, increments: 100, queueAwaited: 2_000, queue: 2_000, roundTrips: 1_000, runs: 3 };
+    : { manager: 0, lock: 4_000, increments: 100, queueAwaited: 5_000, queue: 5_000, roundTrips: 2_000, runs: 3 };
   const sharedSuites = (["manager", "locks", "queue"] as const).filter((suite) => wants(suite));
   if (sharedSuites.length) {
     const emit = (row: Row) => {
