@@ -18,10 +18,14 @@ import { Worker } from "node:worker_threads";
 import { Pool } from "../index.js";
 import { formatStartRows, runProcessStartBench } from "./process-start.js";
 import {
+  FALLBACK_FLAG,
   type SharedCounts,
+  fallbackRows,
+  fallbackSuites,
   locksSuite,
   managerSuite,
   pythonRows,
+  printFallbackRows,
   pythonShared,
   queueSuite,
   versusTable,
@@ -423,6 +427,8 @@ function table(rows: Row[], suite: string, compare = false): string {
 
 /** Runs the suites named in `argv` (all by default) and prints the results. */
 export async function runBench(argv: string[]): Promise<void> {
+  const fallbackAt = argv.indexOf(FALLBACK_FLAG);
+  if (fallbackAt >= 0) return printFallbackRows(argv[fallbackAt + 1]!, JSON.parse(argv[fallbackAt + 2]!));
   const quick = argv.includes("--quick");
   const onlyAt = argv.indexOf("--only");
   const only = onlyAt >= 0 ? new Set(argv[onlyAt + 1]!.split(",")) : undefined;
@@ -455,8 +461,28 @@ export async function runBench(argv: string[]): Promise<void> {
     console.log(`\n${start}`);
   }
   const counts: SharedCounts = quick
-    ? { manager: 1_000, lock: 200_000, increments: 20_000, queueAwaited: 10_000, queue: 10_000, runs: 1 }
-    : { manager: 4_000, lock: 1_000_000, increments: 100_000, queueAwaited: 100_000, queue: 100_000, runs: 3 };
+    ? {
+        manager: 1_000,
+        lock: 200_000,
+        increments: 20_000,
+        queueAwaited: 10_000,
+        queue: 10_000,
+        roundTrips: 1_000,
+        runs: 1,
+      }
+    : {
+        manager: 4_000,
+        lock: 1_000_000,
+        increments: 100_000,
+        queueAwaited: 100_000,
+        queue: 100_000,
+        roundTrips: 5_000,
+        runs: 3,
+      };
+  // without the addon every operation is a message to a broker (~100 µs): smaller counts
+  const fallbackCounts: SharedCounts = quick
+    ? { manager: 0, lock: 1_000, increments: 50, queueAwaited: 500, queue: 500, roundTrips: 200, runs: 1 }
+    : { manager: 0, lock: 4_000, increments: 100, queueAwaited: 5_000, queue: 5_000, roundTrips: 2_000, runs: 3 };
   const sharedSuites = (["manager", "locks", "queue"] as const).filter((suite) => wants(suite));
   if (sharedSuites.length) {
     const emit = (row: Row) => {
@@ -468,6 +494,7 @@ export async function runBench(argv: string[]): Promise<void> {
     const suites = { manager: managerSuite, locks: locksSuite, queue: queueSuite };
     for (const suite of sharedSuites) {
       await suites[suite](emit, counts);
+      if (fallbackSuites.includes(suite)) for (const row of await fallbackRows(suite, fallbackCounts)) emit(row);
       for (const row of py.result ? pythonRows(suite, py.result) : []) emit(row);
       console.log(`\n${versusTable(rows, suite, format)}\n`);
     }
@@ -476,6 +503,7 @@ export async function runBench(argv: string[]): Promise<void> {
     writeBenchmarks(rows, {
       runs,
       counts,
+      fallbackCounts,
       start,
       ran: (suite) => wants(suite),
       only: only ? [...only].join(",") : undefined,
@@ -507,6 +535,7 @@ const MARKER = "<!-- end of generated figures -->";
 interface WriteOptions {
   runs: number;
   counts: SharedCounts;
+  fallbackCounts: SharedCounts;
   start: string;
   ran(suite: string): boolean;
   only: string | undefined;
@@ -519,7 +548,15 @@ interface WriteOptions {
  */
 function writeBenchmarks(rows: Row[], o: WriteOptions): void {
   const c = o.counts;
-  const generated: { suite: string; heading: string; body: () => string }[] = [
+  const f = o.fallbackCounts;
+  const fallback = [
+    "The fallback column is the spawn start method without the native addon, as when it cannot load:",
+    "every primitive is then held by a broker in the process that made it and each operation is a",
+    "message to it. It is measured in a child Node process started with `MULTIPROCESSING_TS_NO_NATIVE=1`",
+    "(the addon is loaded or not once per process), with smaller counts:",
+  ].join(" ");
+  /** `formerly`: earlier headings of the section, dropped from the current file when it is regenerated. */
+  const generated: { suite: string; heading: string; formerly?: string[]; body: () => string }[] = [
     { suite: "calls", heading: "One call per task (trivial task)", body: () => table(rows, "calls", true) },
     { suite: "map", heading: "map with default chunking (trivial task)", body: () => table(rows, "map", true) },
     { suite: "cpu", heading: "CPU-bound speed-up (8 tasks, warm pool)", body: () => table(rows, "cpu") },
@@ -555,16 +592,21 @@ function writeBenchmarks(rows: Row[], o: WriteOptions): void {
     },
     {
       suite: "locks",
-      heading: "Locks: acquire+release, and 2 children incrementing a Value",
+      heading: "Locks: acquire+release, and 4 children incrementing a Value",
+      formerly: ["Locks: acquire+release, and 2 children incrementing a Value"],
       body: () =>
         [
           paragraph(
             `Uncontended: in one process, ${c.lock} pairs of \`lock.acquireSync(); lock.release()\` (${c.lock >> 2} of`,
             "`await lock.acquire(); lock.release()`) on a `new Lock({ context })`; CPython: `mp.Lock()`,",
-            "`acquire(); release()`. Contended: 2 children (processes, or threads in the thread start method)",
+            "`acquire(); release()`. Contended: 4 children (processes, or threads in the thread start method)",
             `each add 1 to a \`Value("i", 0)\` ${c.increments} times holding its \`getLock()\` (CPython: \`Value('i')\`,`,
-            "`with v.get_lock(): v.value += 1`), started together by a Barrier; increments/s over the span of",
-            `both loops. Medians of ${c.runs} rounds after a warm-up; every round's final count is checked.`,
+            "`with v.get_lock(): v.value += 1`), started together by a Barrier that the parent waits at too;",
+            "increments/s over the span from the first loop's start to the last one's end. The machine has",
+            `${cpus().length} cores, so the children also take turns on them. Medians of ${c.runs} rounds after a warm-up;`,
+            "every round's final count is checked.",
+            fallback,
+            `${f.lock} pairs (${f.lock >> 2} awaited), ${f.increments} increments by each child.`,
           ),
           "",
           versusTable(rows, "locks", format),
@@ -572,7 +614,8 @@ function writeBenchmarks(rows: Row[], o: WriteOptions): void {
     },
     {
       suite: "queue",
-      heading: "Queue: a child puts numbers, the parent gets them",
+      heading: "Queue: a child puts numbers, the parent gets them; round trips",
+      formerly: ["Queue: a child puts numbers, the parent gets them"],
       body: () =>
         [
           paragraph(
@@ -582,6 +625,11 @@ function writeBenchmarks(rows: Row[], o: WriteOptions): void {
             "the parent gets them all. Items/s from the child's start to the parent's last get (a clock both",
             `share); medians of ${c.runs} rounds after a warm-up round of the same size. CPython: \`mp.Queue()\`, whose \`put\` hands the`,
             "item to a feeder thread and returns, and `mp.SimpleQueue()`, in the spawn context.",
+            `Round trips: the parent puts a number on one Queue, a child gets it and puts it on another, the`,
+            `parent gets it back, each put and get awaited (CPython: \`mp.Queue()\` both ways, the same`,
+            `loop); ${c.roundTrips} round trips a round, timed in the parent, after a warm-up round of the same size.`,
+            fallback,
+            `${f.queueAwaited} items one way, ${f.roundTrips} round trips.`,
           ),
           "",
           versusTable(rows, "queue", format),
@@ -601,14 +649,16 @@ function writeBenchmarks(rows: Row[], o: WriteOptions): void {
   const regenerated: string[] = [];
   let kept = false;
   for (const section of generated) {
+    const headings = [section.heading, ...(section.formerly ?? [])];
+    const previous = headings.find((heading) => old.has(heading));
     if (o.ran(section.suite) && (section.suite !== "start" || o.start)) {
       out.push(`## ${section.heading}\n\n${section.body()}`);
       regenerated.push(section.suite);
-    } else if (old.has(section.heading)) {
-      out.push(old.get(section.heading)!);
+    } else if (previous) {
+      out.push(old.get(previous)!);
       kept = true;
     }
-    old.delete(section.heading);
+    for (const heading of headings) old.delete(heading);
   }
   const partial = kept
     ? ` This run (\`--only ${o.only}\`) regenerated the sections of ${regenerated.join(", ")}; the others are from an earlier run.`

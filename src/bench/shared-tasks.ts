@@ -57,7 +57,7 @@ export async function managerRoundTrips(
 }
 
 /**
- * One of the two contenders: in each of `rounds` rounds, waits at `barrier` with the other and the
+ * One of the contenders: in each of `rounds` rounds, waits at `barrier` with the others and the
  * parent, adds 1 to `counter` `times` times under its lock, stamps its start and end in
  * `stamps[2 * slot]` and `stamps[2 * slot + 1]`, and waits at `barrier` again.
  */
@@ -119,5 +119,17 @@ export async function queueProducer(
         }
       }
     }
+  }
+}
+
+/**
+ * The far end of the queue round trips: gets each number from `from` and puts it on `to`, until it
+ * gets -1.
+ */
+export async function queueEcho(from: Queue<number>, to: Queue<number>): Promise<void> {
+  for (;;) {
+    const x = await from.get();
+    if (x < 0) return;
+    await to.put(x);
   }
 }

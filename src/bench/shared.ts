@@ -3,22 +3,29 @@
  * work (a Python script of their own, run once for every suite asked for):
  *
  *   manager  a child's round trips to a Manager dict: sequential awaited set/get, and pipelined sets
- *   locks    uncontended Lock acquire+release in one process; 2 processes incrementing a Value
- *   queue    a child puts numbers, the parent gets them: Queue (awaited and batched puts), SimpleQueue
+ *   locks    uncontended Lock acquire+release in one process; 4 processes incrementing a Value
+ *   queue    a child puts numbers, the parent gets them: Queue (awaited and batched puts), SimpleQueue;
+ *            round trips through two Queues and a child that echoes
  *
- * Ours runs in both start methods; the manager's server and every child use the same one.
+ * Ours runs in both start methods; the manager's server and every child use the same one. The
+ * locks and queue suites also run in the spawn start method without the native addon (the
+ * fallback, where every primitive is held by a broker): in a child Node process started with
+ * `MULTIPROCESSING_TS_NO_NATIVE=1`, since the addon is loaded or not once per process.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { extname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Barrier, Lock, Manager, Process, Queue, RawArray, SimpleQueue, Value } from "../index.js";
+import { loadNative } from "../internal/native.js";
 import type { Row } from "./index.js";
 import {
   type PutMode,
   contendedIncrements,
   managerRoundTrips,
   now,
+  queueEcho,
   queueProducer,
   queueWarmUpCount,
 } from "./shared-tasks.js";
@@ -31,12 +38,14 @@ export interface SharedCounts {
   manager: number;
   /** Uncontended acquire+release pairs per round. */
   lock: number;
-  /** Increments by each of the 2 contending processes per round. */
+  /** Increments by each of the contending processes per round. */
   increments: number;
   /** Items per round when the child awaits each put (Queue and SimpleQueue). */
   queueAwaited: number;
   /** Items per round when the child puts in batches (ours), and for CPython's queues. */
   queue: number;
+  /** Queue round trips (parent to child and back) per round. */
+  roundTrips: number;
   /** Measured rounds (after one warm-up); the median is reported. */
   runs: number;
 }
@@ -44,8 +53,20 @@ export interface SharedCounts {
 const BATCH = 1000;
 /** A child that takes longer than this is reported as hung (and killed). */
 const HANG_MS = 120_000;
-const contexts = ["thread", "spawn"] as const;
-const ours = (context: string) => `multiprocessing-ts (${context})`;
+/** The processes (or threads) incrementing one Value in the contended task. */
+const CONTENDERS = 4;
+type Context = "thread" | "spawn";
+const contexts: readonly Context[] = ["thread", "spawn"];
+const THREAD = "multiprocessing-ts (thread)";
+const SPAWN = "multiprocessing-ts (spawn)";
+const FALLBACK = "multiprocessing-ts (spawn, fallback)";
+/** Ours in `context`: the spawn start method is the fallback when this process has no addon. */
+const ours = (context: Context) => (context === "thread" ? THREAD : loadNative() ? SPAWN : FALLBACK);
+/**
+ * The start methods of the locks and queue suites at their full counts: without the addon, only
+ * "thread" (the spawn rows are then the fallback's, at its counts: see fallbackRows).
+ */
+const measured = (): readonly Context[] => (loadNative() ? contexts : ["thread"]);
 const CPYTHON = "CPython";
 
 function median(xs: number[]): number {
@@ -107,7 +128,7 @@ export async function managerSuite(emit: Emit, counts: SharedCounts): Promise<vo
 
 const UNCONTENDED = "uncontended acquire+release";
 const PY_UNCONTENDED = "uncontended lock.acquire(); lock.release()";
-const CONTENDED = "2 children incrementing a Value under its lock";
+const CONTENDED = `${CONTENDERS} children incrementing a Value under its lock`;
 
 async function rate(runs: number, n: number, loop: () => Promise<void> | void): Promise<number> {
   const xs: number[] = [];
@@ -119,11 +140,16 @@ async function rate(runs: number, n: number, loop: () => Promise<void> | void): 
   return median(xs);
 }
 
-const nsNote = (perSecond: number) => `${(1e9 / perSecond).toFixed(0)} ns a pair`;
+/** The time of one operation: in ns, or in µs from 10 µs up. */
+function perOp(perSecond: number, what: string): string {
+  const ns = 1e9 / perSecond;
+  return ns >= 10_000 ? `${(ns / 1000).toFixed(0)} µs ${what}` : `${ns.toFixed(0)} ns ${what}`;
+}
+const nsNote = (perSecond: number) => perOp(perSecond, "a pair");
 
-export async function locksSuite(emit: Emit, counts: SharedCounts): Promise<void> {
+export async function locksSuite(emit: Emit, counts: SharedCounts, only = measured()): Promise<void> {
   const n = counts.lock;
-  for (const context of contexts) {
+  for (const context of only) {
     const lock = new Lock({ context });
     const sync = await rate(counts.runs, n, () => {
       for (let i = 0; i < n; i++) {
@@ -157,7 +183,7 @@ export async function locksSuite(emit: Emit, counts: SharedCounts): Promise<void
       vs: PY_UNCONTENDED,
     });
   }
-  for (const context of contexts) {
+  for (const context of only) {
     try {
       const { value, note } = await contended(context, counts.increments, counts.runs);
       emit({ suite: "locks", name: ours(context), task: CONTENDED, value, unit: "increments/s", note });
@@ -167,16 +193,17 @@ export async function locksSuite(emit: Emit, counts: SharedCounts): Promise<void
   }
 }
 
-/** Two children add 1 `times` times each under the Value's lock, in rounds started by a barrier. */
-async function contended(
-  context: "thread" | "spawn",
-  times: number,
-  runs: number,
-): Promise<{ value: number; note: string }> {
+/**
+ * CONTENDERS children add 1 `times` times each under the Value's lock, in rounds started by a
+ * barrier; increments/s over the span from the first start to the last end.
+ */
+async function contended(context: Context, times: number, runs: number): Promise<{ value: number; note: string }> {
   const counter = new Value("i", 0, { context });
-  const barrier = new Barrier(3, { context });
-  const stamps = RawArray("d", 4, { context });
-  const children = [0, 1].map((slot) =>
+  const barrier = new Barrier(CONTENDERS + 1, { context });
+  const stamps = RawArray("d", 2 * CONTENDERS, { context });
+  const slots = Array.from({ length: CONTENDERS }, (_, slot) => slot);
+  const total = CONTENDERS * times;
+  const children = slots.map((slot) =>
     new Process({
       target: contendedIncrements,
       args: [counter, times, runs + 1, barrier, stamps, slot],
@@ -189,26 +216,32 @@ async function contended(
     for (let r = 0; r <= runs; r++) {
       await barrier.wait(HANG_MS);
       await barrier.wait(HANG_MS);
-      const total = counter.value;
-      if (total !== 2 * times) wrong.push(total);
+      const count = counter.value;
+      if (count !== total) wrong.push(count);
       counter.value = 0;
-      const span = Math.max(stamps[1]!, stamps[3]!) - Math.min(stamps[0]!, stamps[2]!);
-      if (r > 0) rates.push((2 * times) / (span / 1000));
+      const span =
+        Math.max(...slots.map((slot) => stamps[2 * slot + 1]!)) - Math.min(...slots.map((slot) => stamps[2 * slot]!));
+      if (r > 0) rates.push(total / (span / 1000));
     }
-  } finally {
     for (const [i, child] of children.entries()) await joinOrFail(child, `contender ${i}`);
+  } catch (error) {
+    // the others may be in the middle of a round: stop them rather than wait for them
+    for (const child of children) if (child.isAlive()) child.kill();
+    throw error;
   }
   const note = wrong.length
-    ? `WRONG COUNT: ${wrong.join(", ")} instead of ${2 * times}`
-    : `2 × ${times}, count exact in every round`;
+    ? `WRONG COUNT: ${wrong.join(", ")} instead of ${total}`
+    : `${CONTENDERS} × ${times}, count exact in every round`;
   return { value: median(rates), note };
 }
 
 // ---------------------------------------------------------------------------------------------
 // queue
 
-export async function queueSuite(emit: Emit, counts: SharedCounts): Promise<void> {
-  for (const context of contexts) {
+const ROUND_TRIP = "Queue round trip: parent puts, child gets and puts back, parent gets";
+
+export async function queueSuite(emit: Emit, counts: SharedCounts, only = measured()): Promise<void> {
+  for (const context of only) {
     const plans: [Queue<number>, PutMode, number, string, string][] = [
       [new Queue<number>(0, { context }), "awaited", counts.queueAwaited, "Queue: child awaits each put", "Queue"],
       [new Queue<number>(0, { context }), "batched", counts.queue, `Queue: child puts ${BATCH} at a time`, "Queue"],
@@ -247,7 +280,107 @@ export async function queueSuite(emit: Emit, counts: SharedCounts): Promise<void
       child?.kill();
       emit(failed("queue", ours(context), "Queue", "items/s", error));
     }
+    try {
+      const value = await roundTrips(context, counts.roundTrips, counts.runs);
+      emit({
+        suite: "queue",
+        name: ours(context),
+        task: ROUND_TRIP,
+        value,
+        unit: "round trips/s",
+        note: perOp(value, "each"),
+      });
+    } catch (error) {
+      emit(failed("queue", ours(context), ROUND_TRIP, "round trips/s", error));
+    }
   }
+}
+
+/**
+ * Round trips through two queues: the parent puts a number on one, a child gets it and puts it on
+ * the other, the parent gets it back; each put and get awaited before the next. Round trips/s,
+ * timed in the parent; the warm-up round is a full one.
+ */
+async function roundTrips(context: Context, n: number, runs: number): Promise<number> {
+  const there = new Queue<number>(0, { context });
+  const back = new Queue<number>(0, { context });
+  const child = new Process({ target: queueEcho, args: [there, back], context }).start();
+  const rates: number[] = [];
+  try {
+    for (let r = 0; r <= runs; r++) {
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) {
+        await there.put(i);
+        const x = await back.get({ timeout: HANG_MS });
+        if (x !== i) throw new Error(`round trip ${i} came back as ${x}`);
+      }
+      if (r > 0) rates.push(n / ((performance.now() - t0) / 1000));
+    }
+    await there.put(-1);
+    await joinOrFail(child, "the echoing child");
+  } catch (error) {
+    child.kill();
+    throw error;
+  }
+  return median(rates);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fallback, in a child Node process without the addon
+
+/** The suites measured in the fallback too. */
+export const fallbackSuites: readonly string[] = ["locks", "queue"];
+
+/** The argument of `bench` that runs a suite in the spawn start method only and prints its rows as JSON. */
+export const FALLBACK_FLAG = "--fallback-rows";
+
+/** The rows of `suite` in the spawn start method, which is the fallback in a process without the addon. */
+async function spawnRows(suite: string, counts: SharedCounts): Promise<Row[]> {
+  const rows: Row[] = [];
+  const emit = (row: Row) => void rows.push(row);
+  if (suite === "locks") await locksSuite(emit, counts, ["spawn"]);
+  else if (suite === "queue") await queueSuite(emit, counts, ["spawn"]);
+  else throw new Error(`no fallback rows for suite ${suite}`);
+  return rows;
+}
+
+/**
+ * The rows of `suite` without the addon, with `counts`: measured in a child Node process started
+ * with `MULTIPROCESSING_TS_NO_NATIVE=1` (`bench --fallback-rows <suite> <counts as JSON>`), or here
+ * when this process has no addon itself.
+ */
+export async function fallbackRows(suite: string, counts: SharedCounts): Promise<Row[]> {
+  const first = suite === "locks" ? `${UNCONTENDED}: acquireSync()` : "Queue: child awaits each put";
+  const unit = suite === "locks" ? "pairs/s" : "items/s";
+  if (!loadNative()) return spawnRows(suite, counts);
+  const self = fileURLToPath(import.meta.url);
+  const cli = fileURLToPath(new URL(`../cli${extname(self)}`, import.meta.url));
+  const args = [...process.execArgv, cli, "bench", FALLBACK_FLAG, suite, JSON.stringify(counts)];
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, MULTIPROCESSING_TS_NO_NATIVE: "1" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+  const timer = setTimeout(() => child.kill(), 5 * HANG_MS);
+  try {
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.on("error", reject);
+      child.on("close", resolve);
+    });
+    if (code !== 0) throw new Error(`the fallback run exited with ${code ?? "a signal"}`);
+    return JSON.parse(out.trim().split("\n").pop()!) as Row[];
+  } catch (error) {
+    return [failed(suite, FALLBACK, first, unit, error)];
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** In the child of `fallbackRows`: runs `suite` in the spawn start method and prints its rows. */
+export async function printFallbackRows(suite: string, counts: SharedCounts): Promise<void> {
+  if (loadNative()) throw new Error("the native addon loaded: MULTIPROCESSING_TS_NO_NATIVE=1 is not set");
+  console.log(JSON.stringify(await spawnRows(suite, counts)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,6 +416,12 @@ def increments(v, times, rounds, barrier, stamps, slot):
         stamps[2 * slot] = t0; stamps[2 * slot + 1] = time.perf_counter()
         barrier.wait()
 
+def echo(a, b):
+    while True:
+        x = a.get()
+        if x < 0: return
+        b.put(x)
+
 def producer(queues, go, n, rounds):
     for q in queues:
         for r in range(rounds):
@@ -292,7 +431,7 @@ def producer(queues, go, n, rounds):
 
 def main():
     which = set(sys.argv[1].split(","))
-    n_rt, n_lock, n_inc, n_q, runs = map(int, sys.argv[2:7])
+    n_rt, n_lock, n_inc, n_q, runs, contenders, n_pp = map(int, sys.argv[2:9])
     ctx = mp.get_context("spawn")
     out = {}
     if "manager" in which:
@@ -308,16 +447,17 @@ def main():
                 lock.acquire(); lock.release()
             if r: xs.append(n_lock / (time.perf_counter() - t0))
         out["lock"] = median(xs)
-        v = ctx.Value("i", 0); barrier = ctx.Barrier(3); stamps = ctx.Array("d", 4, lock=False)
-        ps = [ctx.Process(target=increments, args=(v, n_inc, runs + 1, barrier, stamps, s)) for s in range(2)]
+        v = ctx.Value("i", 0); barrier = ctx.Barrier(contenders + 1)
+        stamps = ctx.Array("d", 2 * contenders, lock=False); total = contenders * n_inc
+        ps = [ctx.Process(target=increments, args=(v, n_inc, runs + 1, barrier, stamps, s)) for s in range(contenders)]
         for p in ps: p.start()
         xs = []; wrong = []
         for r in range(runs + 1):
             barrier.wait(); barrier.wait()
-            if v.value != 2 * n_inc: wrong.append(v.value)
+            if v.value != total: wrong.append(v.value)
             v.value = 0
-            span = max(stamps[1], stamps[3]) - min(stamps[0], stamps[2])
-            if r: xs.append(2 * n_inc / span)
+            span = max(stamps[1::2]) - min(stamps[0::2])
+            if r: xs.append(total / span)
         for p in ps: p.join()
         out["contended"] = median(xs); out["contended_wrong"] = wrong
     if "queue" in which:
@@ -332,6 +472,16 @@ def main():
                 if r: xs.append(count / (time.perf_counter() - t0))
             out[name] = median(xs)
         p.join()
+        a, b = ctx.Queue(), ctx.Queue()
+        p = ctx.Process(target=echo, args=(a, b)); p.start(); xs = []
+        for r in range(runs + 1):
+            t0 = time.perf_counter()
+            for i in range(n_pp):
+                a.put(i)
+                if b.get() != i: raise RuntimeError("wrong item back")
+            if r: xs.append(n_pp / (time.perf_counter() - t0))
+        a.put(-1); p.join()
+        out["round_trip"] = median(xs)
     print(json.dumps(out))
 
 if __name__ == "__main__": main()
@@ -344,13 +494,22 @@ interface PythonShared {
   contended_wrong?: number[];
   Queue?: number;
   SimpleQueue?: number;
+  round_trip?: number;
 }
 
 /** Runs the CPython side of `suites`; undefined when python3 is missing or fails. */
 export function pythonShared(suites: string[], counts: SharedCounts): { result?: PythonShared; error?: string } {
   const script = join(tmpdir(), `mpts-bench-shared-${process.pid}.py`);
   writeFileSync(script, pythonScript);
-  const args = [counts.manager, counts.lock, counts.increments, counts.queue, counts.runs].map(String);
+  const args = [
+    counts.manager,
+    counts.lock,
+    counts.increments,
+    counts.queue,
+    counts.runs,
+    CONTENDERS,
+    counts.roundTrips,
+  ].map(String);
   const result = spawnSync("python3", [script, suites.join(","), ...args], { encoding: "utf8", timeout: 300_000 });
   if (result.error) return { error: result.error.message };
   if (result.status !== 0) return { error: result.stderr.trim().split("\n").pop() ?? `exit ${result.status}` };
@@ -378,7 +537,11 @@ export function pythonRows(suite: string, py: PythonShared): Row[] {
       ),
     ];
   }
-  return [...row("Queue", py.Queue, "items/s"), ...row("SimpleQueue", py.SimpleQueue, "items/s")];
+  return [
+    ...row("Queue", py.Queue, "items/s"),
+    ...row("SimpleQueue", py.SimpleQueue, "items/s"),
+    ...row(ROUND_TRIP, py.round_trip, "round trips/s", py.round_trip ? perOp(py.round_trip, "each") : undefined),
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -391,29 +554,34 @@ export function formatValue(row: Row | undefined, format: (x: number) => string)
 }
 
 /**
- * A table of one shared-state suite: one line per task, ours in each start method beside CPython,
- * and the ratios ours / CPython (against the CPython task named by the row's `vs`, when it has no
- * task of its own with the same name).
+ * A table of one shared-state suite: one line per task, ours in each start method (and in the
+ * fallback, when the suite has rows of it) beside CPython, and the ratios ours / CPython (against
+ * the CPython task named by the row's `vs`, when it has no task of its own with the same name).
  */
 export function versusTable(rows: Row[], suite: string, format: (x: number) => string): string {
   const picked = rows.filter((r) => r.suite === suite);
   const tasks = [...new Set(picked.filter((r) => r.name !== CPYTHON).map((r) => r.task!))];
+  const names = [THREAD, SPAWN, FALLBACK].filter((name, i) => i < 2 || picked.some((r) => r.name === name));
+  const columns = names.map((name) => name.slice("multiprocessing-ts ".length));
+  const short = names.map((name) => (name === FALLBACK ? "fallback" : name.slice("multiprocessing-ts (".length, -1)));
   const lines = [
-    "| what | ours (thread) | ours (spawn) | CPython (spawn) | ours / CPython (thread, spawn) |",
-    "|---|---|---|---|---|",
+    `| what | ${columns.map((c) => `ours ${c}`).join(" | ")} | CPython (spawn) | ours / CPython (${short.join(", ")}) |`,
+    `|---|${names.map(() => "---|").join("")}---|---|`,
   ];
   for (const task of tasks) {
     const of = (name: string) => picked.find((r) => r.name === name && r.task === task);
-    const thread = of(ours("thread"));
-    const spawn = of(ours("spawn"));
-    const vs = thread?.vs ?? spawn?.vs;
+    const cells = names.map(of);
+    const vs = cells.find((r) => r?.vs)?.vs;
     const own = of(CPYTHON);
     const py = own ?? picked.find((r) => r.name === CPYTHON && r.task === vs);
-    const ratio = (r: Row | undefined) =>
-      r && py && !Number.isNaN(r.value) ? `${(r.value / py.value).toFixed(2)}×` : "—";
+    const ratio = (r: Row | undefined) => {
+      if (!r || !py || Number.isNaN(r.value)) return "—";
+      const x = r.value / py.value;
+      return `${x >= 0.1 ? x.toFixed(2) : x.toPrecision(2)}×`;
+    };
     const pyCell = own ? formatValue(own, format) : py ? `${formatValue(py, format)} [${py.task}]` : "—";
     lines.push(
-      `| ${task} | ${formatValue(thread, format)} | ${formatValue(spawn, format)} | ${pyCell} | ${ratio(thread)}, ${ratio(spawn)} |`,
+      `| ${task} | ${cells.map((r) => formatValue(r, format)).join(" | ")} | ${pyCell} | ${cells.map(ratio).join(", ")} |`,
     );
   }
   return lines.join("\n");
