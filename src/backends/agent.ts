@@ -10,6 +10,8 @@
  * whichever way it calls (`acquire()` or `acquireSync()`). The agent thread never blocks, so a
  * process whose main thread waits in `acquireSync()` still serves the others.
  */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from "node:worker_threads";
 import { ProcessError } from "../errors.js";
 import { PendingCalls } from "../internal/calls.js";
@@ -27,12 +29,21 @@ interface Reply {
 }
 
 const entry = new URL("./agent-entry.js", import.meta.url);
+/** How long a sync call waits for an agent thread that has not started before it gives up. */
+const startDeadlineMs = 20_000;
+
+// The shared flags: [0] a sync reply is ready (or the agent changed state); [1] the agent's state.
+const REPLY = 0;
+const STATE = 1;
+const STARTING = 0;
+const UP = 1;
+const GONE = 2;
 
 class Agent {
   #worker: Worker;
   #asyncPort: MessagePort;
   #syncPort: MessagePort;
-  #flag = new Int32Array(new SharedArrayBuffer(4));
+  #flag = new Int32Array(new SharedArrayBuffer(8));
   #pending = new PendingCalls({
     cancel: (q) => this.#asyncPort.postMessage({ c: q }),
     busy: (busy) => (busy ? this.#asyncPort.ref() : this.#asyncPort.unref()),
@@ -41,6 +52,12 @@ class Agent {
   #dead: Error | undefined;
 
   constructor() {
+    if (!existsSync(fileURLToPath(entry))) {
+      throw new ProcessError(
+        `shared objects without the native addon need the agent script ${fileURLToPath(entry)}, which is missing: ` +
+          "run the built package (npm run build), not its TypeScript sources",
+      );
+    }
     const asyncChannel = new MessageChannel();
     const syncChannel = new MessageChannel();
     this.#asyncPort = asyncChannel.port1;
@@ -64,20 +81,31 @@ class Agent {
     this.#pending.rejectAll(this.#dead);
   }
 
-  /** Runs `request` and blocks this thread until it is done. */
+  /**
+   * Runs `request` and blocks this thread until it is done. Events cannot reach a blocked thread,
+   * so the agent's state is read from shared memory: an agent that exits says so there, and one
+   * that never starts (its script failed to load) is given up on after `startDeadlineMs`.
+   */
   callSync(request: AgentRequest): unknown {
     if (this.#dead) throw this.#dead;
     const q = this.#next++;
-    Atomics.store(this.#flag, 0, 0);
+    Atomics.store(this.#flag, REPLY, 0);
     this.#syncPort.postMessage({ q, ...packRequest(request) });
+    const started = performance.now();
     for (;;) {
-      Atomics.wait(this.#flag, 0, 0, 1000);
+      Atomics.wait(this.#flag, REPLY, 0, 1000);
       const received = receiveMessageOnPort(this.#syncPort);
       if (received) {
         const reply = received.message as Reply;
         if (reply.q !== q) continue;
         if (reply.ok) return reply.v;
         throw decode(reply.v);
+      }
+      if (this.#dead) throw this.#dead;
+      const state = Atomics.load(this.#flag, STATE);
+      if (state === GONE) this.#fail(new ProcessError("the shared-object agent thread exited"));
+      else if (state === STARTING && performance.now() - started > startDeadlineMs) {
+        this.#fail(new ProcessError(`the shared-object agent thread did not start within ${startDeadlineMs / 1000} s`));
       }
       if (this.#dead) throw this.#dead;
     }
@@ -108,6 +136,14 @@ export function serveAgent(
   ports: { asyncPort: MessagePort; syncPort: MessagePort; flag: Int32Array },
   handle: (request: AgentRequest, signal: AbortSignal) => Promise<unknown>,
 ): void {
+  const { flag } = ports;
+  Atomics.store(flag, STATE, UP);
+  process.on("exit", () => {
+    // wakes a caller blocked in callSync, which then finds the agent gone
+    Atomics.store(flag, STATE, GONE);
+    Atomics.store(flag, REPLY, 1);
+    Atomics.notify(flag, REPLY);
+  });
   // sync and async calls are numbered separately: one table of controllers per port
   const asyncControllers = new Map<number, AbortController>();
   const syncControllers = new Map<number, AbortController>();
@@ -129,8 +165,8 @@ export function serveAgent(
       }
       port.postMessage({ q: message.q, ok, v: ok ? out : encodeError(out, "clone") });
       if (wake) {
-        Atomics.store(ports.flag, 0, 1);
-        Atomics.notify(ports.flag, 0);
+        Atomics.store(flag, REPLY, 1);
+        Atomics.notify(flag, REPLY);
       }
     };
     handle({ ...message, args }, controller.signal).then(

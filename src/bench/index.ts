@@ -11,8 +11,7 @@
  */
 import { fork, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir, totalmem } from "node:os";
-import { join } from "node:path";
+import { cpus, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { Pool } from "../index.js";
@@ -28,6 +27,7 @@ import {
   printFallbackRows,
   pythonShared,
   queueSuite,
+  runPython,
   versusTable,
 } from "./shared.js";
 import { cpuLoop, identity } from "./tasks-min.js";
@@ -252,9 +252,7 @@ if __name__ == "__main__": main()
 `;
 
 function python(nCalls: number, nMap: number): { calls: number; map: number; startup: number } | undefined {
-  const script = join(tmpdir(), `mpts-bench-${process.pid}.py`);
-  writeFileSync(script, pythonScript);
-  const result = spawnSync("python3", [script, String(nCalls), String(nMap)], { encoding: "utf8", timeout: 300_000 });
+  const result = runPython(pythonScript, [String(nCalls), String(nMap)]);
   if (result.status !== 0) return undefined;
   try {
     return JSON.parse(result.stdout.trim().split("\n").pop()!);

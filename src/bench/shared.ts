@@ -12,8 +12,8 @@
  * fallback, where every primitive is held by a broker): in a child Node process started with
  * `MULTIPROCESSING_TS_NO_NATIVE=1`, since the addon is loaded or not once per process.
  */
-import { spawn, spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { type SpawnSyncReturns, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -497,10 +497,20 @@ interface PythonShared {
   round_trip?: number;
 }
 
+/** Runs a Python program (written to a temporary file, removed afterwards) with `args`. */
+export function runPython(program: string, args: string[]): SpawnSyncReturns<string> {
+  const dir = mkdtempSync(join(tmpdir(), "mpts-bench-"));
+  const script = join(dir, "bench.py");
+  try {
+    writeFileSync(script, program);
+    return spawnSync("python3", [script, ...args], { encoding: "utf8", timeout: 300_000 });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Runs the CPython side of `suites`; undefined when python3 is missing or fails. */
 export function pythonShared(suites: string[], counts: SharedCounts): { result?: PythonShared; error?: string } {
-  const script = join(tmpdir(), `mpts-bench-shared-${process.pid}.py`);
-  writeFileSync(script, pythonScript);
   const args = [
     counts.manager,
     counts.lock,
@@ -510,7 +520,7 @@ export function pythonShared(suites: string[], counts: SharedCounts): { result?:
     CONTENDERS,
     counts.roundTrips,
   ].map(String);
-  const result = spawnSync("python3", [script, suites.join(","), ...args], { encoding: "utf8", timeout: 300_000 });
+  const result = runPython(pythonScript, [suites.join(","), ...args]);
   if (result.error) return { error: result.error.message };
   if (result.status !== 0) return { error: result.stderr.trim().split("\n").pop() ?? `exit ${result.status}` };
   try {

@@ -1,7 +1,7 @@
 /**
  * The optional native addon (native/shm.cc): POSIX shared memory and cross-process futex wait/wake.
  * Built when the package installs. `MULTIPROCESSING_TS_NO_NATIVE=1` makes the library act as if it
- * were missing: shared primitives of the spawn start method then fail with an error that says so.
+ * were missing: shared primitives of the spawn start method then live in a broker (see fallback.ts).
  */
 import { createRequire } from "node:module";
 import type { Waiter } from "./shared-memory.js";
