@@ -87,9 +87,11 @@ export function codeRef(fn: unknown, what: string): CodeRef {
   const module = callerExports ? caller : (imported ?? definingModule(fn) ?? caller);
   const exported = callerExports || (isIdentifier(name) && module !== undefined && exportsName(module, name));
   const knownModule = module !== undefined && exportScans.get(module) !== "";
-  // An exported function travels by reference alone; anything else is read (with a parser loaded
-  // on first use) to see whether it can travel by source.
-  const expression = exported ? { reason: "" } : functionExpressionSource(fn);
+  // A function its module declares exported travels by reference alone; anything else (a name
+  // only in an export list or behind `export *`, which the text scan cannot confirm) is read, with a
+  // parser loaded on first use, to see whether it can also travel by source.
+  const declared = exported && exportDeclares(module!, name);
+  const expression = declared ? { reason: "" } : functionExpressionSource(fn);
   let source: string | undefined;
   let captured: string[] = [];
   if ("source" in expression) {
@@ -245,12 +247,18 @@ function exportsName(url: string, name: string): boolean {
   const text = moduleText(url);
   const n = name.replace(/\$/g, "\\$");
   return (
-    new RegExp(
-      `\\bexport\\s+(?:default\\s+)?(?:declare\\s+)?(?:abstract\\s+)?(?:async\\s+)?(?:function\\s*\\*?|class|const|let|var)\\s*${n}\\b`,
-    ).test(text) ||
+    exportDeclares(url, name) ||
     new RegExp(`\\bexport\\s*(?:type\\s*)?\\{[^}]*\\b${n}\\b[^}]*\\}`).test(text) ||
     /\bexport\s*\*/.test(text)
   );
+}
+
+/** Whether the module's text has `export function name` (or class, const, let, var). */
+function exportDeclares(url: string, name: string): boolean {
+  const n = name.replace(/\$/g, "\\$");
+  return new RegExp(
+    `\\bexport\\s+(?:default\\s+)?(?:declare\\s+)?(?:abstract\\s+)?(?:async\\s+)?(?:function\\s*\\*?|class|const|let|var)\\s*${n}\\b`,
+  ).test(moduleText(url));
 }
 
 function shortUrl(url: string): string {

@@ -28,3 +28,8 @@ test("a TypeScript preload before a JavaScript one keeps its place in a spawn ch
   const order = await orderWith(["preload-ts.ts", "preload-js.mjs"]);
   assert.deepEqual(order, { parent: ["ts", "js"], child: ["ts", "js"] });
 });
+
+test("a TypeScript preload that tsx loads as CommonJS runs in a spawn child", { timeout: 60_000 }, async () => {
+  const order = await orderWith(["preload-js.mjs", "commonjs/preload.ts"]);
+  assert.deepEqual(order, { parent: ["js", "cjs-ts"], child: ["js", "cjs-ts"] });
+});

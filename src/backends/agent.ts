@@ -93,7 +93,10 @@ class Agent {
     this.#syncPort.postMessage({ q, ...packRequest(request) });
     const started = performance.now();
     for (;;) {
-      Atomics.wait(this.#flag, REPLY, 0, 1000);
+      // an agent already gone cannot answer: do not wait for it
+      if (Atomics.load(this.#flag, STATE) !== GONE) Atomics.wait(this.#flag, REPLY, 0, 1000);
+      // read the state before the port: a reply posted just before the agent exited still counts
+      const state = Atomics.load(this.#flag, STATE);
       const received = receiveMessageOnPort(this.#syncPort);
       if (received) {
         const reply = received.message as Reply;
@@ -102,7 +105,6 @@ class Agent {
         throw decode(reply.v);
       }
       if (this.#dead) throw this.#dead;
-      const state = Atomics.load(this.#flag, STATE);
       if (state === GONE) this.#fail(new ProcessError("the shared-object agent thread exited"));
       else if (state === STARTING && performance.now() - started > startDeadlineMs) {
         this.#fail(new ProcessError(`the shared-object agent thread did not start within ${startDeadlineMs / 1000} s`));

@@ -6,12 +6,14 @@
  */
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 export const launchEnvironment = {
   /** The OS process's Node.js flags. */
   execArgv: [...process.execArgv],
+  /** The working directory the program started in, against which Node resolved its preloads. */
+  cwd: process.cwd(),
   /** URL of tsx's ESM API when the program runs under tsx, null when not, undefined until known. */
   tsxApi: undefined as string | null | undefined,
 };
@@ -61,7 +63,7 @@ export function childFlags(kind: "spawn" | "thread"): ChildFlags {
     } else if (kind === "spawn") {
       const flag = `--${m[1]}=${value}`;
       if (/\.[cm]?tsx?$/.test(value)) tsPreload = true;
-      if (tsPreload) late.push({ flag, url: m[1] === "import" ? preloadUrl(value) : undefined });
+      if (tsPreload) late.push({ flag, url: m[1] === "import" ? esmPreloadUrl(value) : undefined });
       else kept.push(flag);
     }
   }
@@ -79,11 +81,32 @@ export function childFlags(kind: "spawn" | "thread"): ChildFlags {
   return flags;
 }
 
-/** The URL of a file preload (`--import ./setup.ts`, as Node resolves it, from the working directory). */
-function preloadUrl(specifier: string): string | undefined {
-  if (specifier.startsWith("file:")) return specifier;
-  if (/^\.{0,2}\//.test(specifier)) return new URL(specifier, pathToFileURL(join(process.cwd(), "/"))).href;
-  return undefined;
+/**
+ * The URL of a file preload (`--import ./setup.ts`, resolved as Node did, from the directory the
+ * program started in) that the child can import as ES module; undefined for anything else (a
+ * package name, or TypeScript that tsx would load as CommonJS, which needs tsx's flags).
+ */
+function esmPreloadUrl(specifier: string): string | undefined {
+  let url: URL;
+  if (specifier.startsWith("file:")) url = new URL(specifier);
+  else if (/^\.{0,2}\//.test(specifier)) url = new URL(specifier, pathToFileURL(join(launchEnvironment.cwd, "/")));
+  else return undefined;
+  const path = fileURLToPath(url);
+  if (/\.c[jt]s$/.test(path)) return undefined;
+  if (/\.tsx?$/.test(path) && !inModulePackage(dirname(path))) return undefined;
+  return url.href;
+}
+
+/** Whether the nearest package.json above `dir` says `"type": "module"`. */
+function inModulePackage(dir: string): boolean {
+  for (let at = dir; ; at = dirname(at)) {
+    try {
+      return (JSON.parse(readFileSync(join(at, "package.json"), "utf8")) as { type?: string }).type === "module";
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") return false;
+    }
+    if (dirname(at) === at) return false;
+  }
 }
 
 function resolveTsxApi(spec: string): string | undefined {

@@ -14,10 +14,12 @@ import { launchEnvironment } from "./environment.js";
 const inherited = JSON.parse(process.env.MULTIPROCESSING_TS_CHILD ?? "{}") as {
   tsx?: string;
   execArgv?: string[];
+  cwd?: string;
   preloads?: string[];
 };
 delete process.env.MULTIPROCESSING_TS_CHILD;
 if (inherited.execArgv) launchEnvironment.execArgv = inherited.execArgv;
+if (inherited.cwd) launchEnvironment.cwd = inherited.cwd;
 useTsxWhenNeeded(inherited.tsx);
 // Preloads the parent left to us run before anything else, as `--import` would have run them.
 const preloads = inherited.preloads?.length ? importPreloads(inherited.preloads) : undefined;

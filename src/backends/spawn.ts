@@ -33,6 +33,7 @@ export const spawnBackend: Backend = {
         MULTIPROCESSING_TS_CHILD: JSON.stringify({
           tsx: flags.tsxApi,
           execArgv: launchEnvironment.execArgv,
+          cwd: launchEnvironment.cwd,
           preloads: flags.preloads,
         }),
       },

@@ -9,8 +9,9 @@ import { useTsxWhenNeeded } from "../internal/loader.js";
 import { launchEnvironment } from "./environment.js";
 import { Batcher, unbatch } from "./thread.js";
 
-const data = workerData as { boot: Boot; tsx?: string; execArgv: string[] };
+const data = workerData as { boot: Boot; tsx?: string; execArgv: string[]; cwd: string };
 launchEnvironment.execArgv = data.execArgv;
+launchEnvironment.cwd = data.cwd;
 useTsxWhenNeeded(data.tsx);
 const port = parentPort!;
 const out = new Batcher((message, transfer) => port.postMessage(message, transfer as never));

@@ -55,7 +55,12 @@ export const threadBackend: Backend = {
   launch(options: LaunchOptions): RunningChild {
     const flags = childFlags("thread");
     const workerOptions = {
-      workerData: { boot: options.boot, tsx: flags.tsxApi, execArgv: launchEnvironment.execArgv },
+      workerData: {
+        boot: options.boot,
+        tsx: flags.tsxApi,
+        execArgv: launchEnvironment.execArgv,
+        cwd: launchEnvironment.cwd,
+      },
       stdout: false,
       stderr: false,
       resourceLimits: options.maxHeapMb ? { maxOldGenerationSizeMb: options.maxHeapMb } : undefined,

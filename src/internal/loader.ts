@@ -50,9 +50,9 @@ export async function importPreloads(urls: readonly string[]): Promise<void> {
 }
 
 /**
- * Registers tsx's ESM hooks module directly, as `node --import tsx/esm` ends up doing, without
- * loading tsx's API (and esbuild) into this thread as well as into the hooks thread: that halves
- * what a child spends on tsx. Only where hooks run on their own thread (Node.js without
+ * Registers tsx's ESM hooks module directly, with the options its API would pass, without loading
+ * tsx's API (and esbuild) into this thread as well as into the hooks thread: that halves what a
+ * child spends on tsx. Only where hooks run on their own thread (Node.js without
  * `module.registerHooks`; tsx's API uses in-thread hooks where it exists) and for tsx 4, whose
  * hooks take their options as `data`. False when it does not apply or fails: use tsx's API.
  */
