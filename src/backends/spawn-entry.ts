@@ -44,21 +44,18 @@ const link = {
 const early: ToChild[] = [];
 channel.onMessage = (message) => {
   if (started) {
-    if (early.length > 0 || (preloads && !running)) early.push(message as ToChild);
-    else link.onMessage(message as ToChild);
+    if (running) link.onMessage(message as ToChild);
+    else early.push(message as ToChild);
     return;
   }
   started = true;
-  if (!preloads) {
-    running = true;
-    void runChild(link, message as Boot);
-    return;
-  }
-  void preloads.then(() => {
+  const run = () => {
     running = true;
     void runChild(link, message as Boot);
     for (const m of early.splice(0)) link.onMessage(m);
-  });
+  };
+  if (preloads) void preloads.then(run);
+  else run();
 };
 channel.onClose = () => {
   // The parent is gone. Exit now; our own children see their channels close the same way.
