@@ -57,7 +57,8 @@ export function childFlags(kind: "spawn" | "thread"): ChildFlags {
     }
     const value = m[2] ?? argv[i + 1] ?? "";
     if (m[2] === undefined) i++;
-    if (/(^|[/\\])tsx([/\\]|$)/.test(value) || value === "tsx" || value.startsWith("tsx/")) {
+    // tsx itself: the package by name, or a file of its package (as the tsx command passes them)
+    if (value === "tsx" || value.startsWith("tsx/") || /[/\\]node_modules[/\\]tsx[/\\]/.test(value)) {
       tsxSpec ??= value;
       tsxFlags.push(`--${m[1]}=${value}`);
     } else if (kind === "spawn") {
