@@ -401,5 +401,8 @@ export async function runManagerServer(config: ServerConfig, ready: Connection):
   await server.done;
 }
 
-/** This module's URL: the manager's process imports it to find `runManagerServer`. */
-export const serverModule = import.meta.url;
+/**
+ * The URL of this module as an entry (the manager's process imports it to find `runManagerServer`
+ * by name): this file, or its bundled entry beside the chunk this code is in.
+ */
+export const serverModule = import.meta.url.replace(/[^/]*?(\.[cm]?[jt]s)?$/, "manager-server$1");

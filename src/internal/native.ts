@@ -28,7 +28,7 @@ export function loadNative(): NativeShm | undefined {
   else if (process.platform !== "linux") reason = `not supported on ${process.platform}`;
   else {
     try {
-      // this file is dist/internal/native.js (or src/internal/native.ts): the package root is two up
+      // this code is in dist/internal/native.js, dist/bundle/ or src/internal/: the package root is two up
       loaded = createRequire(import.meta.url)("../../build/Release/mpts_shm.node") as NativeShm;
     } catch (error) {
       reason = `not built (${(error as Error).message.split("\n")[0]})`;
