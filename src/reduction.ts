@@ -341,6 +341,12 @@ function pickExport(ns: Record<string, unknown>, ref: CodeRef): Function | undef
   for (const value of Object.values(ns)) {
     if (typeof value === "function" && Function.prototype.toString.call(value) === ref.text) return value;
   }
+  // A CommonJS module whose export names Node could not list: they are properties of its `default`.
+  const commonJs = ns.default;
+  if (commonJs !== null && (typeof commonJs === "object" || typeof commonJs === "function")) {
+    const value = (commonJs as Record<string, unknown>)[ref.name];
+    if (typeof value === "function" && Function.prototype.toString.call(value) === ref.text) return value;
+  }
   return undefined;
 }
 

@@ -31,3 +31,11 @@ for (const method of methods) {
     }
   });
 }
+
+for (const method of methods) {
+  test(`a ${method} child runs a task from TypeScript that tsx loads as CommonJS`, { timeout: 60_000 }, async () => {
+    const { quadruple } = (await import("./fixtures/commonjs/task.ts")) as { quadruple: (x: number) => number };
+    await using pool = new (getContext(method).Pool)(1);
+    assert.equal(await pool.apply(quadruple, [5]), 20);
+  });
+}

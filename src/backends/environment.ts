@@ -35,8 +35,10 @@ export interface ChildFlags {
 const cache = new Map<string, ChildFlags>();
 
 /**
- * A thread gets no preload flags at all (it sets itself up). A process keeps the other preloads,
- * and keeps tsx's flags too when another preload is TypeScript (it needs tsx before we run).
+ * A process keeps the program's preloads up to the first TypeScript one as flags and imports the
+ * rest itself once tsx is registered (or keeps them all as flags, with tsx's, when one cannot be
+ * imported by URL). A thread keeps JavaScript `--require` preloads as flags (Node.js runs those in
+ * workers) and imports every `--import` preload itself: Node.js 20 runs none of them in workers.
  */
 export function childFlags(kind: "spawn" | "thread"): ChildFlags {
   const hit = cache.get(kind);
@@ -46,27 +48,32 @@ export function childFlags(kind: "spawn" | "thread"): ChildFlags {
   const tsxFlags: string[] = [];
   // Preloads from the first TypeScript one on, as flags and as URLs (undefined: not importable by URL).
   const late: { flag: string; url: string | undefined }[] = [];
+  // A thread's `--import` preloads, all imported by the thread itself.
+  const threadImports: string[] = [];
   let tsxSpec: string | undefined;
   let tsPreload = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    const m = /^--(import|require|loader|experimental-loader)(?:=(.*))?$/.exec(arg);
+    const m = /^(?:--(import|require|loader|experimental-loader)|-(r))(?:=(.*))?$/.exec(arg);
     if (!m) {
       kept.push(arg);
       continue;
     }
-    const value = m[2] ?? argv[i + 1] ?? "";
-    if (m[2] === undefined) i++;
+    const option = m[1] ?? "require";
+    const value = m[3] ?? argv[i + 1] ?? "";
+    if (m[3] === undefined) i++;
+    const flag = `--${option}=${value}`;
+    const typescript = /\.[cm]?tsx?$/.test(value);
     // tsx itself: the package by name, or a file of its package (as the tsx command passes them)
     if (value === "tsx" || value.startsWith("tsx/") || /[/\\]node_modules[/\\]tsx[/\\]/.test(value)) {
       tsxSpec ??= value;
-      tsxFlags.push(`--${m[1]}=${value}`);
+      tsxFlags.push(flag);
     } else if (kind === "spawn") {
-      const flag = `--${m[1]}=${value}`;
-      if (/\.[cm]?tsx?$/.test(value)) tsPreload = true;
-      if (tsPreload) late.push({ flag, url: m[1] === "import" ? esmPreloadUrl(value) : undefined });
+      if (typescript) tsPreload = true;
+      if (tsPreload) late.push({ flag, url: option === "import" ? esmPreloadUrl(value) : undefined });
       else kept.push(flag);
-    }
+    } else if (option === "require" && !typescript) kept.push(flag);
+    else if (option === "import") threadImports.push(threadPreloadUrl(value));
   }
   if (launchEnvironment.tsxApi === undefined) {
     launchEnvironment.tsxApi = tsxSpec ? (resolveTsxApi(tsxSpec) ?? null) : null;
@@ -74,7 +81,8 @@ export function childFlags(kind: "spawn" | "thread"): ChildFlags {
   const api = launchEnvironment.tsxApi ?? undefined;
   const lateFlags = late.map((p) => p.flag);
   let flags: ChildFlags;
-  if (!tsxSpec) flags = { execArgv: [...kept, ...lateFlags], tsxApi: undefined, preloads: [] };
+  if (kind === "thread") flags = { execArgv: kept, tsxApi: api, preloads: threadImports };
+  else if (!tsxSpec) flags = { execArgv: [...kept, ...lateFlags], tsxApi: undefined, preloads: [] };
   else if (api && late.every((p) => p.url !== undefined)) {
     flags = { execArgv: kept, tsxApi: api, preloads: late.map((p) => p.url!) };
   } else flags = { execArgv: [...tsxFlags, ...kept, ...lateFlags], tsxApi: undefined, preloads: [] };
@@ -98,8 +106,24 @@ function esmPreloadUrl(specifier: string): string | undefined {
   return url.href;
 }
 
+/**
+ * What a worker thread imports for `--import specifier`: a file as its URL (resolved from the
+ * directory the program started in, as Node did), a package as resolved from that directory, or
+ * the specifier itself when that fails (the thread then resolves it from this library's place).
+ */
+function threadPreloadUrl(specifier: string): string {
+  if (specifier.startsWith("file:") || specifier.startsWith("data:") || specifier.startsWith("node:")) return specifier;
+  const base = pathToFileURL(join(launchEnvironment.cwd, "/"));
+  if (/^\.{0,2}\//.test(specifier)) return new URL(specifier, base).href;
+  try {
+    return pathToFileURL(createRequire(new URL("noop.js", base)).resolve(specifier)).href;
+  } catch {
+    return specifier;
+  }
+}
+
 /** Whether the nearest package.json above `dir` says `"type": "module"`. */
-function inModulePackage(dir: string): boolean {
+export function inModulePackage(dir: string): boolean {
   for (let at = dir; ; at = dirname(at)) {
     try {
       return (JSON.parse(readFileSync(join(at, "package.json"), "utf8")) as { type?: string }).type === "module";

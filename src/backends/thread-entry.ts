@@ -1,15 +1,16 @@
 /**
  * Entry script of a "thread" child. Under tsx on Node 20 the loader is not active in worker threads,
- * so it is registered here before the first TypeScript module is imported.
+ * so it is registered here before the first TypeScript module is imported; nor are the program's
+ * `--import` preloads run in worker threads, so they are imported here before anything else.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { runChild } from "../internal/child.js";
 import type { Boot, ToChild } from "../internal/wire.js";
-import { useTsxWhenNeeded } from "../internal/loader.js";
+import { importPreloads, useTsxWhenNeeded } from "../internal/loader.js";
 import { launchEnvironment } from "./environment.js";
 import { Batcher, unbatch } from "./thread.js";
 
-const data = workerData as { boot: Boot; tsx?: string; execArgv: string[]; cwd: string };
+const data = workerData as { boot: Boot; tsx?: string; preloads: string[]; execArgv: string[]; cwd: string };
 launchEnvironment.execArgv = data.execArgv;
 launchEnvironment.cwd = data.cwd;
 useTsxWhenNeeded(data.tsx);
@@ -24,8 +25,25 @@ const link = {
   },
   onMessage: (_message: ToChild) => {},
 };
-port.on("message", (message: unknown) => unbatch(message, (m) => link.onMessage(m as ToChild)));
+// Messages that arrive while the preloads load wait for them.
+let early: ToChild[] | undefined = data.preloads.length ? [] : undefined;
+port.on("message", (message: unknown) =>
+  unbatch(message, (m) => (early ? early.push(m as ToChild) : link.onMessage(m as ToChild))),
+);
 // Whatever ends this thread (process.exit in a task, an uncaught error), queued messages go first:
 // the parent counts on every result sent before a crash to know which task the crash belongs to.
 process.on("exit", () => out.flush());
-void runChild(link, data.boot);
+if (early) {
+  importPreloads(data.preloads).then(
+    () => {
+      const queued = early ?? [];
+      early = undefined;
+      void runChild(link, data.boot);
+      for (const m of queued) link.onMessage(m);
+    },
+    (error: unknown) => {
+      process.stderr.write(`${(error as Error)?.stack ?? String(error)}\n`);
+      process.exit(1);
+    },
+  );
+} else void runChild(link, data.boot);

@@ -58,6 +58,7 @@ export const threadBackend: Backend = {
       workerData: {
         boot: options.boot,
         tsx: flags.tsxApi,
+        preloads: flags.preloads,
         execArgv: launchEnvironment.execArgv,
         cwd: launchEnvironment.cwd,
       },

@@ -6,7 +6,9 @@
  */
 import { readFileSync } from "node:fs";
 import * as nodeModule from "node:module";
-import { launchEnvironment } from "../backends/environment.js";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { inModulePackage, launchEnvironment } from "../backends/environment.js";
 import { loaderHooks } from "../reduction.js";
 import { trace } from "./debug.js";
 
@@ -17,8 +19,13 @@ export function useTsxWhenNeeded(tsxApi: string | undefined): void {
   launchEnvironment.tsxApi = tsxApi ?? null;
   if (!tsxApi) return;
   let registered: Promise<void> | undefined;
+  let commonJs = false;
   loaderHooks.beforeImport = (url) => {
     if (!typescript.test(url)) return undefined;
+    if (!commonJs && loadsAsCommonJs(url)) {
+      commonJs = true;
+      registerTsxCommonJs(tsxApi);
+    }
     registered ??= (async () => {
       // User modules import the library; loading it before tsx's hooks are active is faster.
       trace("loading the library before tsx");
@@ -35,6 +42,32 @@ export function useTsxWhenNeeded(tsxApi: string | undefined): void {
     })();
     return registered;
   };
+}
+
+/**
+ * Whether tsx loads the TypeScript module at `url` as CommonJS (`.cts`, or `.ts` outside a
+ * `"type": "module"` package): its own `require` calls then need tsx's CommonJS hooks as well.
+ */
+function loadsAsCommonJs(url: string): boolean {
+  if (!url.startsWith("file:")) return false;
+  const path = fileURLToPath(url.split("?")[0]!);
+  if (/\.cts$/.test(path)) return true;
+  return /\.tsx?$/.test(path) && !inModulePackage(dirname(path));
+}
+
+/** Registers tsx's CommonJS hooks in this thread (its CommonJS API, loaded with `require`). */
+function registerTsxCommonJs(tsxApi: string): void {
+  try {
+    const api = nodeModule.createRequire(import.meta.url)(
+      fileURLToPath(new URL("../../cjs/api/index.cjs", tsxApi)),
+    ) as {
+      register(): unknown;
+    };
+    api.register();
+    trace("tsx's CommonJS hooks registered");
+  } catch (error) {
+    trace(`tsx's CommonJS hooks could not be registered (${(error as Error).message})`);
+  }
 }
 
 /**
