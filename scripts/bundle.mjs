@@ -33,6 +33,8 @@ await build({
   // class and function names are part of the behaviour (error classes, references to functions)
   keepNames: true,
   sourcemap: "linked",
+  // stack traces need only the positions: without the sources' text the maps load faster
+  sourcesContent: false,
   chunkNames: "chunk-[hash]",
   logLevel: "warning",
 });

@@ -38,7 +38,7 @@ export interface CodeRef {
   captured: string[];
 }
 
-/** The folder of the library's own modules (dist/ when built): frames there are not callers. */
+/** The folder of the library's own modules (dist/bundle/ when built): frames there are not callers. */
 const libraryRoot = dirname(fileURLToPath(import.meta.url));
 const refs = new WeakMap<Function, CodeRef>();
 let workerGlobals: Set<string> | undefined;

@@ -114,6 +114,7 @@ function registerTsxHooks(tsxApi: string): boolean {
  */
 const esbuildByRequire = String.raw`
 import { createRequire } from "node:module";
+import { pathToFileURL } from "node:url";
 const scheme = "multiprocessing-ts-esbuild:";
 export async function resolve(specifier, context, next) {
   if (specifier === "esbuild" && /[\\/]node_modules[\\/]tsx[\\/]/.test(context.parentURL ?? "")) {
@@ -127,11 +128,18 @@ export async function resolve(specifier, context, next) {
 export async function load(url, context, next) {
   if (!url.startsWith(scheme)) return next(url, context);
   const path = decodeURIComponent(url.slice(scheme.length));
-  const names = Object.keys(createRequire(path)(path)).filter((name) => name !== "default" && /^[A-Za-z_$][\w$]*$/.test(name));
-  const source = "import { createRequire } from 'node:module';\n" +
-    "const exports = createRequire(" + JSON.stringify(path) + ")(" + JSON.stringify(path) + ");\n" +
-    "export default exports;\n" +
-    (names.length ? "export const { " + names.join(", ") + " } = exports;\n" : "");
+  let names;
+  try {
+    names = Object.keys(createRequire(path)(path)).filter((name) => name !== "default");
+  } catch {
+    // Node's own way, with its own error
+    return next(pathToFileURL(path).href, { ...context, format: "commonjs" });
+  }
+  const at = JSON.stringify(path);
+  let source = "import { createRequire } from 'node:module';\n" +
+    "const exports = createRequire(" + at + ")(" + at + ");\nexport default exports;\n";
+  names.forEach((name, i) => { source += "const e" + i + " = exports[" + JSON.stringify(name) + "];\n"; });
+  if (names.length) source += "export { " + names.map((name, i) => "e" + i + " as " + JSON.stringify(name)).join(", ") + " };\n";
   return { format: "module", source, shortCircuit: true };
 }
 `;

@@ -405,4 +405,4 @@ export async function runManagerServer(config: ServerConfig, ready: Connection):
  * The URL of this module as an entry (the manager's process imports it to find `runManagerServer`
  * by name): this file, or its bundled entry beside the chunk this code is in.
  */
-export const serverModule = import.meta.url.replace(/[^/]*?(\.[cm]?[jt]s)?$/, "manager-server$1");
+export const serverModule = import.meta.url.replace(/[^/?#]*?(\.[cm]?[jt]s)?(?=[?#]|$)/, "manager-server$1");
