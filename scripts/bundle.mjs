@@ -8,7 +8,7 @@
 // src/backends/, and dist/bundle/ is as deep as dist/internal/ (the addon is two folders up).
 import { rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { build } from "esbuild";
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -30,7 +30,8 @@ await build({
   platform: "node",
   target: "node20",
   packages: "external",
-  // class and function names are part of the behaviour (error classes, references to functions)
+  // class and function names are behaviour (error classes, inspected objects, functions a child
+  // looks up by name); esbuild renames a name two modules share, or a class that refers to itself
   keepNames: true,
   sourcemap: "linked",
   // stack traces need only the positions: without the sources' text the maps load faster
@@ -43,3 +44,18 @@ await build({
 // same library a program gets from `import "multiprocessing-ts"`, one copy of it.
 writeFileSync(join(root, "dist", "index.js"), 'export * from "./bundle/index.js";\n');
 rmSync(join(root, "dist", "index.js.map"), { force: true });
+
+// The names survived (keepNames sets each one at run time: a hot path should not create named
+// closures, e.g. `{ settle: (x) => … }` per call, which pay for it every time).
+const problems = [];
+for (const entry of ["index.js", "manager-server.js"]) {
+  const exports = await import(pathToFileURL(join(outdir, entry)).href);
+  for (const [name, value] of Object.entries(exports)) {
+    if (typeof value === "function" && value.name !== name)
+      problems.push(`${entry}: export ${name} is named ${value.name}`);
+  }
+}
+if (problems.length) {
+  console.error(`bundle: names changed by bundling:\n  ${problems.join("\n  ")}`);
+  process.exit(1);
+}

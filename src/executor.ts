@@ -211,16 +211,20 @@ export class ProcessPoolExecutor {
     if (this.#shutdown) throw new ProcessError("cannot schedule new futures after shutdown");
     checkFunction(fn, "fn");
     const future = new Future<Awaited<ReturnType<F>>>();
+    const pending = this.#pending;
+    // methods, not arrows: a bundle that keeps function names renames every arrow it creates
     const job: Job = {
       fn,
       mode: "call",
       args,
       encoded: this.#workers.encodeArgs(args, "args"),
-      settle: (outcome) => {
-        this.#pending.delete(future as Future<unknown>);
+      settle(outcome) {
+        pending.delete(future as Future<unknown>);
         future._settle(outcome);
       },
-      onSent: () => future._running(),
+      onSent() {
+        future._running();
+      },
     };
     future._job = job;
     future._cancel = () => {

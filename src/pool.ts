@@ -200,8 +200,10 @@ export class Pool {
             mode: "call",
             args,
             encoded: this.#workers.encodeArgs(args, "args"),
-            settle: (outcome) =>
-              outcome.ok ? resolve(outcome.value as Awaited<ReturnType<F>>) : reject(outcome.error),
+            // a method, not an arrow: a bundle that keeps function names renames every arrow it creates
+            settle(outcome) {
+              outcome.ok ? resolve(outcome.value as Awaited<ReturnType<F>>) : reject(outcome.error);
+            },
           });
         } catch (error) {
           reject(error);

@@ -116,7 +116,7 @@ function accept(socket: Socket): void {
 }
 
 /** A connection to one owner process, shared by every proxy of its objects. */
-class Connection {
+class BrokerConnection {
   #channel: FramedSocket;
   #calls: PendingCalls;
   #closedError: Error | undefined;
@@ -153,7 +153,7 @@ class Connection {
   }
 }
 
-const connections = new Map<string, Connection>();
+const connections = new Map<string, BrokerConnection>();
 const inFlight = new Set<Promise<unknown>>();
 let exitHook = false;
 
@@ -164,7 +164,7 @@ let exitHook = false;
 export function callRemote(target: Address, op: string, args: unknown[], signal?: AbortSignal): Promise<unknown> {
   let connection = connections.get(target.address);
   if (!connection) {
-    connection = new Connection(target.address);
+    connection = new BrokerConnection(target.address);
     connections.set(target.address, connection);
   }
   const call = connection.call(target.id, op, args, signal);
