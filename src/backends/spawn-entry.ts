@@ -7,7 +7,7 @@ import { Socket } from "node:net";
 import { runChild } from "../internal/child.js";
 import { FramedSocket } from "../internal/framing.js";
 import { importPreloads, useTsxWhenNeeded } from "../internal/loader.js";
-import type { Boot, ToChild } from "../internal/wire.js";
+import { type Boot, pack, type ToChild, unpack } from "../internal/wire.js";
 import { launchEnvironment } from "./environment.js";
 
 // What the parent passed on (read once, and removed so that programs this child runs do not see it).
@@ -36,13 +36,14 @@ let running = false;
 let exiting = false;
 const link = {
   transport: "bytes" as const,
-  send: (message: unknown) => channel.send(message),
+  send: (message: unknown) => channel.send(pack(message)),
   flush: () => channel.flush(),
   onMessage: (_message: ToChild) => {},
 };
 // Messages that arrive while the preloads load wait for them.
 const early: ToChild[] = [];
-channel.onMessage = (message) => {
+channel.onMessage = (packed) => {
+  const message = unpack(packed);
   if (started) {
     if (running) link.onMessage(message as ToChild);
     else early.push(message as ToChild);

@@ -11,7 +11,7 @@ import type { Socket } from "node:net";
 import { constants } from "node:os";
 import { fileURLToPath } from "node:url";
 import { FramedSocket } from "../internal/framing.js";
-import type { ToParent } from "../internal/wire.js";
+import { pack, type ToParent, unpack } from "../internal/wire.js";
 import { childFlags, launchEnvironment } from "./environment.js";
 import type { Backend, ChildExit, LaunchOptions, RunningChild } from "./backend.js";
 
@@ -60,7 +60,7 @@ export const spawnBackend: Backend = {
     const handle: RunningChild = {
       pid: child.pid ?? -1,
       send(message) {
-        if (!exit) channel.send(message);
+        if (!exit) channel.send(pack(message));
       },
       onMessage: () => {},
       exited,
@@ -79,7 +79,7 @@ export const spawnBackend: Backend = {
         channel.ref();
       },
     };
-    channel.onMessage = (message) => handle.onMessage(message as ToParent);
+    channel.onMessage = (message) => handle.onMessage(unpack(message) as ToParent);
     channel.send(options.boot);
     return handle;
   },

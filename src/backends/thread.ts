@@ -7,7 +7,7 @@
  * under tsx registers it (from `tsx/esm/api`) before it imports its first TypeScript module.
  */
 import { Worker } from "node:worker_threads";
-import type { Done, Task, ToParent } from "../internal/wire.js";
+import { pack, unpack, type ToParent } from "../internal/wire.js";
 import { childFlags, launchEnvironment } from "./environment.js";
 import type { Backend, ChildExit, LaunchOptions, RunningChild } from "./backend.js";
 
@@ -17,8 +17,7 @@ const entry = new URL("./thread-entry.js", import.meta.url);
  * Messages of one tick leave in one postMessage: a postMessage costs microseconds, and a pool
  * sends one message per task and per result (a worker sends the results of the short tasks it ran
  * in one go together). A message with a transfer list goes alone, after those queued before it.
- * Tasks and results travel as arrays: cloning an array costs less than half what cloning an object
- * with named fields does, and the parent clones one of each per call.
+ * Tasks and results travel packed (see `pack`).
  */
 export class Batcher {
   #queued: unknown[] = [];
@@ -43,25 +42,6 @@ export class Batcher {
 }
 
 const BATCH = "\u0000batch";
-const TASK = 0;
-const DONE = 1;
-const MODES: readonly Task["mode"][] = ["call", "map", "star"];
-
-function pack(message: unknown): unknown {
-  const m = message as Task | Done;
-  if (m.t === "task") return [TASK, m.id, m.fn, MODES.indexOf(m.mode), m.args, m.h];
-  if (m.t === "done") return [DONE, m.id, m.value, m.h, m.ms];
-  return message;
-}
-
-function unpack(message: unknown): unknown {
-  if (!Array.isArray(message)) return message;
-  if (message[0] === TASK) {
-    return { t: "task", id: message[1], fn: message[2], mode: MODES[message[3]], args: message[4], h: message[5] };
-  }
-  return { t: "done", id: message[1], value: message[2], h: message[3], ms: message[4] };
-}
-
 /** Delivers each message of a batch (or the one message) to `deliver`. */
 export function unbatch(message: unknown, deliver: (message: unknown) => void): void {
   if ((message as { t?: unknown })?.t === BATCH) for (const m of (message as { m: unknown[] }).m) deliver(unpack(m));
