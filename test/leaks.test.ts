@@ -7,7 +7,7 @@ import { Pool } from "multiprocessing-ts";
 import { answer } from "./fixtures/chaos-tasks.ts";
 
 const fds = () => readdirSync("/proc/self/fd").length;
-const handles = () => process.getActiveResourcesInfo().filter((r) => r !== "TTYWrap" && r !== "PipeWrap").length;
+const resources = () => process.getActiveResourcesInfo().filter((r) => r !== "TTYWrap" && r !== "PipeWrap");
 const segments = () => readdirSync("/dev/shm").filter((f) => f.startsWith(`mpts-${process.pid}-`)).length;
 
 const cycles = { thread: 100, spawn: 40 } as const;
@@ -20,11 +20,14 @@ for (const method of ["thread", "spawn"] as const) {
       await pool.terminate();
     };
     await cycle(-1); // warm-up: lazily created handles (stdout, timers) are not leaks
-    const before = { fds: fds(), handles: handles(), segments: segments() };
+    const before = { fds: fds(), handles: resources(), segments: segments() };
     for (let i = 0; i < cycles[method]; i++) await cycle(i);
-    const after = { fds: fds(), handles: handles(), segments: segments() };
+    const after = { fds: fds(), handles: resources(), segments: segments() };
     assert.ok(after.fds <= before.fds + 2, `file descriptors: ${before.fds} before, ${after.fds} after`);
-    assert.ok(after.handles <= before.handles, `active handles: ${before.handles} before, ${after.handles} after`);
+    assert.ok(
+      after.handles.length <= before.handles.length,
+      `active handles: ${before.handles.join(", ")} before, ${after.handles.join(", ")} after`,
+    );
     assert.equal(after.segments, before.segments, "shared memory segments");
   });
 }
