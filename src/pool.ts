@@ -419,7 +419,8 @@ function joinChunks(chunks: unknown[][], total: number): unknown[] {
     for (const chunk of chunks) for (let i = 0; i < chunk.length; i++) out.push(chunk[i]);
     return out;
   }
-  let out: unknown[] = [];
-  for (let i = 0; i < chunks.length; i += 1024) out = out.concat(...chunks.slice(i, i + 1024));
-  return out;
+  // a group at a time (a call takes only so many arguments), the groups joined once at the end
+  const groups: unknown[][] = [];
+  for (let i = 0; i < chunks.length; i += 1024) groups.push(([] as unknown[]).concat(...chunks.slice(i, i + 1024)));
+  return groups.length === 1 ? groups[0]! : ([] as unknown[]).concat(...groups);
 }

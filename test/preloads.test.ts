@@ -10,15 +10,16 @@ import { methods } from "./helpers.ts";
 const here = fileURLToPath(new URL(".", import.meta.url));
 
 /**
- * Runs fixtures/preloaded.ts under tsx with `preloads` (flag and file pairs); the order they ran
- * in, there and in a child started with `method`.
+ * Runs fixtures/preloaded.ts (or `program`) under tsx with `preloads` (flag and file pairs, or a
+ * flag alone); its last line: for preloaded.ts, the order they ran in, there and in a child
+ * started with `method`.
  */
-async function orderWith(method: string, preloads: [string, string][]): Promise<unknown> {
+async function orderWith(method: string, preloads: [string, string?][], program = "preloaded.ts"): Promise<unknown> {
   const args = [
     "--import",
     "tsx",
-    ...preloads.flatMap(([flag, p]) => [flag, `./fixtures/${p}`]),
-    "fixtures/preloaded.ts",
+    ...preloads.flatMap(([flag, p]) => (p ? [flag, `./fixtures/${p}`] : [flag])),
+    `fixtures/${program}`,
     method,
   ];
   const { stdout } = await promisify(execFile)(process.execPath, args, { cwd: here });
@@ -64,5 +65,31 @@ for (const method of methods) {
     ]);
     // the same file required twice runs once
     assert.deepEqual(order, { parent: ["cjs", "js"], child: ["cjs", "js"] });
+  });
+
+  test(`--require preloads reach a ${method} child beside a flag workers do not take`, {
+    timeout: 60_000,
+  }, async () => {
+    const order = await orderWith(method, [["--max-old-space-size=300"], ["--require", "preload-cjs.cjs"]]);
+    assert.deepEqual(order, { parent: ["cjs"], child: ["cjs"] });
+  });
+
+  test(`a preload that fails in ${method} children breaks the pool instead of restarting workers`, {
+    timeout: 60_000,
+  }, async () => {
+    const outcome = (await orderWith(method, [["--import", "preload-fails-in-children.mjs"]], "preload-broken.ts")) as {
+      name: string;
+      message: string;
+    };
+    assert.equal(outcome.name, "BrokenProcessPool");
+    assert.match(
+      outcome.message,
+      method === "thread" ? /this preload fails in children/ : /exited with code 1 before it could start/,
+    );
+  });
+
+  test(`a TypeScript --require preload runs in a ${method} child`, { timeout: 60_000 }, async () => {
+    const order = await orderWith(method, [["--require=tsx/cjs"], ["--require", "commonjs/preload.ts"]]);
+    assert.deepEqual(order, { parent: ["cjs-ts"], child: ["cjs-ts"] });
   });
 }

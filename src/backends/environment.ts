@@ -48,7 +48,9 @@ export function childFlags(kind: "spawn" | "thread"): ChildFlags {
   const tsxFlags: string[] = [];
   // Preloads from the first TypeScript one on, as flags and as URLs (undefined: not importable by URL).
   const late: { flag: string; url: string | undefined }[] = [];
-  // A thread's `--import` preloads, all imported by the thread itself.
+  // A thread's TypeScript `--require` and its `--import` preloads, imported by the thread itself
+  // (Node.js runs requires first).
+  const threadRequires: string[] = [];
   const threadImports: string[] = [];
   let tsxSpec: string | undefined;
   let tsPreload = false;
@@ -62,8 +64,9 @@ export function childFlags(kind: "spawn" | "thread"): ChildFlags {
     const option = m[1] ?? "require";
     const value = m[3] ?? argv[i + 1] ?? "";
     if (m[3] === undefined) i++;
-    const flag = `--${option}=${value}`;
     const typescript = /\.[cm]?tsx?$/.test(value);
+    // a relative file resolves from where the program started, whatever the directory is now
+    const flag = `--${option}=${option === "require" && /^\.{1,2}\//.test(value) ? join(launchEnvironment.cwd, value) : value}`;
     // tsx itself: the package by name, or a file of its package (as the tsx command passes them)
     if (value === "tsx" || value.startsWith("tsx/") || /[/\\]node_modules[/\\]tsx[/\\]/.test(value)) {
       tsxSpec ??= value;
@@ -73,6 +76,7 @@ export function childFlags(kind: "spawn" | "thread"): ChildFlags {
       if (tsPreload) late.push({ flag, url: option === "import" ? esmPreloadUrl(value) : undefined });
       else kept.push(flag);
     } else if (option === "require" && !typescript) kept.push(flag);
+    else if (option === "require") threadRequires.push(threadPreloadUrl(value));
     else if (option === "import") threadImports.push(threadPreloadUrl(value));
   }
   if (launchEnvironment.tsxApi === undefined) {
@@ -81,7 +85,7 @@ export function childFlags(kind: "spawn" | "thread"): ChildFlags {
   const api = launchEnvironment.tsxApi ?? undefined;
   const lateFlags = late.map((p) => p.flag);
   let flags: ChildFlags;
-  if (kind === "thread") flags = { execArgv: kept, tsxApi: api, preloads: threadImports };
+  if (kind === "thread") flags = { execArgv: kept, tsxApi: api, preloads: [...threadRequires, ...threadImports] };
   else if (!tsxSpec) flags = { execArgv: [...kept, ...lateFlags], tsxApi: undefined, preloads: [] };
   else if (api && late.every((p) => p.url !== undefined)) {
     flags = { execArgv: kept, tsxApi: api, preloads: late.map((p) => p.url!) };
@@ -107,14 +111,18 @@ function esmPreloadUrl(specifier: string): string | undefined {
 }
 
 /**
- * What a worker thread imports for `--import specifier`: a file as its URL (resolved from the
- * directory the program started in, as Node did), a package as resolved from that directory, or
- * the specifier itself when that fails (the thread then resolves it from this library's place).
+ * What a worker thread imports for a preload: a file as its URL (resolved from the directory the
+ * program started in, as Node did); a package as ES modules resolve it from this library's place
+ * (which finds the program's own packages when the library is installed among them), else as
+ * `require` resolves it from the program's directory, else the specifier itself.
  */
 function threadPreloadUrl(specifier: string): string {
   if (specifier.startsWith("file:") || specifier.startsWith("data:") || specifier.startsWith("node:")) return specifier;
   const base = pathToFileURL(join(launchEnvironment.cwd, "/"));
   if (/^\.{0,2}\//.test(specifier)) return new URL(specifier, base).href;
+  try {
+    return import.meta.resolve(specifier);
+  } catch {}
   try {
     return pathToFileURL(createRequire(new URL("noop.js", base)).resolve(specifier)).href;
   } catch {

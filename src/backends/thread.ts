@@ -71,7 +71,9 @@ export const threadBackend: Backend = {
       worker = new Worker(entry, { ...workerOptions, execArgv: flags.execArgv });
     } catch (error) {
       if ((error as { code?: string }).code !== "ERR_WORKER_INVALID_EXEC_ARGV") throw error;
-      worker = new Worker(entry, { ...workerOptions, execArgv: [] });
+      // a flag workers do not take (--max-old-space-size, --expose-gc, …): keep the preloads
+      const preloads = flags.execArgv.filter((flag) => flag.startsWith("--require="));
+      worker = new Worker(entry, { ...workerOptions, execArgv: preloads });
     }
     let intent: number | undefined;
     let exit: ChildExit | undefined;

@@ -87,6 +87,8 @@ export class WorkerSet {
   #initargs: { value: unknown; changed: boolean };
   #nextJob = 1;
   #state: State = "running";
+  /** Whether a worker of this set has ever finished starting. */
+  #started = false;
   #brokenBy: Error | undefined;
   #serviceMs = Number.NaN;
   #counter = 0;
@@ -259,6 +261,7 @@ export class WorkerSet {
       case "ready":
         trace(`worker ${worker.child.pid} ready`);
         worker.ready = true;
+        this.#started = true;
         if (worker.killWhenReady) {
           worker.child.kill();
           return;
@@ -301,6 +304,18 @@ export class WorkerSet {
   #onExit(worker: Worker, exitcode: number, signal: string | null, outOfMemory: boolean): void {
     worker.exited = true;
     this.#workers.delete(worker);
+    if (!worker.ready && !this.#started && (this.#state === "running" || this.#state === "closing")) {
+      // No worker of this set ever started: replacing it would only fail again (a preload that
+      // throws, a flag Node rejects), forever. Its jobs never ran.
+      this.#queue.unshiftAll(worker.inflight.filter((job) => !job.cancelled));
+      worker.inflight = [];
+      const how = signal ? `was killed by ${signal}` : `exited with code ${exitcode}`;
+      this.#break(
+        new BrokenProcessPool(
+          `a worker ${how} before it could start (its error output says why), and no worker of this pool has started`,
+        ),
+      );
+    }
     // Jobs run one at a time in the order sent, so the first unanswered one was running, unless
     // the worker said it died between tasks.
     const crash = worker.crash;
