@@ -4,8 +4,7 @@
  * in turn closes its own children's channels, so no descendant outlives the tree's root.
  */
 import { Socket } from "node:net";
-import { runChild } from "../internal/child.js";
-import { encodeError } from "../internal/codec.js";
+import { failStart, runChild } from "../internal/child.js";
 import { FramedSocket } from "../internal/framing.js";
 import { importPreloads, useTsxWhenNeeded } from "../internal/loader.js";
 import { type Boot, pack, type ToChild, unpack } from "../internal/wire.js";
@@ -25,13 +24,6 @@ useTsxWhenNeeded(inherited.tsx);
 // Preloads the parent left to us run before anything else, as `--import` would have run them.
 const preloads = inherited.preloads?.length ? importPreloads(inherited.preloads) : undefined;
 const channel = new FramedSocket(new Socket({ fd: 3, readable: true, writable: true }), { syncFd: 3 });
-preloads?.catch((error: unknown) => {
-  // the parent gives up on this child (a pool breaks rather than starting workers that fail alike)
-  process.stderr.write(`${(error as Error)?.stack ?? String(error)}\n`);
-  channel.send({ t: "fatal", error: encodeError(error, "bytes") });
-  void channel.flush();
-  process.exit(1);
-});
 // Whatever ends this process (process.exit in a task, an uncaught error), queued messages go first.
 process.on("exit", () => void channel.flush());
 let started = false;
@@ -43,6 +35,7 @@ const link = {
   flush: () => channel.flush(),
   onMessage: (_message: ToChild) => {},
 };
+preloads?.catch((error: unknown) => failStart(error, link));
 // Messages that arrive while the preloads load wait for them.
 const early: ToChild[] = [];
 channel.onMessage = (packed) => {

@@ -4,8 +4,7 @@
  * `--import` preloads run in worker threads, so they are imported here before anything else.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { runChild } from "../internal/child.js";
-import { encodeError } from "../internal/codec.js";
+import { failStart, runChild } from "../internal/child.js";
 import type { Boot, ToChild } from "../internal/wire.js";
 import { importPreloads, useTsxWhenNeeded } from "../internal/loader.js";
 import { launchEnvironment } from "./environment.js";
@@ -42,12 +41,6 @@ if (early) {
       void runChild(link, data.boot);
       for (const m of queued) link.onMessage(m);
     },
-    (error: unknown) => {
-      // the parent gives up on this child (a pool breaks rather than starting workers that fail alike)
-      process.stderr.write(`${(error as Error)?.stack ?? String(error)}\n`);
-      out.send({ t: "fatal", error: encodeError(error, "clone") });
-      out.flush();
-      process.exit(1);
-    },
+    (error: unknown) => failStart(error, link),
   );
 } else void runChild(link, data.boot);

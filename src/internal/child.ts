@@ -49,6 +49,17 @@ async function decodeWithLibrary(value: unknown): Promise<unknown> {
   return decode(value);
 }
 
+/**
+ * A child that cannot start (a preload threw): says why on its stderr and to the parent, which
+ * gives up on it (a pool breaks rather than starting workers that would fail alike), and exits.
+ */
+export function failStart(error: unknown, link: ParentLink): void {
+  process.stderr.write(`${(error as Error)?.stack ?? String(error)}\n`);
+  link.send({ t: "fatal", error: encodeError(error, link.transport) });
+  void link.flush();
+  process.exit(1);
+}
+
 /** Runs the child's work and exits the process (or thread) with the right code. */
 export async function runChild(link: ParentLink, boot: Boot): Promise<void> {
   runtime.child = true;
