@@ -105,8 +105,7 @@ function esmPreloadUrl(specifier: string): string | undefined {
   else if (/^\.{0,2}\//.test(specifier)) url = new URL(specifier, pathToFileURL(join(launchEnvironment.cwd, "/")));
   else return undefined;
   const path = fileURLToPath(url);
-  if (/\.c[jt]s$/.test(path)) return undefined;
-  if (/\.tsx?$/.test(path) && !inModulePackage(dirname(path))) return undefined;
+  if (/\.cjs$/.test(path) || typescriptAsCommonJs(path)) return undefined;
   return url.href;
 }
 
@@ -130,8 +129,13 @@ function threadPreloadUrl(specifier: string): string {
   }
 }
 
+/** Whether tsx loads the TypeScript file at `path` as CommonJS: `.cts`, or `.ts` outside a `"type": "module"` package. */
+export function typescriptAsCommonJs(path: string): boolean {
+  return /\.cts$/.test(path) || (/\.tsx?$/.test(path) && !inModulePackage(dirname(path)));
+}
+
 /** Whether the nearest package.json above `dir` says `"type": "module"`. */
-export function inModulePackage(dir: string): boolean {
+function inModulePackage(dir: string): boolean {
   for (let at = dir; ; at = dirname(at)) {
     try {
       return (JSON.parse(readFileSync(join(at, "package.json"), "utf8")) as { type?: string }).type === "module";

@@ -6,9 +6,8 @@
  */
 import { readFileSync } from "node:fs";
 import * as nodeModule from "node:module";
-import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { inModulePackage, launchEnvironment } from "../backends/environment.js";
+import { launchEnvironment, typescriptAsCommonJs } from "../backends/environment.js";
 import { loaderHooks } from "../reduction.js";
 import { trace } from "./debug.js";
 
@@ -50,9 +49,7 @@ export function useTsxWhenNeeded(tsxApi: string | undefined): void {
  */
 function loadsAsCommonJs(url: string): boolean {
   if (!url.startsWith("file:")) return false;
-  const path = fileURLToPath(url.split("?")[0]!);
-  if (/\.cts$/.test(path)) return true;
-  return /\.tsx?$/.test(path) && !inModulePackage(dirname(path));
+  return typescriptAsCommonJs(fileURLToPath(url.split("?")[0]!));
 }
 
 /** Registers tsx's CommonJS hooks in this thread (its CommonJS API, loaded with `require`). */
