@@ -378,9 +378,27 @@ export class Event implements Reducible {
 
 registerRebuilder("mpts.Event", (ref) => new Event(ref as BlockRef | { remote: Remote }));
 
+// Condition words. Waiters join a group; a notify hands out permits to the oldest group that still
+// has unsignalled waiters, so a waiter that arrives after a notify can never take a permit meant for
+// one that was already waiting, and `notify(n)` signals at most n of them. Every change is made
+// holding the condition's lock, except sleeping: a waiter sleeps on SEQ (bumped by every notify)
+// without the lock, and takes the lock to claim a permit or to leave after a timeout.
+//   [SEQ] wake-up counter   [SLEEPERS] waiters sleeping   [DONE] every group up to this one is signalled
+//   [JOIN] the group a new waiter joins: DONE+1 until it gets a permit, then DONE+2
+//   [UNSIGNALLED] waiters of group DONE+1 without a permit   [PERMITS] permits of group DONE+1 not yet taken
+//   [LATER] waiters of group DONE+2
+const SEQ = 0;
+const SLEEPERS = 1;
+const DONE = 2;
+const JOIN = 3;
+const UNSIGNALLED = 4;
+const PERMITS = 5;
+const LATER = 6;
+
 /**
  * A condition variable over a lock (an RLock by default), like Python's `multiprocessing.Condition`.
- * `wait` releases the lock while waiting and holds it again when it resolves.
+ * `wait` releases the lock while waiting and holds it again when it resolves. `notify(n)` wakes at
+ * most `n` of the waiters waiting at that moment; a waiter that starts waiting later is not one of them.
  */
 export class Condition implements Reducible {
   readonly #lock: SemLock;
@@ -403,8 +421,9 @@ export class Condition implements Reducible {
       this.#remote = remoteCreate("Condition", [remoteArg(this.#lock._remote)]);
       return;
     }
-    this.#block = "k" in options ? attach(options) : allocate(8, methodOf(options));
-    this.#w = new Int32Array(this.#block.buffer, this.#block.offset, 2);
+    this.#block = "k" in options ? attach(options) : allocate(28, methodOf(options));
+    this.#w = new Int32Array(this.#block.buffer, this.#block.offset, 7);
+    if (!("k" in options)) Atomics.store(this.#w, JOIN, 1);
   }
 
   acquire(options?: AcquireOptions): Promise<boolean> {
@@ -427,30 +446,66 @@ export class Condition implements Reducible {
     if (this.#lock._ownedDepth() === 0) throw new ProcessError(`cannot ${what} on an un-acquired lock`);
   }
 
+  /** Holding the lock: joins the open group, returning it. */
+  #join(): number {
+    const w = this.#w;
+    const group = Atomics.load(w, JOIN);
+    Atomics.add(w, group === ((Atomics.load(w, DONE) + 1) | 0) ? UNSIGNALLED : LATER, 1);
+    Atomics.add(w, SLEEPERS, 1);
+    return group;
+  }
+
+  /** Without the lock, a hint: whether `group` may hold a permit now (to be claimed with the lock). */
+  #mayClaim(group: number): boolean {
+    const done = Atomics.load(this.#w, DONE);
+    return ((group - done) | 0) <= 0 || (group === ((done + 1) | 0) && Atomics.load(this.#w, PERMITS) > 0);
+  }
+
+  /**
+   * Holding the lock: claims a permit of `group`, true if it had one; otherwise, once `timedOut`, the
+   * waiter leaves its group. Either way the wait is over unless this returns false and not `timedOut`.
+   */
+  #claim(group: number, timedOut: boolean): boolean {
+    const w = this.#w;
+    const done = Atomics.load(w, DONE);
+    if (((group - done) | 0) <= 0) return true;
+    const oldest = group === ((done + 1) | 0);
+    if (oldest && Atomics.load(w, PERMITS) > 0) {
+      Atomics.sub(w, PERMITS, 1);
+      return true;
+    }
+    if (timedOut) Atomics.sub(w, oldest ? UNSIGNALLED : LATER, 1);
+    return false;
+  }
+
   /** Releases the lock, waits for a notify (or `timeout` ms), re-acquires; false on timeout. */
   async wait(timeout?: number): Promise<boolean> {
     checkTimeout(timeout, "timeout");
     if (this.#remote) return remoteAsync(this.#remote, "wait", [timeout]);
     this.#own("wait");
-    const seq = Atomics.load(this.#w, 0);
-    Atomics.add(this.#w, 1, 1);
+    const w = this.#w;
+    const group = this.#join();
     const depth = this.#lock._releaseAll();
     const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeout;
-    let result = "timed-out";
-    try {
-      // until notified (the sequence moves) or the deadline: wake-ups may be spurious
-      while (Atomics.load(this.#w, 0) === seq) {
+    let notified: boolean;
+    for (;;) {
+      // wake-ups may be spurious, and every notify wakes every sleeper: sleep until a permit may be ours
+      for (;;) {
+        const seq = Atomics.load(w, SEQ);
+        if (this.#mayClaim(group)) break;
         const left = deadline - performance.now();
         if (left <= 0) break;
-        await this.#block.waiter.waitAsync(this.#w, 0, seq, left);
+        await this.#block.waiter.waitAsync(w, SEQ, seq, left);
       }
-      if (Atomics.load(this.#w, 0) !== seq) result = "ok";
-    } finally {
-      Atomics.sub(this.#w, 1, 1);
       await this.#lock.acquire();
-      this.#lock._restore(depth);
+      const timedOut = deadline - performance.now() <= 0;
+      notified = this.#claim(group, timedOut);
+      if (notified || timedOut) break;
+      this.#lock.release(); // another waiter of the group took the permit first
     }
-    return result !== "timed-out";
+    Atomics.sub(w, SLEEPERS, 1);
+    this.#lock._restore(depth);
+    return notified;
   }
 
   /** `wait`, blocking this thread. */
@@ -458,24 +513,28 @@ export class Condition implements Reducible {
     checkTimeout(timeout, "timeout");
     if (this.#remote) return remoteSync(this.#remote, "wait", timeout);
     this.#own("wait");
-    const seq = Atomics.load(this.#w, 0);
-    Atomics.add(this.#w, 1, 1);
+    const w = this.#w;
+    const group = this.#join();
     const depth = this.#lock._releaseAll();
     const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeout;
-    let result = "timed-out";
-    try {
-      while (Atomics.load(this.#w, 0) === seq) {
+    let notified: boolean;
+    for (;;) {
+      for (;;) {
+        const seq = Atomics.load(w, SEQ);
+        if (this.#mayClaim(group)) break;
         const left = deadline - performance.now();
         if (left <= 0) break;
-        this.#block.waiter.wait(this.#w, 0, seq, left);
+        this.#block.waiter.wait(w, SEQ, seq, left);
       }
-      if (Atomics.load(this.#w, 0) !== seq) result = "ok";
-    } finally {
-      Atomics.sub(this.#w, 1, 1);
       this.#lock.acquireSync();
-      this.#lock._restore(depth);
+      const timedOut = deadline - performance.now() <= 0;
+      notified = this.#claim(group, timedOut);
+      if (notified || timedOut) break;
+      this.#lock.release();
     }
-    return result !== "timed-out";
+    Atomics.sub(w, SLEEPERS, 1);
+    this.#lock._restore(depth);
+    return notified;
   }
 
   /** Waits until `predicate()` is truthy (re-checked after each notify); returns its last value. */
@@ -492,7 +551,7 @@ export class Condition implements Reducible {
     return result;
   }
 
-  /** Wakes up to `n` waiters (the lock must be held). */
+  /** Wakes at most `n` of the waiters waiting now (the lock must be held). */
   notify(n = 1): void {
     checkInteger(n, "n", 0);
     if (this.#remote) {
@@ -500,8 +559,22 @@ export class Condition implements Reducible {
       return;
     }
     this.#own("notify");
-    Atomics.add(this.#w, 0, 1);
-    if (Atomics.load(this.#w, 1) > 0) this.#block.waiter.wake(this.#w, 0, n);
+    const w = this.#w;
+    for (let given = 0; given < n; ) {
+      const done = Atomics.load(w, DONE);
+      if (Atomics.load(w, UNSIGNALLED) > 0) {
+        Atomics.sub(w, UNSIGNALLED, 1);
+        Atomics.add(w, PERMITS, 1);
+        Atomics.store(w, JOIN, (done + 2) | 0); // closed: later waiters cannot take this group's permits
+        given++;
+        continue;
+      }
+      // the oldest group is all signalled (or empty): it is done, and the group after it is the oldest
+      const later = Atomics.load(w, JOIN) === ((done + 2) | 0) ? Atomics.load(w, LATER) : 0;
+      if (later === 0) break;
+      this.#advance((done + 1) | 0, later);
+    }
+    this.#wake();
   }
 
   /** Wakes every waiter (the lock must be held). */
@@ -511,8 +584,23 @@ export class Condition implements Reducible {
       return;
     }
     this.#own("notify");
-    Atomics.add(this.#w, 0, 1);
-    if (Atomics.load(this.#w, 1) > 0) this.#block.waiter.wake(this.#w, 0, 0x7fffffff);
+    this.#advance(Atomics.load(this.#w, JOIN), 0);
+    this.#wake();
+  }
+
+  /** Holding the lock: every group up to `done` is signalled; the next, open, has `waiting` waiters. */
+  #advance(done: number, waiting: number): void {
+    const w = this.#w;
+    Atomics.store(w, DONE, done);
+    Atomics.store(w, UNSIGNALLED, waiting);
+    Atomics.store(w, PERMITS, 0);
+    Atomics.store(w, LATER, 0);
+    Atomics.store(w, JOIN, (done + 1) | 0);
+  }
+
+  #wake(): void {
+    Atomics.add(this.#w, SEQ, 1);
+    if (Atomics.load(this.#w, SLEEPERS) > 0) this.#block.waiter.wake(this.#w, SEQ, 0x7fffffff);
   }
 
   [reduce](transport: Transport): Reduced {

@@ -15,6 +15,7 @@ import {
   sumArray,
   tryRelease,
   waitEvent,
+  waitOnCondition,
   waitForFlag,
 } from "./fixtures/tasks.ts";
 import { methods } from "./helpers.ts";
@@ -141,6 +142,28 @@ for (const method of methods) {
       assert.equal(await cond.wait(30), false, "wait(timeout) without a notify");
       assert.equal(await cond.waitFor(() => false, 30), false);
       cond.release();
+    });
+
+    // CPython's _TestCondition.test_notify and test_notify_n: each notify(n) wakes n of the waiters,
+    // and a waiter nobody notified times out (false). Half the waiters use wait(), half waitSync().
+    test("Condition: notify() wakes one waiter, notify(n) wakes n, the rest time out", async () => {
+      const cond = new ctx.Condition();
+      const start = new ctx.Barrier(5);
+      const sleeping = new ctx.Semaphore(0);
+      const out = new Queue<boolean>();
+      // long enough for the notifies below to come first, however slow the machine
+      const timeout = 3000;
+      const ps = [false, true, false, true].map((sync) =>
+        new ctx.Process({ target: waitOnCondition, args: [cond, start, sleeping, sync, timeout, out] }).start(),
+      );
+      await start.wait(20_000);
+      for (const _ of ps) assert.equal(await sleeping.acquire({ timeout: 20_000 }), true);
+      await cond.withLock(() => cond.notify());
+      const results = [await out.get({ timeout: 20_000 })];
+      await cond.withLock(() => cond.notify(2));
+      for (let i = 1; i < ps.length; i++) results.push(await out.get({ timeout: 20_000 }));
+      assert.deepEqual(results, [true, true, true, false]);
+      for (const p of ps) await p.join();
     });
 
     test("Barrier: every party gets a distinct index; abort and timeout break it; reset mends it", async () => {
