@@ -21,6 +21,7 @@ import { type Reduced, type Reducible, type Transport, reduce, registerRebuilder
 import { resolveMethod } from "./internal/methods.js";
 import type { StartMethod } from "./internal/runtime.js";
 import { type Remote, needsFallback, remoteArg, remoteAsync, remoteCreate, remoteSync } from "./internal/fallback.js";
+import { type CodeRef, codeRef, resolveCode } from "./reduction.js";
 import { type Block, type BlockRef, allocate, attach, checkTransport } from "./internal/shared-memory.js";
 import { type WaitOptions, checkInteger, checkTimeout, checkWaitOptions } from "./internal/validate.js";
 
@@ -625,12 +626,16 @@ const EPOCH = 3;
 /**
  * A barrier for `parties` processes, like Python's `multiprocessing.Barrier`. `wait()` resolves to
  * a distinct index in [0, parties) once all have arrived; `action` runs once per round, in the
- * last process to arrive (pass an exported function to use it across processes).
+ * last process to arrive, before any party is released. A barrier with an action can be sent to
+ * another process when the action is an exported (or self-contained) function: it travels by
+ * reference, as a task function does, and the receiving process imports it the first time it runs it.
  */
 export class Barrier implements Reducible {
   readonly #parties: number;
   readonly #timeout: number | undefined;
   readonly #action: (() => unknown) | undefined;
+  /** How another process finds the action: made when first sent, or received with the barrier. */
+  #actionRef: CodeRef | undefined;
   readonly #mutex!: Lock;
   readonly #block!: Block;
   readonly #w!: Int32Array;
@@ -639,7 +644,7 @@ export class Barrier implements Reducible {
   constructor(
     parties: number,
     options: PrimitiveOptions & { action?: () => unknown; timeout?: number } = {},
-    attachTo?: { ref: BlockRef; mutex: Lock } | { remote: Remote },
+    attachTo?: ({ ref: BlockRef; mutex: Lock } | { remote: Remote }) & { action?: CodeRef },
   ) {
     checkInteger(parties, "parties", 1);
     if (options.action !== undefined && typeof options.action !== "function") {
@@ -648,7 +653,9 @@ export class Barrier implements Reducible {
     checkTimeout(options.timeout, "options.timeout");
     this.#parties = parties;
     this.#timeout = options.timeout;
-    this.#action = options.action;
+    const actionRef = attachTo?.action;
+    this.#actionRef = actionRef;
+    this.#action = actionRef ? async () => (await resolveCode(actionRef, { importing() {} }))() : options.action;
     if (attachTo && "remote" in attachTo) this.#remote = attachTo.remote;
     else if (!attachTo && needsFallback(methodOf(options))) {
       this.#remote = remoteCreate("Barrier", [parties, { timeout: options.timeout }]);
@@ -779,25 +786,29 @@ export class Barrier implements Reducible {
 
   [reduce](transport: Transport): Reduced {
     if (!this.#remote) checkTransport(this.#block.ref, transport, "Barrier");
-    if (this.#action) {
-      throw new ProcessError(
-        "a Barrier with an action cannot be sent to another process; run the action after wait() instead",
-      );
-    }
+    if (this.#action) this.#actionRef ??= codeRef(this.#action, "the Barrier's options.action");
+    const common = { parties: this.#parties, timeout: this.#timeout, action: this.#actionRef };
     return {
       kind: "mpts.Barrier",
       state: this.#remote
-        ? { parties: this.#parties, timeout: this.#timeout, remote: this.#remote }
-        : { parties: this.#parties, timeout: this.#timeout, mutex: this.#mutex, ref: this.#block.ref },
+        ? { ...common, remote: this.#remote }
+        : { ...common, mutex: this.#mutex, ref: this.#block.ref },
     };
   }
 }
 
 registerRebuilder("mpts.Barrier", (state) => {
-  const s = state as { parties: number; timeout: number | undefined; mutex: Lock; ref: BlockRef; remote?: Remote };
+  const s = state as {
+    parties: number;
+    timeout: number | undefined;
+    action: CodeRef | undefined;
+    mutex: Lock;
+    ref: BlockRef;
+    remote?: Remote;
+  };
   return new Barrier(
     s.parties,
     { timeout: s.timeout },
-    s.remote ? { remote: s.remote } : { ref: s.ref, mutex: s.mutex },
+    s.remote ? { remote: s.remote, action: s.action } : { ref: s.ref, mutex: s.mutex, action: s.action },
   );
 });

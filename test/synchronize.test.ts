@@ -8,10 +8,12 @@ import { describe, test } from "node:test";
 import { BrokenBarrierError, Queue, RawArray, RawValue, SharedArray, getContext } from "multiprocessing-ts";
 import {
   barrierWait,
+  countTrip,
   fillArray,
   holdLock,
   incrementSync,
   incrementUnderLock,
+  passBarrier,
   sumArray,
   tryRelease,
   waitEvent,
@@ -195,6 +197,27 @@ for (const method of methods) {
       const withAction = new ctx.Barrier(1, { action: () => ran++ });
       assert.equal(await withAction.wait(), 0);
       assert.equal(ran, 1);
+    });
+
+    // CPython's _TestBarrier.test_action: the action runs exactly once per trip, in whichever
+    // process arrives last, and before any party is released.
+    test("Barrier: an exported action travels with the barrier and runs once per trip, before the release", async () => {
+      const barrier = new ctx.Barrier(3, { action: countTrip });
+      const counter = new ctx.Value("i", 0);
+      const out = new Queue<unknown>();
+      const ps = [0, 1].map(() => new ctx.Process({ target: passBarrier, args: [barrier, counter, 2, out] }).start());
+      await passBarrier(barrier, counter, 2, out);
+      const seen: unknown[] = [];
+      for (let i = 0; i < 6; i++) seen.push(await out.get({ timeout: 20_000 }));
+      assert.deepEqual(seen.sort(), [1, 1, 1, 2, 2, 2]);
+      assert.equal(counter.value, 2);
+      for (const p of ps) await p.join();
+      const local = (x: number) => x + barrier.parties;
+      assert.throws(
+        () =>
+          new ctx.Process({ target: barrierWait, args: [new ctx.Barrier(2, { action: () => local(1) }), out] }).start(),
+        /action.*cannot be sent.*Export it/s,
+      );
     });
   });
 
