@@ -26,6 +26,8 @@ export { Future, ProcessPoolExecutor, asCompleted, wait } from "./executor.js";
 export type { ExecutorOptions, MapResult, ReturnWhen } from "./executor.js";
 export { registerErrorClass } from "./internal/codec.js";
 export { isMain } from "./internal/runtime.js";
+export { nativeAddonStatus } from "./internal/native.js";
+export type { NativeAddonStatus } from "./internal/native.js";
 export { AsyncResult, Pool } from "./pool.js";
 export type { AsyncCallbacks, CallOptions, Input, MapOptions, PoolOptions } from "./pool.js";
 export { Process, activeChildren, currentProcess, parentProcess } from "./process.js";

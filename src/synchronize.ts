@@ -21,6 +21,7 @@ import { type Reduced, type Reducible, type Transport, reduce, registerRebuilder
 import { resolveMethod } from "./internal/methods.js";
 import type { StartMethod } from "./internal/runtime.js";
 import { type Remote, needsFallback, remoteArg, remoteAsync, remoteCreate, remoteSync } from "./internal/fallback.js";
+import { type CodeRef, codeRef, resolveCode } from "./reduction.js";
 import { type Block, type BlockRef, allocate, attach, checkTransport } from "./internal/shared-memory.js";
 import { type WaitOptions, checkInteger, checkTimeout, checkWaitOptions } from "./internal/validate.js";
 
@@ -378,9 +379,27 @@ export class Event implements Reducible {
 
 registerRebuilder("mpts.Event", (ref) => new Event(ref as BlockRef | { remote: Remote }));
 
+// Condition words. Waiters join a group; a notify hands out permits to the oldest group that still
+// has unsignalled waiters, so a waiter that arrives after a notify can never take a permit meant for
+// one that was already waiting, and `notify(n)` signals at most n of them. Every change is made
+// holding the condition's lock, except sleeping: a waiter sleeps on SEQ (bumped by every notify)
+// without the lock, and takes the lock to claim a permit or to leave after a timeout.
+//   [SEQ] wake-up counter   [SLEEPERS] waiters sleeping   [DONE] every group up to this one is signalled
+//   [JOIN] the group a new waiter joins: DONE+1 until it gets a permit, then DONE+2
+//   [UNSIGNALLED] waiters of group DONE+1 without a permit   [PERMITS] permits of group DONE+1 not yet taken
+//   [LATER] waiters of group DONE+2
+const SEQ = 0;
+const SLEEPERS = 1;
+const DONE = 2;
+const JOIN = 3;
+const UNSIGNALLED = 4;
+const PERMITS = 5;
+const LATER = 6;
+
 /**
  * A condition variable over a lock (an RLock by default), like Python's `multiprocessing.Condition`.
- * `wait` releases the lock while waiting and holds it again when it resolves.
+ * `wait` releases the lock while waiting and holds it again when it resolves. `notify(n)` wakes at
+ * most `n` of the waiters waiting at that moment; a waiter that starts waiting later is not one of them.
  */
 export class Condition implements Reducible {
   readonly #lock: SemLock;
@@ -403,8 +422,9 @@ export class Condition implements Reducible {
       this.#remote = remoteCreate("Condition", [remoteArg(this.#lock._remote)]);
       return;
     }
-    this.#block = "k" in options ? attach(options) : allocate(8, methodOf(options));
-    this.#w = new Int32Array(this.#block.buffer, this.#block.offset, 2);
+    this.#block = "k" in options ? attach(options) : allocate(28, methodOf(options));
+    this.#w = new Int32Array(this.#block.buffer, this.#block.offset, 7);
+    if (!("k" in options)) Atomics.store(this.#w, JOIN, 1);
   }
 
   acquire(options?: AcquireOptions): Promise<boolean> {
@@ -427,30 +447,66 @@ export class Condition implements Reducible {
     if (this.#lock._ownedDepth() === 0) throw new ProcessError(`cannot ${what} on an un-acquired lock`);
   }
 
+  /** Holding the lock: joins the open group, returning it. */
+  #join(): number {
+    const w = this.#w;
+    const group = Atomics.load(w, JOIN);
+    Atomics.add(w, group === ((Atomics.load(w, DONE) + 1) | 0) ? UNSIGNALLED : LATER, 1);
+    Atomics.add(w, SLEEPERS, 1);
+    return group;
+  }
+
+  /** Without the lock, a hint: whether `group` may hold a permit now (to be claimed with the lock). */
+  #mayClaim(group: number): boolean {
+    const done = Atomics.load(this.#w, DONE);
+    return ((group - done) | 0) <= 0 || (group === ((done + 1) | 0) && Atomics.load(this.#w, PERMITS) > 0);
+  }
+
+  /**
+   * Holding the lock: claims a permit of `group`, true if it had one; otherwise, once `timedOut`, the
+   * waiter leaves its group. Either way the wait is over unless this returns false and not `timedOut`.
+   */
+  #claim(group: number, timedOut: boolean): boolean {
+    const w = this.#w;
+    const done = Atomics.load(w, DONE);
+    if (((group - done) | 0) <= 0) return true;
+    const oldest = group === ((done + 1) | 0);
+    if (oldest && Atomics.load(w, PERMITS) > 0) {
+      Atomics.sub(w, PERMITS, 1);
+      return true;
+    }
+    if (timedOut) Atomics.sub(w, oldest ? UNSIGNALLED : LATER, 1);
+    return false;
+  }
+
   /** Releases the lock, waits for a notify (or `timeout` ms), re-acquires; false on timeout. */
   async wait(timeout?: number): Promise<boolean> {
     checkTimeout(timeout, "timeout");
     if (this.#remote) return remoteAsync(this.#remote, "wait", [timeout]);
     this.#own("wait");
-    const seq = Atomics.load(this.#w, 0);
-    Atomics.add(this.#w, 1, 1);
+    const w = this.#w;
+    const group = this.#join();
     const depth = this.#lock._releaseAll();
     const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeout;
-    let result = "timed-out";
-    try {
-      // until notified (the sequence moves) or the deadline: wake-ups may be spurious
-      while (Atomics.load(this.#w, 0) === seq) {
+    let notified: boolean;
+    for (;;) {
+      // wake-ups may be spurious, and every notify wakes every sleeper: sleep until a permit may be ours
+      for (;;) {
+        const seq = Atomics.load(w, SEQ);
+        if (this.#mayClaim(group)) break;
         const left = deadline - performance.now();
         if (left <= 0) break;
-        await this.#block.waiter.waitAsync(this.#w, 0, seq, left);
+        await this.#block.waiter.waitAsync(w, SEQ, seq, left);
       }
-      if (Atomics.load(this.#w, 0) !== seq) result = "ok";
-    } finally {
-      Atomics.sub(this.#w, 1, 1);
       await this.#lock.acquire();
-      this.#lock._restore(depth);
+      const timedOut = deadline - performance.now() <= 0;
+      notified = this.#claim(group, timedOut);
+      if (notified || timedOut) break;
+      this.#lock.release(); // another waiter of the group took the permit first
     }
-    return result !== "timed-out";
+    Atomics.sub(w, SLEEPERS, 1);
+    this.#lock._restore(depth);
+    return notified;
   }
 
   /** `wait`, blocking this thread. */
@@ -458,24 +514,28 @@ export class Condition implements Reducible {
     checkTimeout(timeout, "timeout");
     if (this.#remote) return remoteSync(this.#remote, "wait", timeout);
     this.#own("wait");
-    const seq = Atomics.load(this.#w, 0);
-    Atomics.add(this.#w, 1, 1);
+    const w = this.#w;
+    const group = this.#join();
     const depth = this.#lock._releaseAll();
     const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeout;
-    let result = "timed-out";
-    try {
-      while (Atomics.load(this.#w, 0) === seq) {
+    let notified: boolean;
+    for (;;) {
+      for (;;) {
+        const seq = Atomics.load(w, SEQ);
+        if (this.#mayClaim(group)) break;
         const left = deadline - performance.now();
         if (left <= 0) break;
-        this.#block.waiter.wait(this.#w, 0, seq, left);
+        this.#block.waiter.wait(w, SEQ, seq, left);
       }
-      if (Atomics.load(this.#w, 0) !== seq) result = "ok";
-    } finally {
-      Atomics.sub(this.#w, 1, 1);
       this.#lock.acquireSync();
-      this.#lock._restore(depth);
+      const timedOut = deadline - performance.now() <= 0;
+      notified = this.#claim(group, timedOut);
+      if (notified || timedOut) break;
+      this.#lock.release();
     }
-    return result !== "timed-out";
+    Atomics.sub(w, SLEEPERS, 1);
+    this.#lock._restore(depth);
+    return notified;
   }
 
   /** Waits until `predicate()` is truthy (re-checked after each notify); returns its last value. */
@@ -492,7 +552,7 @@ export class Condition implements Reducible {
     return result;
   }
 
-  /** Wakes up to `n` waiters (the lock must be held). */
+  /** Wakes at most `n` of the waiters waiting now (the lock must be held). */
   notify(n = 1): void {
     checkInteger(n, "n", 0);
     if (this.#remote) {
@@ -500,8 +560,22 @@ export class Condition implements Reducible {
       return;
     }
     this.#own("notify");
-    Atomics.add(this.#w, 0, 1);
-    if (Atomics.load(this.#w, 1) > 0) this.#block.waiter.wake(this.#w, 0, n);
+    const w = this.#w;
+    for (let given = 0; given < n; ) {
+      const done = Atomics.load(w, DONE);
+      if (Atomics.load(w, UNSIGNALLED) > 0) {
+        Atomics.sub(w, UNSIGNALLED, 1);
+        Atomics.add(w, PERMITS, 1);
+        Atomics.store(w, JOIN, (done + 2) | 0); // closed: later waiters cannot take this group's permits
+        given++;
+        continue;
+      }
+      // the oldest group is all signalled (or empty): it is done, and the group after it is the oldest
+      const later = Atomics.load(w, JOIN) === ((done + 2) | 0) ? Atomics.load(w, LATER) : 0;
+      if (later === 0) break;
+      this.#advance((done + 1) | 0, later);
+    }
+    this.#wake();
   }
 
   /** Wakes every waiter (the lock must be held). */
@@ -511,8 +585,23 @@ export class Condition implements Reducible {
       return;
     }
     this.#own("notify");
-    Atomics.add(this.#w, 0, 1);
-    if (Atomics.load(this.#w, 1) > 0) this.#block.waiter.wake(this.#w, 0, 0x7fffffff);
+    this.#advance(Atomics.load(this.#w, JOIN), 0);
+    this.#wake();
+  }
+
+  /** Holding the lock: every group up to `done` is signalled; the next, open, has `waiting` waiters. */
+  #advance(done: number, waiting: number): void {
+    const w = this.#w;
+    Atomics.store(w, DONE, done);
+    Atomics.store(w, UNSIGNALLED, waiting);
+    Atomics.store(w, PERMITS, 0);
+    Atomics.store(w, LATER, 0);
+    Atomics.store(w, JOIN, (done + 1) | 0);
+  }
+
+  #wake(): void {
+    Atomics.add(this.#w, SEQ, 1);
+    if (Atomics.load(this.#w, SLEEPERS) > 0) this.#block.waiter.wake(this.#w, SEQ, 0x7fffffff);
   }
 
   [reduce](transport: Transport): Reduced {
@@ -537,12 +626,16 @@ const EPOCH = 3;
 /**
  * A barrier for `parties` processes, like Python's `multiprocessing.Barrier`. `wait()` resolves to
  * a distinct index in [0, parties) once all have arrived; `action` runs once per round, in the
- * last process to arrive (pass an exported function to use it across processes).
+ * last process to arrive, before any party is released. A barrier with an action can be sent to
+ * another process when the action is an exported (or self-contained) function: it travels by
+ * reference, as a task function does, and the receiving process imports it the first time it runs it.
  */
 export class Barrier implements Reducible {
   readonly #parties: number;
   readonly #timeout: number | undefined;
   readonly #action: (() => unknown) | undefined;
+  /** How another process finds the action: made when first sent, or received with the barrier. */
+  #actionRef: CodeRef | undefined;
   readonly #mutex!: Lock;
   readonly #block!: Block;
   readonly #w!: Int32Array;
@@ -551,7 +644,7 @@ export class Barrier implements Reducible {
   constructor(
     parties: number,
     options: PrimitiveOptions & { action?: () => unknown; timeout?: number } = {},
-    attachTo?: { ref: BlockRef; mutex: Lock } | { remote: Remote },
+    attachTo?: ({ ref: BlockRef; mutex: Lock } | { remote: Remote }) & { action?: CodeRef },
   ) {
     checkInteger(parties, "parties", 1);
     if (options.action !== undefined && typeof options.action !== "function") {
@@ -560,7 +653,9 @@ export class Barrier implements Reducible {
     checkTimeout(options.timeout, "options.timeout");
     this.#parties = parties;
     this.#timeout = options.timeout;
-    this.#action = options.action;
+    const actionRef = attachTo?.action;
+    this.#actionRef = actionRef;
+    this.#action = actionRef ? async () => (await resolveCode(actionRef, { importing() {} }))() : options.action;
     if (attachTo && "remote" in attachTo) this.#remote = attachTo.remote;
     else if (!attachTo && needsFallback(methodOf(options))) {
       this.#remote = remoteCreate("Barrier", [parties, { timeout: options.timeout }]);
@@ -691,25 +786,29 @@ export class Barrier implements Reducible {
 
   [reduce](transport: Transport): Reduced {
     if (!this.#remote) checkTransport(this.#block.ref, transport, "Barrier");
-    if (this.#action) {
-      throw new ProcessError(
-        "a Barrier with an action cannot be sent to another process; run the action after wait() instead",
-      );
-    }
+    if (this.#action) this.#actionRef ??= codeRef(this.#action, "the Barrier's options.action");
+    const common = { parties: this.#parties, timeout: this.#timeout, action: this.#actionRef };
     return {
       kind: "mpts.Barrier",
       state: this.#remote
-        ? { parties: this.#parties, timeout: this.#timeout, remote: this.#remote }
-        : { parties: this.#parties, timeout: this.#timeout, mutex: this.#mutex, ref: this.#block.ref },
+        ? { ...common, remote: this.#remote }
+        : { ...common, mutex: this.#mutex, ref: this.#block.ref },
     };
   }
 }
 
 registerRebuilder("mpts.Barrier", (state) => {
-  const s = state as { parties: number; timeout: number | undefined; mutex: Lock; ref: BlockRef; remote?: Remote };
+  const s = state as {
+    parties: number;
+    timeout: number | undefined;
+    action: CodeRef | undefined;
+    mutex: Lock;
+    ref: BlockRef;
+    remote?: Remote;
+  };
   return new Barrier(
     s.parties,
     { timeout: s.timeout },
-    s.remote ? { remote: s.remote } : { ref: s.ref, mutex: s.mutex },
+    s.remote ? { remote: s.remote, action: s.action } : { ref: s.ref, mutex: s.mutex, action: s.action },
   );
 });

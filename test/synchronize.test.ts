@@ -8,13 +8,16 @@ import { describe, test } from "node:test";
 import { BrokenBarrierError, Queue, RawArray, RawValue, SharedArray, getContext } from "multiprocessing-ts";
 import {
   barrierWait,
+  countTrip,
   fillArray,
   holdLock,
   incrementSync,
   incrementUnderLock,
+  passBarrier,
   sumArray,
   tryRelease,
   waitEvent,
+  waitOnCondition,
   waitForFlag,
 } from "./fixtures/tasks.ts";
 import { methods } from "./helpers.ts";
@@ -143,6 +146,28 @@ for (const method of methods) {
       cond.release();
     });
 
+    // CPython's _TestCondition.test_notify and test_notify_n: each notify(n) wakes n of the waiters,
+    // and a waiter nobody notified times out (false). Half the waiters use wait(), half waitSync().
+    test("Condition: notify() wakes one waiter, notify(n) wakes n, the rest time out", async () => {
+      const cond = new ctx.Condition();
+      const start = new ctx.Barrier(5);
+      const sleeping = new ctx.Semaphore(0);
+      const out = new Queue<boolean>();
+      // long enough for the notifies below to come first, however slow the machine
+      const timeout = 3000;
+      const ps = [false, true, false, true].map((sync) =>
+        new ctx.Process({ target: waitOnCondition, args: [cond, start, sleeping, sync, timeout, out] }).start(),
+      );
+      await start.wait(20_000);
+      for (const _ of ps) assert.equal(await sleeping.acquire({ timeout: 20_000 }), true);
+      await cond.withLock(() => cond.notify());
+      const results = [await out.get({ timeout: 20_000 })];
+      await cond.withLock(() => cond.notify(2));
+      for (let i = 1; i < ps.length; i++) results.push(await out.get({ timeout: 20_000 }));
+      assert.deepEqual(results, [true, true, true, false]);
+      for (const p of ps) await p.join();
+    });
+
     test("Barrier: every party gets a distinct index; abort and timeout break it; reset mends it", async () => {
       const barrier = new ctx.Barrier(3);
       assert.equal(barrier.parties, 3);
@@ -172,6 +197,27 @@ for (const method of methods) {
       const withAction = new ctx.Barrier(1, { action: () => ran++ });
       assert.equal(await withAction.wait(), 0);
       assert.equal(ran, 1);
+    });
+
+    // CPython's _TestBarrier.test_action: the action runs exactly once per trip, in whichever
+    // process arrives last, and before any party is released.
+    test("Barrier: an exported action travels with the barrier and runs once per trip, before the release", async () => {
+      const barrier = new ctx.Barrier(3, { action: countTrip });
+      const counter = new ctx.Value("i", 0);
+      const out = new Queue<unknown>();
+      const ps = [0, 1].map(() => new ctx.Process({ target: passBarrier, args: [barrier, counter, 2, out] }).start());
+      await passBarrier(barrier, counter, 2, out);
+      const seen: unknown[] = [];
+      for (let i = 0; i < 6; i++) seen.push(await out.get({ timeout: 20_000 }));
+      assert.deepEqual(seen.sort(), [1, 1, 1, 2, 2, 2]);
+      assert.equal(counter.value, 2);
+      for (const p of ps) await p.join();
+      const local = (x: number) => x + barrier.parties;
+      assert.throws(
+        () =>
+          new ctx.Process({ target: barrierWait, args: [new ctx.Barrier(2, { action: () => local(1) }), out] }).start(),
+        /action.*cannot be sent.*Export it/s,
+      );
     });
   });
 

@@ -37,6 +37,19 @@ export function loadNative(): NativeShm | undefined {
   return loaded ?? undefined;
 }
 
+/** Whether the native addon is in use, and when it is not, why. */
+export type NativeAddonStatus = { readonly available: true } | { readonly available: false; readonly reason: string };
+
+/**
+ * Whether the native addon (POSIX shared memory and cross-process wait/wake, native/shm.cc) loaded.
+ * Without it, the "spawn" start method's locks, events, values and queues are held by a broker and
+ * every operation is a message (tens of microseconds instead of nanoseconds), and `SharedMemory`
+ * cannot be used. The "thread" start method never needs the addon.
+ */
+export function nativeAddonStatus(): NativeAddonStatus {
+  return loadNative() ? { available: true } : { available: false, reason: reason! };
+}
+
 /** Why `loadNative()` returned undefined. */
 export function nativeUnavailableReason(): string | undefined {
   loadNative();
