@@ -158,3 +158,13 @@ test("the installed command line answers --version and --help", { timeout: 60_00
   assert.equal(help.code, 0, help.stderr);
   assert.match(help.stdout, /usage: multiprocessing-ts bench/);
 });
+
+test("bench from the installed package skips what it cannot run, with the reason", { timeout: 300_000 }, async () => {
+  const cli = join(app, "node_modules", ".bin", "multiprocessing-ts");
+  // the start-up suite runs programs under tsx, which this project does not have
+  const { code, stdout, stderr } = await run(cli, ["bench", "--only", "start", "--quick"], app, 280_000);
+  assert.equal(code, 0, stderr);
+  assert.match(stdout, /\| tsx \| raw `child_process.fork` \| skipped: tsx is not installed here/);
+  assert.match(stdout, /\| node \| `Process` \(spawn\) \| \d+\.\d ms/);
+  assert.doesNotMatch(`${stdout}${stderr}`, /NaN|ERR_MODULE_NOT_FOUND|\n\s+at /);
+});
