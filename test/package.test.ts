@@ -168,3 +168,22 @@ test("bench from the installed package skips what it cannot run, with the reason
   assert.match(stdout, /\| node \| `Process` \(spawn\) \| \d+\.\d ms/);
   assert.doesNotMatch(`${stdout}${stderr}`, /NaN|ERR_MODULE_NOT_FOUND|\n\s+at /);
 });
+
+test("the quick start compiles with the README's tsconfig.json and runs under node", { timeout: 300_000 }, async () => {
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  const tsconfig = JSON.parse(/^```json\n([\s\S]*?)^```$/m.exec(readme)![1]!);
+  const dir = join(app, "compiled");
+  mkdirSync(dir);
+  const primes = readmeExamples().find((e) => e.name === "primes.ts")!;
+  writeFileSync(join(dir, "primes.ts"), primes.code);
+  // @types/node as the README installs it: this checkout's copy
+  tsconfig.compilerOptions.typeRoots = [join(root, "node_modules", "@types")];
+  writeFileSync(join(dir, "tsconfig.json"), JSON.stringify(tsconfig));
+  writeFileSync(join(dir, "package.json"), JSON.stringify({ type: "module" }));
+  const tsc = join(root, "node_modules", "typescript", "bin", "tsc");
+  const compiled = await run(process.execPath, [tsc, "-p", "."], dir, 200_000);
+  assert.equal(compiled.code, 0, compiled.stdout + compiled.stderr);
+  const ran = await run(process.execPath, ["primes.js"], dir);
+  assert.equal(ran.code, 0, ran.stderr);
+  assert.match(ran.stdout, /\[ 78498, 148933, 216816, 283146 \]/);
+});
