@@ -3,6 +3,7 @@
 // without the addon, processes share memory through the portable fallback instead.
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -12,6 +13,17 @@ const say = (message) => console.log(`multiprocessing-ts: ${message}`);
 if (process.platform !== "linux") {
   say(`the shared-memory addon is Linux-only (this is ${process.platform}); using the portable fallback`);
   process.exit(0);
+}
+// The package ships the addon prebuilt for some platforms: where it loads, nothing needs building.
+const prebuilt = join(root, "prebuilds", `${process.platform}-${process.arch}`, "mpts_shm.node");
+if (existsSync(prebuilt)) {
+  try {
+    createRequire(import.meta.url)(prebuilt);
+    say("using the prebuilt shared-memory addon");
+    process.exit(0);
+  } catch (error) {
+    say(`the prebuilt shared-memory addon does not load here (${error.message.split("\n")[0]}); building it`);
+  }
 }
 const npmGyp = process.env.npm_config_node_gyp;
 const candidates = [

@@ -4,6 +4,9 @@
 // share of a worker's start-up. The entries share their chunks, so a child has one copy of each
 // module. dist/ keeps tsc's per-module output for the declarations and the command-line tools.
 //
+// `--no-sourcemap` (the published package's build) writes no source maps: they would point at
+// sources the package does not ship.
+//
 // The library's own relative paths hold in both layouts: the entries sit side by side as in
 // src/backends/, and dist/bundle/ is as deep as dist/internal/ (the addon is two folders up).
 import { rmSync, writeFileSync } from "node:fs";
@@ -13,6 +16,7 @@ import { build } from "esbuild";
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const outdir = join(root, "dist", "bundle");
+const sourcemap = !process.argv.includes("--no-sourcemap");
 rmSync(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
@@ -33,7 +37,7 @@ await build({
   // class and function names are behaviour (error classes, inspected objects, functions a child
   // looks up by name); esbuild renames a name two modules share, or a class that refers to itself
   keepNames: true,
-  sourcemap: "linked",
+  sourcemap: sourcemap ? "linked" : false,
   // stack traces need only the positions: without the sources' text the maps load faster
   sourcesContent: false,
   chunkNames: "chunk-[hash]",

@@ -145,6 +145,8 @@ function workerpool(workerType: "thread" | "process"): Factory {
     async make() {
       const mod = await optional<{ default: { pool(script: string, o: object): any } }>("workerpool");
       if (!mod) throw new Error("not installed");
+      // the package does not ship this worker script: it imports workerpool, a dev dependency
+      if (!existsSync(here("./workers/workerpool-task.js"))) throw new Error("its worker script is not installed");
       const pool = mod.default.pool(here("./workers/workerpool-task.js"), {
         minWorkers: WORKERS,
         maxWorkers: WORKERS,

@@ -9,6 +9,8 @@
  * "start to first line" spans two processes. Medians of N runs after one warm-up.
  */
 import { fork, spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { Process } from "../index.js";
@@ -27,6 +29,8 @@ export interface StartRow {
   kind: Kind;
   firstLineMs: number;
   joinMs: number;
+  /** Why the row was not measured (its figures are then NaN). */
+  skipped?: string;
 }
 
 async function measureOnce(kind: Kind): Promise<void> {
@@ -50,11 +54,18 @@ async function measureOnce(kind: Kind): Promise<void> {
 async function measure(kind: Kind, loader: "node" | "tsx", runs: number): Promise<StartRow> {
   const execArgv = loader === "tsx" ? ["--import", "tsx"] : [];
   const program = spawn(process.execPath, [...execArgv, self, "--measure", kind, String(runs + 1)], {
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
+  let err = "";
   program.stdout.on("data", (chunk) => (out += chunk));
-  await new Promise((resolve) => program.on("exit", resolve));
+  program.stderr.on("data", (chunk) => (err += chunk));
+  const code = await new Promise<number | null>((resolve) => program.on("close", resolve));
+  if (code !== 0) {
+    const line = err.split("\n").find((l) => /Error|error:/.test(l)) ?? err.trim().split("\n")[0] ?? "";
+    const skipped = `the measuring program exited with ${code ?? "a signal"}${line ? `: ${line.trim()}` : ""}`;
+    return { loader, kind, firstLineMs: Number.NaN, joinMs: Number.NaN, skipped };
+  }
   const first: number[] = [];
   const join: number[] = [];
   let start = 0;
@@ -82,11 +93,26 @@ function median(xs: number[]): number {
 export async function runProcessStartBench(runs = 10): Promise<StartRow[]> {
   const rows: StartRow[] = [];
   for (const loader of ["node", "tsx"] as const) {
+    const skipped = loader === "tsx" ? tsxMissing() : undefined;
     for (const kind of ["raw-fork", "process-spawn", "raw-worker", "process-thread"] as const) {
-      rows.push(await measure(kind, loader, runs));
+      rows.push(
+        skipped
+          ? { loader, kind, firstLineMs: Number.NaN, joinMs: Number.NaN, skipped }
+          : await measure(kind, loader, runs),
+      );
     }
   }
   return rows;
+}
+
+/** Why `node --import tsx`, run in this folder, would not start; undefined when it would. */
+function tsxMissing(): string | undefined {
+  try {
+    createRequire(join(process.cwd(), "bench.js")).resolve("tsx");
+    return undefined;
+  } catch {
+    return "tsx is not installed here (npm install --save-dev tsx)";
+  }
 }
 
 /** A markdown table of the rows with ratios to the raw equivalent. */
@@ -99,16 +125,20 @@ export function formatStartRows(rows: StartRow[]): string {
     const raw = rows.find(
       (r) => r.loader === row.loader && r.kind === (row.kind === "process-spawn" ? "raw-fork" : "raw-worker"),
     );
-    const ratio =
-      row.kind.startsWith("process") && raw
-        ? `${(row.firstLineMs / raw.firstLineMs).toFixed(2)}× / ${(row.joinMs / raw.joinMs).toFixed(2)}×`
-        : "—";
     const what = {
       "raw-fork": "raw `child_process.fork`",
       "raw-worker": "raw `new Worker`",
       "process-spawn": "`Process` (spawn)",
       "process-thread": "`Process` (thread)",
     }[row.kind];
+    if (row.skipped) {
+      lines.push(`| ${row.loader} | ${what} | skipped: ${row.skipped} | | |`);
+      continue;
+    }
+    const ratio =
+      row.kind.startsWith("process") && raw && !raw.skipped
+        ? `${(row.firstLineMs / raw.firstLineMs).toFixed(2)}× / ${(row.joinMs / raw.joinMs).toFixed(2)}×`
+        : "—";
     lines.push(
       `| ${row.loader} | ${what} | ${row.firstLineMs.toFixed(1)} ms | ${row.joinMs.toFixed(1)} ms | ${ratio} |`,
     );

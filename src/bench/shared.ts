@@ -17,8 +17,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Barrier, Lock, Manager, Process, Queue, RawArray, SimpleQueue, Value } from "../index.js";
-import { loadNative } from "../internal/native.js";
+import { Barrier, Lock, Manager, Process, Queue, RawArray, SharedMemory, SimpleQueue, Value } from "../index.js";
 import type { Row } from "./index.js";
 import {
   type PutMode,
@@ -61,13 +60,32 @@ const THREAD = "multiprocessing-ts (thread)";
 const SPAWN = "multiprocessing-ts (spawn)";
 const FALLBACK = "multiprocessing-ts (spawn, fallback)";
 /** Ours in `context`: the spawn start method is the fallback when this process has no addon. */
-const ours = (context: Context) => (context === "thread" ? THREAD : loadNative() ? SPAWN : FALLBACK);
+const ours = (context: Context) => (context === "thread" ? THREAD : hasNative() ? SPAWN : FALLBACK);
 /**
  * The start methods of the locks and queue suites at their full counts: without the addon, only
  * "thread" (the spawn rows are then the fallback's, at its counts: see fallbackRows).
  */
-const measured = (): readonly Context[] => (loadNative() ? contexts : ["thread"]);
+const measured = (): readonly Context[] => (hasNative() ? contexts : ["thread"]);
 const CPYTHON = "CPython";
+
+let native: boolean | undefined;
+/**
+ * Whether the native addon loaded in this process, asked through the library's public API (the
+ * bench ships in the package, which holds the bundled library only): `SharedMemory` needs the addon.
+ */
+function hasNative(): boolean {
+  if (native === undefined) {
+    try {
+      const probe = new SharedMemory({ create: true, size: 8 });
+      probe.close();
+      probe.unlink();
+      native = true;
+    } catch {
+      native = false;
+    }
+  }
+  return native;
+}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -352,7 +370,7 @@ async function spawnRows(suite: string, counts: SharedCounts): Promise<Row[]> {
 export async function fallbackRows(suite: string, counts: SharedCounts): Promise<Row[]> {
   const first = suite === "locks" ? `${UNCONTENDED}: acquireSync()` : "Queue: child awaits each put";
   const unit = suite === "locks" ? "pairs/s" : "items/s";
-  if (!loadNative()) return spawnRows(suite, counts);
+  if (!hasNative()) return spawnRows(suite, counts);
   const self = fileURLToPath(import.meta.url);
   const cli = fileURLToPath(new URL(`../cli${extname(self)}`, import.meta.url));
   const args = [...process.execArgv, cli, "bench", FALLBACK_FLAG, suite, JSON.stringify(counts)];
@@ -379,7 +397,7 @@ export async function fallbackRows(suite: string, counts: SharedCounts): Promise
 
 /** In the child of `fallbackRows`: runs `suite` in the spawn start method and prints its rows. */
 export async function printFallbackRows(suite: string, counts: SharedCounts): Promise<void> {
-  if (loadNative()) throw new Error("the native addon loaded: MULTIPROCESSING_TS_NO_NATIVE=1 is not set");
+  if (hasNative()) throw new Error("the native addon loaded: MULTIPROCESSING_TS_NO_NATIVE=1 is not set");
   console.log(JSON.stringify(await spawnRows(suite, counts)));
 }
 

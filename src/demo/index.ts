@@ -31,12 +31,26 @@ export async function runDemo(argv: string[]): Promise<void> {
     }
     const parallel = performance.now() - start;
     if (results.some((r, i) => r !== expected[i])) throw new Error(`${context} pool returned wrong results`);
-    const speedup = sequential / parallel;
     console.log(
-      `  Pool(${cores}), ${context.padEnd(6)}    ${seconds(parallel)}   ${speedup.toFixed(2)}× faster (pool start-up included)`,
+      `  Pool(${cores}), ${context.padEnd(6)}    ${seconds(parallel)}   ${compare(sequential, parallel, cores)}`,
     );
   }
   console.log("\nSame results everywhere. Run `npx multiprocessing-ts bench` for the full benchmark suite.");
+}
+
+/**
+ * How a pool's time (`parallelMs`, its start-up included) compares with the sequential one: "N×
+ * faster", "about as fast", or "N× slower" with the likely reason.
+ */
+export function compare(sequentialMs: number, parallelMs: number, cores: number): string {
+  const ratio = sequentialMs / parallelMs;
+  if (ratio >= 1.05) return `${ratio.toFixed(2)}× faster (pool start-up included)`;
+  const why =
+    cores < 2
+      ? "this machine has one core, so the workers take turns on it"
+      : "the tasks are too short for the pool's start-up to pay off (try a larger --size), or other work keeps the cores busy";
+  if (ratio > 0.95) return `about as fast as sequential: ${why}`;
+  return `${(1 / ratio).toFixed(2)}× slower than sequential: ${why}`;
 }
 
 function seconds(ms: number): string {

@@ -1,6 +1,6 @@
 /**
  * The optional native addon (native/shm.cc): POSIX shared memory and cross-process futex wait/wake.
- * Built when the package installs. `MULTIPROCESSING_TS_NO_NATIVE=1` makes the library act as if it
+ * Built when the package installs, or prebuilt in the package (prebuilds/<platform>-<arch>/). `MULTIPROCESSING_TS_NO_NATIVE=1` makes the library act as if it
  * were missing: shared primitives of the spawn start method then live in a broker (see fallback.ts).
  */
 import { createRequire } from "node:module";
@@ -27,12 +27,21 @@ export function loadNative(): NativeShm | undefined {
   if (process.env.MULTIPROCESSING_TS_NO_NATIVE === "1") reason = "disabled by MULTIPROCESSING_TS_NO_NATIVE=1";
   else if (process.platform !== "linux") reason = `not supported on ${process.platform}`;
   else {
-    try {
-      // this code is in dist/internal/native.js, dist/bundle/ or src/internal/: the package root is two up
-      loaded = createRequire(import.meta.url)("../../build/Release/mpts_shm.node") as NativeShm;
-    } catch (error) {
-      reason = `not built (${(error as Error).message.split("\n")[0]})`;
+    // this code is in dist/internal/native.js, dist/bundle/ or src/internal/: the package root is two
+    // up. The addon built by the install comes first, then the one the package ships for this platform.
+    const require = createRequire(import.meta.url);
+    for (const path of [
+      "../../build/Release/mpts_shm.node",
+      `../../prebuilds/${process.platform}-${process.arch}/mpts_shm.node`,
+    ]) {
+      try {
+        loaded = require(path) as NativeShm;
+        break;
+      } catch (error) {
+        reason ??= `not built (${(error as Error).message.split("\n")[0]})`;
+      }
     }
+    if (loaded) reason = undefined;
   }
   return loaded ?? undefined;
 }

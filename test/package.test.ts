@@ -1,0 +1,189 @@
+// The published package: packed as `npm publish` packs it, what the tarball holds, and the package
+// installed into a new project (without install scripts) where the README's examples run as shown.
+import assert from "node:assert/strict";
+import { type ExecFileException, execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { extname, join } from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const version = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version as string;
+const tsx = import.meta.resolve("tsx");
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `file` with `args` in `cwd`; never rejects (a failure is a non-zero code); killed after `timeout` ms. */
+function run(file: string, args: string[], cwd: string, timeout = 120_000): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(file, args, { cwd, timeout, killSignal: "SIGKILL", maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === "number" ? error.code : -1) : 0;
+      resolve({ code, stdout, stderr: `${stderr}${error && code === -1 ? (error as ExecFileException).message : ""}` });
+    });
+  });
+}
+
+let scratch = "";
+let app = "";
+let files: string[] = [];
+
+before(
+  async () => {
+    scratch = mkdtempSync(join(tmpdir(), "mpts-package-test-"));
+    const packed = await run(process.execPath, [join(root, "scripts", "pack.mjs"), scratch], root, 300_000);
+    assert.equal(packed.code, 0, packed.stderr);
+    const tarball = packed.stdout.trim().split("\n").pop()!;
+    const listing = await run("tar", ["tzf", tarball], scratch);
+    assert.equal(listing.code, 0, listing.stderr);
+    files = listing.stdout
+      .split("\n")
+      .filter(Boolean)
+      .map((f) => f.replace(/^package\//, ""));
+    app = join(scratch, "app");
+    mkdirSync(app);
+    writeFileSync(join(app, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }));
+    // no install scripts: the package must work as unpacked (its addon prebuilt)
+    const installed = await run(
+      "npm",
+      ["install", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline", tarball],
+      app,
+      300_000,
+    );
+    assert.equal(installed.code, 0, installed.stderr);
+  },
+  { timeout: 600_000 },
+);
+
+after(() => {
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+test("the tarball holds what users run, and nothing else", { timeout: 10_000 }, () => {
+  const required = [
+    "package.json",
+    "README.md",
+    "LICENSE",
+    "BENCHMARKS.md",
+    "dist/bundle/index.js",
+    "dist/bundle/spawn-entry.js",
+    "dist/bundle/thread-entry.js",
+    "dist/index.d.ts",
+    "dist/pool.d.ts",
+    "dist/cli.js",
+    "dist/demo/index.js",
+    "dist/bench/index.js",
+    "native/shm.cc",
+    "binding.gyp",
+    "scripts/build-native.mjs",
+  ];
+  if (process.platform === "linux") required.push(`prebuilds/linux-${process.arch}/mpts_shm.node`);
+  for (const file of required) assert.ok(files.includes(file), `the tarball lacks ${file}`);
+  const forbidden: [RegExp, string][] = [
+    [/\.map$/, "a source map"],
+    [/^src\//, "TypeScript sources"],
+    [/^test\//, "tests"],
+    [/^build\//, "this machine's build folder"],
+    [/^dist\/(?!index\.js$|cli\.js$)[^/]+\.js$/, "the unbundled per-module library"],
+    [/^dist\/(internal|backends)\/.*\.js$/, "the unbundled per-module library"],
+    [/^dist\/(bench|demo)\/.*\.d\.ts$|^dist\/cli\.d\.ts$/, "declarations of the command line"],
+    [/^dist\/bench\/workers\/workerpool-task\.js$/, "bench code that needs a dev dependency"],
+    [/^scripts\/(?!build-native\.mjs$)/, "development scripts"],
+  ];
+  for (const file of files)
+    for (const [pattern, what] of forbidden) assert.doesNotMatch(file, pattern, `${file} is ${what}`);
+});
+
+test("no shipped script points at a source map", { timeout: 10_000 }, () => {
+  const pkg = join(app, "node_modules", "multiprocessing-ts");
+  const scripts = files.filter((f) => extname(f) === ".js");
+  assert.ok(scripts.length > 10);
+  for (const file of scripts)
+    assert.doesNotMatch(readFileSync(join(pkg, file), "utf8"), /sourceMappingURL/, `${file} names a source map`);
+});
+
+/** The README's TypeScript and JavaScript blocks, each with the file name its first line gives. */
+function readmeExamples(): { name: string; code: string }[] {
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  const blocks = [...readme.matchAll(/^```(ts|js)\n([\s\S]*?)^```$/gm)];
+  return blocks.map(([, lang, code], i) => {
+    const named = /^\/\/ ([\w-]+\.(?:ts|mjs|js))\b/.exec(code!);
+    return { name: named?.[1] ?? `example-${i}.${lang}`, code: code! };
+  });
+}
+
+test("the README's examples run as shown from the installed package", { timeout: 600_000 }, async () => {
+  const examples = readmeExamples();
+  assert.ok(examples.length >= 8, `found ${examples.length} examples in README.md`);
+  const names = examples.map((e) => e.name);
+  assert.ok(names.includes("primes.ts") && names.includes("primes.mjs"), names.join(", "));
+  for (const { name, code } of examples) {
+    writeFileSync(join(app, name), code);
+    const args = name.endsWith(".ts") ? ["--import", tsx, name] : [name];
+    const { code: exit, stdout, stderr } = await run(process.execPath, args, app);
+    assert.equal(exit, 0, `${name}:\n${code}\nexited with ${exit}:\n${stdout}\n${stderr}`);
+    assert.equal(stderr, "", `${name} wrote to stderr:\n${stderr}`);
+    if (name.startsWith("primes.")) assert.match(stdout, /\[ 78498, 148933, 216816, 283146 \]/);
+    if (code.includes("new SharedMemory")) assert.equal(stdout.trim(), "7", "SharedMemory (needs the prebuilt addon)");
+  }
+  assert.deepEqual(
+    readdirSync(app).filter((f) => f.startsWith("core")),
+    [],
+    "a core dump",
+  );
+});
+
+test("require() loads the package where Node.js can require ES modules", { timeout: 60_000 }, async () => {
+  const script = 'const m = require("multiprocessing-ts"); console.log(typeof m.Pool, typeof m.isMain);';
+  const { code, stdout, stderr } = await run(process.execPath, ["-e", script], app);
+  if ((process.features as { require_module?: boolean }).require_module) {
+    assert.equal(code, 0, stderr);
+    assert.equal(stdout.trim(), "function function");
+  } else {
+    assert.notEqual(code, 0);
+    assert.match(stderr, /ERR_REQUIRE_ESM[\s\S]*import\(\)/);
+  }
+});
+
+test("the installed command line answers --version and --help", { timeout: 60_000 }, async () => {
+  const cli = join(app, "node_modules", ".bin", "multiprocessing-ts");
+  const v = await run(cli, ["--version"], app);
+  assert.equal(v.code, 0, v.stderr);
+  assert.equal(v.stdout.trim(), version);
+  const help = await run(cli, ["bench", "--help"], app);
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /usage: multiprocessing-ts bench/);
+});
+
+test("bench from the installed package skips what it cannot run, with the reason", { timeout: 300_000 }, async () => {
+  const cli = join(app, "node_modules", ".bin", "multiprocessing-ts");
+  // the start-up suite runs programs under tsx, which this project does not have
+  const { code, stdout, stderr } = await run(cli, ["bench", "--only", "start", "--quick"], app, 280_000);
+  assert.equal(code, 0, stderr);
+  assert.match(stdout, /\| tsx \| raw `child_process.fork` \| skipped: tsx is not installed here/);
+  assert.match(stdout, /\| node \| `Process` \(spawn\) \| \d+\.\d ms/);
+  assert.doesNotMatch(`${stdout}${stderr}`, /NaN|ERR_MODULE_NOT_FOUND|\n\s+at /);
+});
+
+test("the quick start compiles with the README's tsconfig.json and runs under node", { timeout: 300_000 }, async () => {
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  const tsconfig = JSON.parse(/^```json\n([\s\S]*?)^```$/m.exec(readme)![1]!);
+  const dir = join(app, "compiled");
+  mkdirSync(dir);
+  const primes = readmeExamples().find((e) => e.name === "primes.ts")!;
+  writeFileSync(join(dir, "primes.ts"), primes.code);
+  // @types/node as the README installs it: this checkout's copy
+  tsconfig.compilerOptions.typeRoots = [join(root, "node_modules", "@types")];
+  writeFileSync(join(dir, "tsconfig.json"), JSON.stringify(tsconfig));
+  writeFileSync(join(dir, "package.json"), JSON.stringify({ type: "module" }));
+  const tsc = join(root, "node_modules", "typescript", "bin", "tsc");
+  const compiled = await run(process.execPath, [tsc, "-p", "."], dir, 200_000);
+  assert.equal(compiled.code, 0, compiled.stdout + compiled.stderr);
+  const ran = await run(process.execPath, ["primes.js"], dir);
+  assert.equal(ran.code, 0, ran.stderr);
+  assert.match(ran.stdout, /\[ 78498, 148933, 216816, 283146 \]/);
+});
