@@ -33,7 +33,10 @@ export interface Reducible {
 }
 
 const TAG = "\u0000mpts";
-type Tagged = { [TAG]: "h"; kind: string; state: unknown } | ({ [TAG]: "e" } & EncodedError);
+type Tagged =
+  | { [TAG]: "h"; kind: string; state: unknown }
+  | ({ [TAG]: "e" } & EncodedError)
+  | { [TAG]: "b"; bytes: Uint8Array };
 
 interface EncodedError {
   cls: string;
@@ -139,9 +142,17 @@ class Encoder {
       if (copy) seen.set(value, copy);
       return copy ?? value;
     }
-    if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date || value instanceof RegExp) {
+    if (ArrayBuffer.isView(value)) {
+      // postMessage delivers a Buffer as a plain Uint8Array (v8.serialize keeps it a Buffer)
+      if (this.transport === "clone" && Buffer.isBuffer(value)) {
+        this.changed = true;
+        const out: Tagged = { [TAG]: "b", bytes: bufferBytes(value) };
+        seen.set(value, out);
+        return out;
+      }
       return value;
     }
+    if (value instanceof ArrayBuffer || value instanceof Date || value instanceof RegExp) return value;
     if (value instanceof SharedArrayBuffer) {
       if (this.transport === "bytes") {
         throw new SerializationError(
@@ -251,6 +262,18 @@ class Encoder {
   }
 }
 
+/**
+ * The bytes of a Buffer, for postMessage: a small Buffer is a view into a shared 8 KiB pool, which
+ * would be cloned whole, so it is copied out; a Buffer over shared memory stays shared.
+ */
+function bufferBytes(buffer: Buffer): Uint8Array {
+  const whole = buffer.byteOffset === 0 && buffer.byteLength === buffer.buffer.byteLength;
+  if (whole || buffer.buffer instanceof SharedArrayBuffer) {
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  }
+  return Uint8Array.prototype.slice.call(buffer);
+}
+
 /** Rebuilds what `encode` produced (call only when `changed` was true). */
 export function decode(value: unknown): unknown {
   return new Decoder().walk(value);
@@ -298,6 +321,12 @@ class Decoder {
     }
     if (tag === "e") {
       const out = this.#error(record as unknown as EncodedError);
+      this.#seen.set(value, out);
+      return out;
+    }
+    if (tag === "b") {
+      const bytes = record.bytes as Uint8Array;
+      const out = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       this.#seen.set(value, out);
       return out;
     }
