@@ -6,8 +6,20 @@ import { inflateSync } from "node:zlib";
 import { createHash } from "node:crypto";
 import { after, describe, test } from "node:test";
 import { types } from "node:util";
-import { type Pool, TimeoutError, getContext } from "multiprocessing-ts";
-import { describeBuffer, inspectError, makeBuffers, returnErrors, throwWithFields } from "./fixtures/codec-tasks.ts";
+import { Manager, Pipe, type Pool, SerializationError, TimeoutError, getContext } from "multiprocessing-ts";
+import {
+  Point,
+  describeBuffer,
+  double,
+  inspectError,
+  makeBuffers,
+  movePoint,
+  pipeRefs,
+  returnErrors,
+  returnsHidden,
+  taskWorker,
+  throwWithFields,
+} from "./fixtures/codec-tasks.ts";
 import { methods } from "./helpers.ts";
 
 for (const method of methods) {
@@ -87,5 +99,73 @@ for (const method of methods) {
       assert.equal(library.name, "TimeoutError");
       assert.equal(library.message, "late");
     });
+
+    test("an instance of an exported class arrives as an instance of that class, both ways", async () => {
+      const out = await pool.apply(movePoint, [new Point(3, -4)]);
+      assert.equal(out.isPoint, true);
+      assert.equal(out.norm, 7);
+      assert.ok(out.moved instanceof Point);
+      assert.equal(out.moved.norm1(), 8);
+    });
+
+    test("an instance of a class that cannot travel is a SerializationError naming the path and class", async () => {
+      class Local {
+        n = 1;
+      }
+      await assert.rejects(pool.apply(movePoint, [{ at: new Local() } as never]), (e: Error) => {
+        assert.ok(e instanceof SerializationError);
+        assert.match(e.message, /args\[0\]\.at is an instance of class Local/);
+        return true;
+      });
+      await assert.rejects(pool.apply(returnsHidden, []), (e: Error) => {
+        assert.ok(e instanceof SerializationError);
+        assert.match(e.message, /result\.inner\[0\] is an instance of class Hidden/);
+        return true;
+      });
+    });
+
+    test("exported functions go through a Queue: Python's task queue and done queue", async () => {
+      const ctx = getContext(method);
+      const tasks = new ctx.Queue<[(...a: number[]) => number, number[]] | null>();
+      const done = new ctx.Queue<[string, number]>();
+      const worker = new ctx.Process({ target: taskWorker, args: [tasks, done] });
+      worker.start();
+      await tasks.put([double, [21]]);
+      await tasks.put([double, [5]]);
+      await tasks.put(null);
+      assert.deepEqual(await done.get({ timeout: 30_000 }), ["double", 42]);
+      assert.deepEqual(await done.get({ timeout: 30_000 }), ["double", 10]);
+      await worker.join();
+      assert.equal(worker.exitcode, 0);
+    });
+
+    test("classes and functions by reference over a Pipe", async () => {
+      const ctx = getContext(method);
+      const [here, there] = Pipe();
+      const child = new ctx.Process({ target: pipeRefs, args: [there] });
+      child.start();
+      here.send({ p: new Point(5, 0), f: double });
+      const reply = (await here.recv()) as { isPoint: boolean; applied: number; back: Point; fn: unknown };
+      assert.equal(reply.isPoint, true);
+      assert.equal(reply.applied, 10);
+      assert.ok(reply.back instanceof Point);
+      assert.equal(reply.back.norm1(), 15);
+      assert.equal(reply.fn, double);
+      await child.join();
+      here.close();
+    });
   });
 }
+
+describe("manager values", { timeout: 60_000 }, () => {
+  test("an exported class's instance and an exported function are stored and come back as themselves", async () => {
+    await using manager = await Manager.start();
+    const d = await manager.dict<string, unknown>();
+    await d.set("p", new Point(1, 2));
+    await d.set("f", double);
+    const p = await d.get("p");
+    assert.ok(p instanceof Point);
+    assert.equal(p.norm1(), 3);
+    assert.equal(await d.get("f"), double);
+  });
+});
