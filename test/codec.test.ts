@@ -20,7 +20,7 @@ import {
   taskWorker,
   throwWithFields,
 } from "./fixtures/codec-tasks.ts";
-import { methods } from "./helpers.ts";
+import { methods, runScript } from "./helpers.ts";
 
 for (const method of methods) {
   describe(`values crossing a boundary (${method})`, { timeout: 60_000 }, () => {
@@ -169,3 +169,13 @@ describe("manager values", { timeout: 60_000 }, () => {
     assert.equal(await d.get("f"), double);
   });
 });
+
+for (const method of methods) {
+  test(`an instance of a class the entry script exports comes back to it as such (${method})`, {
+    timeout: 60_000,
+  }, async () => {
+    const { code, stdout, stderr } = await runScript("fixtures/entry-class.ts", [method]);
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(JSON.parse(stdout), { isBox: true, doubled: 8 });
+  });
+}
