@@ -13,7 +13,7 @@
 import type { Server } from "node:net";
 import { inspect } from "node:util";
 import { ClosedError, EOFError, ProcessError } from "./errors.js";
-import { type Reduced, type Reducible, decode, encode, reduce, registerRebuilder } from "./internal/codec.js";
+import { type Reduced, type Reducible, decodeOrImport, encode, reduce, registerRebuilder } from "./internal/codec.js";
 import type { FramedSocket } from "./internal/framing.js";
 import {
   MessageReader,
@@ -214,7 +214,7 @@ export class SocketConnection {
   async recv(): Promise<any> {
     this.#check("recv");
     const { h, v } = (await this.#wait(() => this.#reader.next())) as { h: boolean; v: unknown };
-    return h ? decode(v) : v;
+    return h ? decodeOrImport(v) : v;
   }
 
   /** Sends bytes as one message (a copy of `data[offset, offset + size)`). */

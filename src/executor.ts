@@ -8,6 +8,7 @@
  */
 import { inspect } from "node:util";
 import { CancelledError, ProcessError, TimeoutError } from "./errors.js";
+import { withCallerFrames } from "./internal/codec.js";
 import { resolveMethod } from "./internal/methods.js";
 import type { StartMethod } from "./internal/runtime.js";
 import { type Input, lazyResults } from "./internal/streaming.js";
@@ -64,7 +65,7 @@ export class Future<R> {
   async result(timeout?: number): Promise<R> {
     await this.#wait(timeout);
     if (this.#state === "CANCELLED") throw new CancelledError("the future was cancelled");
-    if (this.#failed) throw this.#error;
+    if (this.#failed) throw withCallerFrames(this.#error);
     return this.#value as R;
   }
 
@@ -72,7 +73,7 @@ export class Future<R> {
   async exception(timeout?: number): Promise<unknown> {
     await this.#wait(timeout);
     if (this.#state === "CANCELLED") throw new CancelledError("the future was cancelled");
-    return this.#failed ? this.#error : undefined;
+    return this.#failed ? withCallerFrames(this.#error) : undefined;
   }
 
   /** Cancels a call that has not started; false if it is running or done. */

@@ -16,7 +16,7 @@ import { inspect } from "node:util";
 import { Pipe } from "./connection.js";
 import { AuthenticationError, ClosedError, EOFError, ProcessError } from "./errors.js";
 import { PendingCalls } from "./internal/calls.js";
-import { type Reduced, decode, encode, reduce, registerRebuilder } from "./internal/codec.js";
+import { type Reduced, decodeOrImport, encode, reduce, registerRebuilder } from "./internal/codec.js";
 import type { FramedSocket } from "./internal/framing.js";
 import {
   ManagerServer,
@@ -162,11 +162,12 @@ class ManagerClient {
 
   #reply(reply: Reply): void {
     if (!reply.ok) {
-      this.#calls.settle(reply.q, false, decode(reply.e));
+      this.#calls.settle(reply.q, false, decodeOrImport(reply.e));
       return;
     }
     try {
-      this.#calls.settle(reply.q, true, reply.h ? decode(reply.v) : reply.v);
+      // a Promise (while a module is imported) is adopted by the caller's promise
+      this.#calls.settle(reply.q, true, reply.h ? decodeOrImport(reply.v) : reply.v);
     } catch (error) {
       this.#calls.settle(reply.q, false, error);
     }

@@ -10,6 +10,7 @@
  */
 import { inspect } from "node:util";
 import { ProcessError, TimeoutError } from "./errors.js";
+import { rethrowWithCallerFrames, withCallerFrames } from "./internal/codec.js";
 import { resolveMethod } from "./internal/methods.js";
 import type { StartMethod } from "./internal/runtime.js";
 import { checkFunction, checkInteger, checkSignal, checkTimeout } from "./internal/validate.js";
@@ -97,7 +98,7 @@ export class AsyncResult<R> {
   async get(timeout?: number): Promise<R> {
     await this.wait(timeout);
     if (this.#state === "pending") throw new TimeoutError(`the result was not ready within ${timeout} ms`);
-    if (this.#state === "rejected") throw this.#error;
+    if (this.#state === "rejected") throw withCallerFrames(this.#error);
     return this.#value as R;
   }
 
@@ -191,7 +192,7 @@ export class Pool {
       options.signal === undefined &&
       options.timeout === undefined
     ) {
-      return new Promise((resolve, reject) => {
+      return new Promise<Awaited<ReturnType<F>>>((resolve, reject) => {
         try {
           checkFunction(fn, "fn");
           if (!Array.isArray(args)) throw new TypeError(`args must be an array of arguments (got ${typeof args})`);
@@ -208,7 +209,7 @@ export class Pool {
         } catch (error) {
           reject(error);
         }
-      });
+      }).catch(rethrowWithCallerFrames);
     }
     return this.applyAsync(fn, args, options).get();
   }

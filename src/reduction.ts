@@ -149,16 +149,19 @@ function callerModule(): string | undefined {
 let session: Session | undefined;
 const scriptUrls = new Map<string, string>();
 
+function openSession(): void {
+  if (session) return;
+  session = new (inspector().Session)();
+  session.connect();
+  session.on("Debugger.scriptParsed", (m) => {
+    const params = m.params as { scriptId: string; url: string };
+    scriptUrls.set(params.scriptId, params.url);
+  });
+}
+
 function definingModule(fn: Function): string | undefined {
   try {
-    if (!session) {
-      session = new (inspector().Session)();
-      session.connect();
-      session.on("Debugger.scriptParsed", (m) => {
-        const params = m.params as { scriptId: string; url: string };
-        scriptUrls.set(params.scriptId, params.url);
-      });
-    }
+    openSession();
     const probe = globalThis as { [probeKey]?: Function };
     probe[probeKey] = fn;
     let scriptId: string | undefined;
@@ -191,6 +194,39 @@ function definingModule(fn: Function): string | undefined {
 }
 
 const probeKey = Symbol.for("multiprocessing-ts.probe");
+
+/**
+ * The function or class `ref` names, found among this process's objects without importing anything:
+ * the entry script cannot be imported while its own top-level `await` runs (that import would wait
+ * for the very await that waits for it). Costs a walk of the heap, once per function.
+ */
+export function findLoaded(ref: CodeRef): Function | undefined {
+  const probe = globalThis as { [probeKey]?: unknown };
+  try {
+    openSession();
+    const proto = post("Runtime.evaluate", { expression: "Function.prototype" }) as { result: { objectId: string } };
+    const all = post("Runtime.queryObjects", { prototypeObjectId: proto.result.objectId }) as {
+      objects: { objectId: string };
+    };
+    post("Runtime.callFunctionOn", {
+      objectId: all.objects.objectId,
+      functionDeclaration: `function (name, text) {
+        globalThis[Symbol.for("multiprocessing-ts.probe")] = this.find(
+          (f) => f.name === name && Function.prototype.toString.call(f) === text,
+        );
+      }`,
+      arguments: [{ value: ref.name }, { value: ref.text }],
+    });
+    post("Runtime.releaseObject", { objectId: all.objects.objectId });
+    post("Runtime.releaseObject", { objectId: proto.result.objectId });
+    const hit = probe[probeKey];
+    return typeof hit === "function" ? hit : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    delete probe[probeKey];
+  }
+}
 
 /** node:inspector, loaded on first use. */
 function inspector(): typeof import("node:inspector") {

@@ -9,7 +9,7 @@
  */
 import { BootstrapError } from "../errors.js";
 import { type CodeRef, explainReferenceError, resolveCode } from "../reduction.js";
-import { type Transport, decode, encode, encodeError } from "./codec.js";
+import { type Transport, decodeOrImport, encode, encodeError } from "./codec.js";
 import { trace } from "./debug.js";
 import { runBeforeExit, runtime } from "./runtime.js";
 import {
@@ -46,7 +46,7 @@ let library: Promise<unknown> | undefined;
 async function decodeWithLibrary(value: unknown): Promise<unknown> {
   library ??= import("../index.js");
   await library;
-  return decode(value);
+  return decodeOrImport(value, hooks);
 }
 
 /**

@@ -4,16 +4,23 @@
  *   encode(value) ──► plain structured-clone data ──(postMessage | v8.serialize)──► decode(value)
  *
  * Structured clone already carries objects, arrays, Map, Set, Date, BigInt, typed arrays and
- * ArrayBuffers. `encode` adds three things on top of it, in one walk:
+ * ArrayBuffers. `encode` adds four things on top of it, in one walk:
  *   - it refuses what cannot travel (functions, symbols, sockets, promises) with a SerializationError
  *     that names the path of the value, e.g. `args[1].onDone is a function`;
  *   - library objects (Queue, Lock, Value, Connection, ...) implementing `[reduce]` become a small
  *     tagged record and arrive on the other side connected to the same underlying object;
- *   - errors keep their class, message, stack, own fields and cause.
+ *   - errors keep their class, message, stack, own fields and cause, and arrive as native errors;
+ *   - exported functions and instances of exported classes go by reference (module and name), as
+ *     Python pickles them; the value is then wrapped with the list of references first, so that the
+ *     receiver imports what it lacks (`decodeOrImport`) before the one synchronous decode walk.
  * `encode` returns `changed: false` when it found nothing of the last two kinds, so the receiver can
  * skip the decode walk entirely: the common case (numbers, strings, plain data) costs one read-only walk.
  */
+import { basename, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
 import { ProcessError, RemoteError, SerializationError, describe, libraryErrors } from "../errors.js";
+import { type CodeRef, type ResolveHooks, codeRef, findLoaded, resolveCode } from "../reduction.js";
+import { runtime } from "./runtime.js";
 
 /** Implemented by library objects that can be passed to another process. */
 export const reduce: unique symbol = Symbol.for("multiprocessing-ts.reduce") as never;
@@ -33,7 +40,15 @@ export interface Reducible {
 }
 
 const TAG = "\u0000mpts";
-type Tagged = { [TAG]: "h"; kind: string; state: unknown } | ({ [TAG]: "e" } & EncodedError);
+type Tagged =
+  | { [TAG]: "h"; kind: string; state: unknown }
+  | ({ [TAG]: "e" } & EncodedError)
+  | { [TAG]: "b"; bytes: Uint8Array }
+  | { [TAG]: "f"; i: number }
+  | { [TAG]: "c"; i: number; fields: Record<string, unknown> };
+
+/** The whole value, when it names functions or classes: `refs` come first, so the receiver can import them. */
+type WithRefs = { [TAG]: "r"; refs: CodeRef[]; v: unknown };
 
 interface EncodedError {
   cls: string;
@@ -84,21 +99,29 @@ export interface Encoded {
 export function encode(value: unknown, transport: Transport, path: string): Encoded {
   const walker = new Encoder(transport);
   const out = walker.walk(value, path);
+  if (walker.refs) return { value: { [TAG]: "r", refs: walker.refs, v: out } satisfies WithRefs, changed: true };
   return { value: out, changed: walker.changed };
+}
+
+/** Functions and classes by `refKey`: every one this process sent or rebuilt. */
+const known = new Map<string, Function>();
+
+function refKey(ref: CodeRef): string {
+  return `${ref.module}\u0000${ref.name}\u0000${ref.text}`;
 }
 
 class Encoder {
   changed = false;
+  refs: CodeRef[] | undefined;
+  #refIndex: Map<Function, number> | undefined;
   #seen: Map<object, unknown> | undefined;
   constructor(readonly transport: Transport) {}
 
   walk(value: unknown, path: string): unknown {
     switch (typeof value) {
       case "function":
-        throw new SerializationError(
-          `${path} is a function (${describe(value)}), which cannot be sent to another process. ` +
-            "Pass data instead; a function can only travel as the task itself.",
-        );
+        this.changed = true;
+        return { [TAG]: "f", i: this.#reference(value, path, "function") };
       case "symbol":
         throw new SerializationError(`${path} is a symbol, which cannot be sent to another process.`);
       case "object":
@@ -139,9 +162,17 @@ class Encoder {
       if (copy) seen.set(value, copy);
       return copy ?? value;
     }
-    if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date || value instanceof RegExp) {
+    if (ArrayBuffer.isView(value)) {
+      // postMessage delivers a Buffer as a plain Uint8Array (v8.serialize keeps it a Buffer)
+      if (this.transport === "clone" && Buffer.isBuffer(value)) {
+        this.changed = true;
+        const out: Tagged = { [TAG]: "b", bytes: bufferBytes(value) };
+        seen.set(value, out);
+        return out;
+      }
       return value;
     }
+    if (value instanceof ArrayBuffer || value instanceof Date || value instanceof RegExp) return value;
     if (value instanceof SharedArrayBuffer) {
       if (this.transport === "bytes") {
         throw new SerializationError(
@@ -153,6 +184,11 @@ class Encoder {
     if (value instanceof Map) return this.#map(value, path);
     if (value instanceof Set) return this.#set(value, path);
     this.#refuseHostObject(value, path);
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null && !isBoxedPrimitive(value)) {
+      const cls = (proto as { constructor?: unknown }).constructor;
+      if (typeof cls === "function" && cls !== Object) return this.#instance(value, cls, path);
+    }
     seen.set(value, value);
     let copy: Record<string, unknown> | undefined;
     const keys = Object.keys(value);
@@ -169,6 +205,50 @@ class Encoder {
     }
     if (copy) seen.set(value, copy);
     return copy ?? value;
+  }
+
+  /**
+   * The index in `refs` of exported function or class `fn`, as Python pickles one: by reference
+   * (its module and name), never by value. Anything not exported cannot travel.
+   */
+  #reference(fn: Function, path: string, what: "function" | "class"): number {
+    const index = (this.#refIndex ??= new Map()).get(fn);
+    if (index !== undefined) return index;
+    let ref: CodeRef | undefined;
+    if (!Function.prototype.toString.call(fn).endsWith("{ [native code] }")) {
+      try {
+        ref = codeRef(fn, path);
+      } catch {
+        ref = undefined;
+      }
+    }
+    if (!ref?.exported || ref.module === undefined) {
+      const label = fn.name ? `${what} ${fn.name}` : `an anonymous ${what}`;
+      throw new SerializationError(
+        what === "function"
+          ? `${path} is a function (${label}), which cannot be sent to another process: only a function ` +
+              "exported from its module travels (by reference). Export it, or pass data instead."
+          : `${path} is an instance of class ${fn.name || "(anonymous)"}, which cannot be sent to another ` +
+              "process: only an instance of a class exported from its module travels (its fields, with the " +
+              "class imported again on the other side). Export the class, or send a plain object instead.",
+      );
+    }
+    known.set(refKey(ref), fn);
+    this.refs ??= [];
+    this.#refIndex.set(fn, this.refs.length);
+    this.refs.push(ref);
+    return this.refs.length - 1;
+  }
+
+  /** An instance of a class: its own fields, and the class by reference. */
+  #instance(value: object, cls: Function, path: string): Tagged {
+    this.changed = true;
+    const fields: Record<string, unknown> = {};
+    const out: Tagged = { [TAG]: "c", i: this.#reference(cls, path, "class"), fields };
+    this.#seen!.set(value, out);
+    for (const key of Object.keys(value))
+      fields[key] = this.walk((value as Record<string, unknown>)[key], `${path}.${key}`);
+    return out;
   }
 
   #map(value: Map<unknown, unknown>, path: string): unknown {
@@ -251,13 +331,85 @@ class Encoder {
   }
 }
 
-/** Rebuilds what `encode` produced (call only when `changed` was true). */
+/**
+ * The bytes of a Buffer, for postMessage: a small Buffer is a view into a shared 8 KiB pool, which
+ * would be cloned whole, so it is copied out; a Buffer over shared memory stays shared.
+ */
+function bufferBytes(buffer: Buffer): Uint8Array {
+  const whole = buffer.byteOffset === 0 && buffer.byteLength === buffer.buffer.byteLength;
+  if (whole || buffer.buffer instanceof SharedArrayBuffer) {
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  }
+  return Uint8Array.prototype.slice.call(buffer);
+}
+
+function isBoxedPrimitive(value: object): boolean {
+  return value instanceof String || value instanceof Number || value instanceof Boolean || value instanceof BigInt;
+}
+
+/**
+ * Rebuilds what `encode` produced (call only when `changed` was true), when every function and
+ * class it names is already known here; otherwise use `decodeOrImport`.
+ */
 export function decode(value: unknown): unknown {
-  return new Decoder().walk(value);
+  const refs = isWithRefs(value) ? value.refs.map(knownRef) : [];
+  return new Decoder(refs).walk(isWithRefs(value) ? value.v : value);
+}
+
+/**
+ * Rebuilds what `encode` produced: at once when every function and class it names is known here,
+ * or a Promise when some module must be imported first (`hooks` watch that import in a child).
+ */
+export function decodeOrImport(value: unknown, hooks?: ResolveHooks): unknown {
+  const imports = importsFor(value, hooks);
+  return imports ? imports.then(() => decode(value)) : decode(value);
+}
+
+/**
+ * Imports what an encoded `value` names and this process does not know yet; undefined when
+ * nothing needs importing (then `decode` works at once).
+ */
+export function importsFor(value: unknown, hooks?: ResolveHooks): Promise<void> | undefined {
+  if (!isWithRefs(value) || value.refs.every((ref) => known.has(refKey(ref)))) return undefined;
+  return Promise.all(value.refs.map((ref) => locate(ref, hooks))).then(() => {});
+}
+
+function isWithRefs(value: unknown): value is WithRefs {
+  return typeof value === "object" && value !== null && (value as Record<string, unknown>)[TAG] === "r";
+}
+
+function knownRef(ref: CodeRef): Function {
+  const fn = known.get(refKey(ref));
+  if (!fn) throw new ProcessError(`'${ref.name}' from ${ref.module} is not loaded here: decode with decodeOrImport`);
+  return fn;
+}
+
+const noHooks: ResolveHooks = { importing() {} };
+
+/** Finds the function or class `ref` names: imported, or (the entry script, in the main process) in memory. */
+async function locate(ref: CodeRef, hooks: ResolveHooks | undefined): Promise<void> {
+  const key = refKey(ref);
+  if (known.has(key)) return;
+  let fn: Function | undefined;
+  if (!runtime.child && isEntry(ref.module)) fn = findLoaded(ref);
+  fn ??= await resolveCode({ ...ref, source: undefined }, hooks ?? noHooks);
+  known.set(key, fn);
+}
+
+function isEntry(module: string | undefined): boolean {
+  const entry = process.argv[1];
+  if (!module || !entry) return false;
+  try {
+    const path = fileURLToPath(module);
+    return path === entry || path.replace(/\.[cm]?[jt]s$/, "") === entry.replace(/\.[cm]?[jt]s$/, "");
+  } catch {
+    return false;
+  }
 }
 
 class Decoder {
   #seen = new Map<object, unknown>();
+  constructor(readonly refs: Function[]) {}
 
   walk(value: unknown): unknown {
     if (typeof value !== "object" || value === null) return value;
@@ -301,6 +453,29 @@ class Decoder {
       this.#seen.set(value, out);
       return out;
     }
+    if (tag === "f") return this.refs[record.i as number];
+    if (tag === "c") {
+      const cls = this.refs[record.i as number] as { prototype: object };
+      const out = Object.create(cls.prototype) as Record<string, unknown>;
+      this.#seen.set(value, out);
+      const fields = record.fields as Record<string, unknown>;
+      for (const key of Object.keys(fields)) {
+        // defined, not assigned: a setter of the class's must not run, as its constructor does not
+        Object.defineProperty(out, key, {
+          value: this.walk(fields[key]),
+          writable: true,
+          enumerable: true,
+          configurable: true,
+        });
+      }
+      return out;
+    }
+    if (tag === "b") {
+      const bytes = record.bytes as Uint8Array;
+      const out = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      this.#seen.set(value, out);
+      return out;
+    }
     this.#seen.set(value, value);
     for (const key of Object.keys(record)) {
       const item = record[key];
@@ -311,10 +486,9 @@ class Decoder {
 
   #error(e: EncodedError): Error {
     const cls = errorClasses.get(e.cls) ?? RemoteError;
-    const error = Object.create(cls.prototype) as Error;
-    const define = (key: string, value: unknown) =>
+    const error = nativeError(cls, e.message);
+    const define = (key: string | symbol, value: unknown) =>
       Object.defineProperty(error, key, { value, writable: true, configurable: true, enumerable: false });
-    define("message", e.message);
     if (e.stack !== undefined) define("stack", e.stack);
     if (error.name !== e.name) define("name", e.name);
     for (const [key, value] of Object.entries(e.fields)) {
@@ -332,8 +506,81 @@ class Decoder {
         e.errors.map((x) => this.walk(x)),
       );
     if (cls === RemoteError) define("remoteClass", e.cls);
+    define(fromElsewhere, true);
     return error;
   }
+}
+
+/** The built-in error constructors, by prototype: every rebuilt error is made by one of them. */
+const nativeConstructors = new Map<object, ErrorConstructor>(
+  [Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError, AggregateError].map((c) => [
+    c.prototype,
+    c as ErrorConstructor,
+  ]),
+);
+
+/**
+ * A native error (what `util.types.isNativeError` and structured clone recognise) of class `cls`,
+ * without running `cls`'s constructor, whose parameters and side effects are its own: the nearest
+ * built-in constructor in its chain makes it, and its prototype becomes `cls.prototype`.
+ */
+function nativeError(cls: new (message?: string) => Error, message: string): Error {
+  let make: ErrorConstructor | undefined;
+  for (let p = cls.prototype; p && !make; p = Object.getPrototypeOf(p)) make = nativeConstructors.get(p);
+  make ??= Error;
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0; // the stack that matters is the sender's, set next
+  let error: Error;
+  try {
+    error = (make as unknown) === AggregateError ? new AggregateError([], message) : new make(message);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+  if (Object.getPrototypeOf(error) !== cls.prototype) Object.setPrototypeOf(error, cls.prototype);
+  return error;
+}
+
+/** Marks an error rebuilt from another process, until `withCallerFrames` adds the local frames. */
+const fromElsewhere = Symbol("multiprocessing-ts.fromElsewhere");
+
+/** The library's own folder (dist/bundle/ when built): its frames are not the caller's. */
+const libraryRoot = (() => {
+  const here = dirname(fileURLToPath(import.meta.url));
+  return basename(here) === "internal" ? dirname(here) : here;
+})();
+
+/**
+ * Adds to an error that came from another process the frames of the code waiting for it here,
+ * below the remote ones, the way Python chains a remote traceback with the local one; returns the
+ * error. Called where a public promise rejects with it, inside an async function or a rejection
+ * handler, so that V8's async stack trace reaches the caller's `await`. Once per error.
+ */
+export function withCallerFrames(error: unknown): unknown {
+  if (typeof error !== "object" || error === null || !(fromElsewhere in error)) return error;
+  delete (error as { [fromElsewhere]?: boolean })[fromElsewhere];
+  const here: { stack?: string } = {};
+  Error.captureStackTrace(here, withCallerFrames);
+  const frames = (here.stack ?? "")
+    .split("\n")
+    .slice(1)
+    .filter(
+      (line) => !line.includes(libraryRoot) && !line.includes("(node:internal/") && !/at node:internal\//.test(line),
+    );
+  const e = error as unknown as Error;
+  if (frames.length > 0 && typeof e.stack === "string") {
+    Object.defineProperty(e, "stack", {
+      value: `${e.stack}\n    --- where the call was made ---\n${frames.join("\n")}`,
+      writable: true,
+      configurable: true,
+      enumerable: false,
+    });
+  }
+  return error;
+}
+
+/** A rejection handler that rethrows `error` with the caller's frames (see `withCallerFrames`). */
+export function rethrowWithCallerFrames(error: unknown): never {
+  throw withCallerFrames(error);
 }
 
 /** Encodes an error on its own (for results that failed); always needs decoding. */

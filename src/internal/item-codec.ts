@@ -13,7 +13,7 @@
  */
 import { deserialize, serialize } from "node:v8";
 import { types } from "node:util";
-import { decode, encode } from "./codec.js";
+import { decodeOrImport, encode } from "./codec.js";
 
 const T_UNDEFINED = 0;
 const T_NULL = 1;
@@ -108,7 +108,8 @@ export function unpackInbox(length: number): unknown {
 
 function unpackV8(bytes: Uint8Array): unknown {
   const { h, v } = deserialize(bytes) as { h: boolean; v: unknown };
-  return h ? decode(v) : v;
+  // a Promise while a module is imported: every caller returns it from an async get
+  return h ? decodeOrImport(v) : v;
 }
 
 function ensure(bytes: number): void {

@@ -13,7 +13,7 @@ import type { Server, Socket } from "node:net";
 import type { Connection } from "../connection.js";
 import { ProcessError, RemoteError } from "../errors.js";
 import { type CodeRef, resolveCode } from "../reduction.js";
-import { decode, encode, encodeError } from "./codec.js";
+import { decode, encode, encodeError, importsFor } from "./codec.js";
 import type { FramedSocket } from "./framing.js";
 import { type CallContext, type ClientAware, builtinTypes, withCallContext } from "./manager-types.js";
 import { type SocketAddress, acceptChannel, listenOn } from "./sockets.js";
@@ -222,10 +222,13 @@ export class ManagerServer {
       const context: CallContext = { caller: clientId, signal: controller.signal };
       let result: unknown;
       try {
-        result =
+        const run = () =>
           request.k === "create"
             ? this.#create(clientId, client, request.id, request.typeid, this.#args(request))
             : this.#call(request.id, request.m, request, context);
+        // arguments naming an exported class or function the server has not imported yet wait for it
+        const imports = request.h ? importsFor(request.a) : undefined;
+        result = imports ? imports.then(run) : run();
       } catch (error) {
         result = Promise.reject(error);
       }

@@ -8,6 +8,7 @@
  * loop early (break, an error) cancels the jobs still in flight and closes the input iterator.
  */
 import { TimeoutError } from "../errors.js";
+import { withCallerFrames } from "./codec.js";
 import type { Job, WorkerSet } from "./worker-set.js";
 
 /** An input: any iterable or async iterable. */
@@ -102,7 +103,7 @@ export async function* lazyResults(
       if (outcome) {
         finished.delete(key!);
         if (ordered) nextOut++;
-        if (!outcome.ok) throw outcome.error;
+        if (!outcome.ok) throw withCallerFrames(outcome.error);
         for (const value of outcome.value) yield value;
         continue;
       }

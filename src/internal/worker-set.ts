@@ -15,7 +15,7 @@
 import type { RunningChild } from "../backends/backend.js";
 import { BootstrapError, BrokenProcessPool, ProcessError, WorkerCrashedError } from "../errors.js";
 import { type CodeRef, codeRef } from "../reduction.js";
-import { decode, encode } from "./codec.js";
+import { decode, decodeOrImport, encode } from "./codec.js";
 import { Deque } from "./deque.js";
 import { trace } from "./debug.js";
 import { backendFor } from "./methods.js";
@@ -276,8 +276,11 @@ export class WorkerSet {
         worker.ids.splice(at, 1);
         if (message.t === "done") {
           this.#serviceMs = Number.isNaN(this.#serviceMs) ? message.ms : this.#serviceMs * 0.8 + message.ms * 0.2;
-          if (!job!.cancelled) job!.settle({ ok: true, value: message.h ? decode(message.value) : message.value });
-        } else if (!job!.cancelled) job!.settle({ ok: false, error: decode(message.error) });
+          if (!job!.cancelled) {
+            if (message.h) settleDecoded(job!, message.value, true);
+            else job!.settle({ ok: true, value: message.value });
+          }
+        } else if (!job!.cancelled) settleDecoded(job!, message.error, false);
         this.#dispatch();
         this.#maybeStopIdle();
         this.#updateRef();
@@ -464,4 +467,18 @@ export class WorkerSet {
       }
     }
   }
+}
+
+/**
+ * Settles `job` with a decoded result (`ok`) or error: at once, or once the modules of the exported
+ * classes and functions it names are imported here.
+ */
+function settleDecoded(job: Job, encoded: unknown, ok: boolean): void {
+  const value = decodeOrImport(encoded);
+  if (value instanceof Promise) {
+    value.then(
+      (v) => job.settle(ok ? { ok: true, value: v } : { ok: false, error: v }),
+      (error) => job.settle({ ok: false, error }),
+    );
+  } else job.settle(ok ? { ok: true, value } : { ok: false, error: value });
 }
