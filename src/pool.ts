@@ -51,8 +51,12 @@ export interface CallOptions {
 export interface MapOptions extends CallOptions {
   /** Items per task. `map` defaults to about four chunks per worker; `imap` to 1. */
   chunksize?: number;
-  /** Called after each chunk with the items done and the items known so far (the total, for `map`). */
-  onProgress?: (done: number, total: number) => void;
+  /**
+   * Called after each chunk with the items done and the input's length: always known for `map`,
+   * and for `imap` when the input is an array, typed array, string, `Set` or `Map` (undefined for
+   * a generator, an iterator or an async input).
+   */
+  onProgress?: (done: number, total: number | undefined) => void;
 }
 
 /** Callbacks of the `...Async` calls, as in Python. */
@@ -352,7 +356,7 @@ export class Pool {
               if (!outcome.ok) return fail(outcome.error);
               results[i] = mode === "call" ? [outcome.value] : (outcome.value as unknown[]);
               done += mode === "call" ? 1 : chunk.length;
-              if (options.onProgress) options.onProgress(done, total ?? done);
+              if (options.onProgress) options.onProgress(done, total);
               if (--remaining === 0) {
                 failed = true;
                 stop();
