@@ -26,7 +26,7 @@ import {
   listenOn,
   localAddress,
 } from "./internal/sockets.js";
-import { checkInteger, checkTimeout } from "./internal/validate.js";
+import { type OptionNames, checkInteger, checkOptionNames, checkTimeout, optionNames } from "./internal/validate.js";
 import { Queue } from "./queues.js";
 
 interface ConnectionState {
@@ -172,6 +172,10 @@ export interface SocketOptions {
   authkey?: string | Uint8Array;
 }
 
+const socketNames: OptionNames<SocketOptions> = { authkey: true };
+const clientOptionNames = optionNames<SocketOptions>(socketNames);
+const listenOptionNames = optionNames<SocketOptions & { backlog?: number }>({ ...socketNames, backlog: true });
+
 /**
  * One end of a socket connection made by `Listener.accept()` or `Client()`: the same methods as a
  * Pipe's `Connection`. Messages are structured-clone values (library objects arrive connected, when
@@ -286,6 +290,7 @@ export class Listener {
    */
   static async listen(address?: SocketAddress, options: SocketOptions & { backlog?: number } = {}): Promise<Listener> {
     const where = address === undefined ? localAddress("mpts-listener") : checkAddress(address, "address");
+    checkOptionNames(options, listenOptionNames, "Listener.listen()");
     const authkey = checkAuthkey(options.authkey, "options.authkey");
     const backlog = options.backlog ?? 16;
     checkInteger(backlog, "options.backlog", 1);
@@ -361,6 +366,7 @@ export class Listener {
  */
 export async function Client(address: SocketAddress, options: SocketOptions = {}): Promise<SocketConnection> {
   const where = checkAddress(address, "address");
+  checkOptionNames(options, clientOptionNames, "Client()");
   const authkey = checkAuthkey(options.authkey, "options.authkey");
   return new SocketConnection(await dialChannel(where, authkey));
 }

@@ -5,6 +5,7 @@
  */
 import { checkMethod } from "./internal/methods.js";
 import { type StartMethod, runtime } from "./internal/runtime.js";
+import { checkOptionNames, optionNames } from "./internal/validate.js";
 import { Pool, type PoolOptions } from "./pool.js";
 import { ProcessPoolExecutor, type ExecutorOptions } from "./executor.js";
 import { Process, type ProcessOptions } from "./process.js";
@@ -185,12 +186,15 @@ export function getContext(method?: StartMethod): Context {
   return ctx;
 }
 
+const setStartMethodOptionNames = optionNames<NonNullable<Parameters<typeof setStartMethod>[1]>>({ force: true });
+
 /**
  * Sets the default start method for this program (and its children). Like Python, it may be set
  * once; pass `{ force: true }` to change it again.
  */
 export function setStartMethod(method: StartMethod, options: { force?: boolean } = {}): void {
   const m = checkMethod(method);
+  checkOptionNames(options, setStartMethodOptionNames, "setStartMethod()");
   if (runtime.startMethod !== undefined && runtime.startMethod !== m && !options.force && !runtime.child) {
     throw new Error(`the start method was already set to "${runtime.startMethod}"; pass { force: true } to change it`);
   }

@@ -12,7 +12,7 @@ import { withCallerFrames } from "./internal/codec.js";
 import { resolveMethod } from "./internal/methods.js";
 import type { StartMethod } from "./internal/runtime.js";
 import { type Input, lazyResults } from "./internal/streaming.js";
-import { checkFunction, checkInteger, checkTimeout } from "./internal/validate.js";
+import { checkFunction, checkInteger, checkOptionNames, checkTimeout, optionNames } from "./internal/validate.js";
 import { type Job, WorkerSet } from "./internal/worker-set.js";
 import { checkMayStartChildren } from "./process.js";
 import { cpuCount } from "./util.js";
@@ -33,6 +33,16 @@ export interface ExecutorOptions {
   /** The start method: `"spawn"` (default) or `"thread"`. */
   context?: StartMethod | { readonly startMethod: StartMethod };
 }
+
+const executorOptionNames = optionNames<ExecutorOptions>({
+  maxWorkers: true,
+  initializer: true,
+  initargs: true,
+  maxTasksPerChild: true,
+  retries: true,
+  maxHeapMb: true,
+  context: true,
+});
 
 type FutureState = "PENDING" | "RUNNING" | "CANCELLED" | "FINISHED";
 
@@ -176,6 +186,7 @@ export class ProcessPoolExecutor {
     if (options === null || typeof options !== "object") {
       throw new TypeError(`executor options must be an object such as { maxWorkers: 4 } (got ${typeof options})`);
     }
+    checkOptionNames(options, executorOptionNames, "new ProcessPoolExecutor()");
     const maxWorkers = options.maxWorkers ?? cpuCount();
     checkInteger(maxWorkers, "options.maxWorkers", 1);
     if (options.maxTasksPerChild !== undefined) checkInteger(options.maxTasksPerChild, "options.maxTasksPerChild", 1);
@@ -248,6 +259,7 @@ export class ProcessPoolExecutor {
   ): MapResult<Awaited<R>> {
     if (this.#shutdown) throw new ProcessError("cannot schedule new futures after shutdown");
     checkFunction(fn, "fn");
+    checkOptionNames(options, mapOptionNames, "executor.map()");
     if (options.chunksize !== undefined) checkInteger(options.chunksize, "options.chunksize", 1);
     checkTimeout(options.timeout, "options.timeout");
     this.#workers.prepare(fn, "the task function");
@@ -272,6 +284,7 @@ export class ProcessPoolExecutor {
    * (default true), resolves once running work is done and the workers have exited.
    */
   async shutdown(options: { wait?: boolean; cancelFutures?: boolean } = {}): Promise<void> {
+    checkOptionNames(options, shutdownOptionNames, "executor.shutdown()");
     const { wait = true, cancelFutures = false } = options;
     this.#shutdown = true;
     if (cancelFutures) for (const future of [...this.#pending]) future.cancel();
@@ -296,6 +309,17 @@ export class ProcessPoolExecutor {
   }
 }
 
+type Options<M extends (...args: any[]) => unknown, I extends number> = NonNullable<Parameters<M>[I]>;
+const mapOptionNames = optionNames<Options<ProcessPoolExecutor["map"], 2>>({
+  chunksize: true,
+  timeout: true,
+  signal: true,
+});
+const shutdownOptionNames = optionNames<Options<ProcessPoolExecutor["shutdown"], 0>>({
+  wait: true,
+  cancelFutures: true,
+});
+
 /** When `wait()` returns. */
 export type ReturnWhen = "FIRST_COMPLETED" | "FIRST_EXCEPTION" | "ALL_COMPLETED";
 
@@ -318,6 +342,7 @@ export async function wait<R>(
   options: { timeout?: number; returnWhen?: ReturnWhen } = {},
 ): Promise<{ done: Set<Future<R>>; notDone: Set<Future<R>> }> {
   futures = checkFutures(futures, "futures");
+  checkOptionNames(options, waitOptionNames, "wait()");
   const { timeout, returnWhen = "ALL_COMPLETED" } = options;
   checkTimeout(timeout, "options.timeout");
   if (!["FIRST_COMPLETED", "FIRST_EXCEPTION", "ALL_COMPLETED"].includes(returnWhen)) {
@@ -352,6 +377,8 @@ export async function wait<R>(
   }
   return split();
 }
+
+const waitOptionNames = optionNames<Options<typeof wait, 1>>({ timeout: true, returnWhen: true });
 
 /**
  * Yields each future once, as it finishes (duplicates once). Throws TimeoutError

@@ -40,7 +40,13 @@ import {
   formatAddress,
   localAddress,
 } from "./internal/sockets.js";
-import { type WaitOptions, checkTimeout, checkWaitOptions } from "./internal/validate.js";
+import {
+  type WaitOptions,
+  checkOptionNames,
+  checkTimeout,
+  checkWaitOptions,
+  optionNames,
+} from "./internal/validate.js";
 import { Process } from "./process.js";
 import { codeRef, libraryCodeRef } from "./reduction.js";
 import type { Scalar, Typecode } from "./sharedctypes.js";
@@ -394,6 +400,7 @@ export class ListProxy<T = unknown> extends BaseProxy {
   }
   /** Sorts in place: numbers by value, strings by code unit. */
   sort(options: { reverse?: boolean } = {}): Promise<void> {
+    checkOptionNames(options, sortOptionNames, "list.sort()");
     return this._callMethod("sort", [options]);
   }
   /** Removes every item. */
@@ -494,11 +501,13 @@ export class ArrayProxy<T = number> extends BaseProxy {
   }
 }
 
+const sortOptionNames = optionNames<NonNullable<Parameters<ListProxy["sort"]>[0]>>({ reverse: true });
+
 /** A proxy of a `manager.Queue(maxsize)`: FIFO held by the server, so it outlives its creator. */
 export class QueueProxy<T = unknown> extends BaseProxy {
   /** Adds `item`, waiting while the queue is full; rejects with Full after `timeout` or at once with `block: false`. */
   put(item: T, options?: ProxyWaitOptions): Promise<void> {
-    const { block, timeout, signal } = checkWaitOptions(options ?? {});
+    const { block, timeout, signal } = checkWaitOptions(options ?? {}, "queue.put()");
     return this._callMethod("put", [item, { block, timeout }], { signal, blocking: block });
   }
   /** `put(item, { block: false })`. */
@@ -507,7 +516,7 @@ export class QueueProxy<T = unknown> extends BaseProxy {
   }
   /** Takes the oldest item, waiting while empty; rejects with Empty after `timeout` or at once with `block: false`. */
   get(options?: ProxyWaitOptions): Promise<T> {
-    const { block, timeout, signal } = checkWaitOptions(options ?? {});
+    const { block, timeout, signal } = checkWaitOptions(options ?? {}, "queue.get()");
     return this._callMethod("get", [{ block, timeout }], { signal, blocking: true });
   }
   /** `get({ block: false })`. */
@@ -536,9 +545,12 @@ export class JoinableQueueProxy<T = unknown> extends QueueProxy<T> {
   }
   /** Resolves when every item put has been marked with `taskDone()`. */
   join(options: { signal?: AbortSignal } = {}): Promise<void> {
+    checkOptionNames(options, joinOptionNames, "queue.join()");
     return this._callMethod("join", [], { signal: options.signal, blocking: true });
   }
 }
+
+const joinOptionNames = optionNames<NonNullable<Parameters<JoinableQueueProxy["join"]>[0]>>({ signal: true });
 
 /**
  * A proxy of a `manager.Lock()`. If the process holding it disconnects (exits or dies), the server
@@ -547,7 +559,7 @@ export class JoinableQueueProxy<T = unknown> extends QueueProxy<T> {
 export class LockProxy extends BaseProxy {
   /** Acquires the lock; resolves false after `timeout` or at once with `block: false` if it is held. */
   acquire(options?: ProxyWaitOptions): Promise<boolean> {
-    const { block, timeout, signal } = checkWaitOptions(options ?? {});
+    const { block, timeout, signal } = checkWaitOptions(options ?? {}, "acquire()");
     return this._callMethod("acquire", [{ block, timeout }], { signal, blocking: true });
   }
   /** Releases the lock. */
@@ -722,6 +734,8 @@ export interface RegisterOptions {
   methodToTypeid?: Record<string, string>;
 }
 
+const registerOptionNames = optionNames<RegisterOptions>({ exposed: true, methodToTypeid: true });
+
 /** Options of `new BaseManager(...)` and `Manager.start(...)`. */
 export interface ManagerOptions {
   /**
@@ -734,6 +748,8 @@ export interface ManagerOptions {
   /** Where the server runs: a child process (`"spawn"`, default) or a worker thread (`"thread"`). */
   context?: StartMethod | { readonly startMethod: StartMethod };
 }
+
+const managerOptionNames = optionNames<ManagerOptions>({ address: true, authkey: true, context: true });
 
 interface Entry {
   typeid: string;
@@ -762,6 +778,7 @@ function checkRegistration(typeid: unknown, callable: unknown, options: Register
     throw new TypeError(`the callable for typeid "${typeid}" must be a function or class (got ${typeof callable})`);
   }
   if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
+  checkOptionNames(options, registerOptionNames, "register()");
   if (
     options.exposed !== undefined &&
     (!Array.isArray(options.exposed) || options.exposed.some((m) => typeof m !== "string"))
@@ -828,6 +845,7 @@ export class BaseManager {
     if (options === null || typeof options !== "object") {
       throw new TypeError(`manager options must be an object such as { address, authkey } (got ${typeof options})`);
     }
+    checkOptionNames(options, managerOptionNames, `new ${new.target.name}()`);
     this.#address = options.address === undefined ? undefined : checkAddress(options.address, "options.address");
     this.#authkey = checkAuthkey(options.authkey, "options.authkey") ?? randomBytes(32);
     const context = options.context;
@@ -1032,6 +1050,8 @@ export class BaseManager {
   }
 }
 
+const barrierOptionNames = optionNames<NonNullable<Parameters<Manager["Barrier"]>[1]>>({ timeout: true });
+
 /**
  * Python's `SyncManager`: a server holding dicts, lists, namespaces, queues, locks and values for
  * every process that has their proxies.
@@ -1101,6 +1121,7 @@ export class Manager extends BaseManager {
   }
   /** A new barrier for `parties` callers (an `action` cannot run in the server: call it after `wait()` resolves 0). */
   Barrier(parties: number, options: { timeout?: number } = {}): BarrierProxy {
+    checkOptionNames(options, barrierOptionNames, "manager.Barrier()");
     return this._createNow("Barrier", [parties, options]);
   }
   /** A new typed value (64-bit typecodes hold bigints). */

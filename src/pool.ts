@@ -13,7 +13,15 @@ import { ProcessError, TimeoutError } from "./errors.js";
 import { rethrowWithCallerFrames, withCallerFrames } from "./internal/codec.js";
 import { resolveMethod } from "./internal/methods.js";
 import type { StartMethod } from "./internal/runtime.js";
-import { checkFunction, checkInteger, checkSignal, checkTimeout } from "./internal/validate.js";
+import {
+  type OptionNames,
+  checkFunction,
+  checkInteger,
+  checkOptionNames,
+  checkSignal,
+  checkTimeout,
+  optionNames,
+} from "./internal/validate.js";
 import { type Job, WorkerSet } from "./internal/worker-set.js";
 import { type Input, isSyncIterable, lazyResults, watch } from "./internal/streaming.js";
 import { checkMayStartChildren } from "./process.js";
@@ -40,6 +48,16 @@ export interface PoolOptions {
   context?: StartMethod | { readonly startMethod: StartMethod };
 }
 
+const poolOptionNames = optionNames<PoolOptions>({
+  processes: true,
+  initializer: true,
+  initargs: true,
+  maxTasksPerChild: true,
+  retries: true,
+  maxHeapMb: true,
+  context: true,
+});
+
 /** Options every pool call accepts. */
 export interface CallOptions {
   /** Cancels the call: queued tasks are dropped, running ones have their worker replaced. */
@@ -48,13 +66,21 @@ export interface CallOptions {
   timeout?: number;
 }
 
-/** Options of map-like calls. */
+const callNames: OptionNames<CallOptions> = { signal: true, timeout: true };
+const callOptionNames = optionNames<CallOptions>(callNames);
 export interface MapOptions extends CallOptions {
   /** Items per task. `map` defaults to about four chunks per worker; `imap` to 1. */
   chunksize?: number;
-  /** Called after each chunk with the items done and the items known so far (the total, for `map`). */
-  onProgress?: (done: number, total: number) => void;
+  /**
+   * Called after each chunk with the items done and the input's length: always known for `map`,
+   * and for `imap` when the input is an array, typed array, string, `Set` or `Map` (undefined for
+   * a generator, an iterator or an async input).
+   */
+  onProgress?: (done: number, total: number | undefined) => void;
 }
+
+const mapNames: OptionNames<MapOptions> = { ...callNames, chunksize: true, onProgress: true };
+const mapOptionNames = optionNames<MapOptions>(mapNames);
 
 /** Callbacks of the `...Async` calls, as in Python. */
 export interface AsyncCallbacks<R> {
@@ -63,6 +89,10 @@ export interface AsyncCallbacks<R> {
   /** Called with the error if the call fails. */
   errorCallback?: (error: unknown) => void;
 }
+
+const callbackNames: OptionNames<AsyncCallbacks<unknown>> = { callback: true, errorCallback: true };
+const applyAsyncOptionNames = optionNames<CallOptions & AsyncCallbacks<unknown>>({ ...callNames, ...callbackNames });
+const mapAsyncOptionNames = optionNames<MapOptions & AsyncCallbacks<unknown>>({ ...mapNames, ...callbackNames });
 
 export type { Input };
 
@@ -142,6 +172,7 @@ export class Pool {
     if (o === null || typeof o !== "object") {
       throw new TypeError(`Pool options must be a number of processes or an object (got ${typeof options})`);
     }
+    checkOptionNames(o, poolOptionNames, "new Pool()");
     const processes = o.processes ?? cpuCount();
     checkInteger(processes, "options.processes", 1);
     if (o.maxTasksPerChild !== undefined && o.maxTasksPerChild !== null) {
@@ -196,6 +227,7 @@ export class Pool {
         try {
           checkFunction(fn, "fn");
           if (!Array.isArray(args)) throw new TypeError(`args must be an array of arguments (got ${typeof args})`);
+          checkOptionNames(options, callOptionNames, "pool.apply()");
           this.#workers.submit({
             fn,
             mode: "call",
@@ -211,7 +243,7 @@ export class Pool {
         }
       }).catch(rethrowWithCallerFrames);
     }
-    return this.applyAsync(fn, args, options).get();
+    return this.#applyAsync(fn, args, options, callOptionNames, "pool.apply()").get();
   }
 
   /** Like `apply`, returning an `AsyncResult` at once. */
@@ -220,10 +252,20 @@ export class Pool {
     args: Parameters<F> = [] as unknown as Parameters<F>,
     options: CallOptions & AsyncCallbacks<Awaited<ReturnType<F>>> = {},
   ): AsyncResult<Awaited<ReturnType<F>>> {
+    return this.#applyAsync(fn, args, options, applyAsyncOptionNames, "pool.applyAsync()");
+  }
+
+  #applyAsync<F extends Fn>(
+    fn: F,
+    args: Parameters<F>,
+    options: CallOptions & AsyncCallbacks<Awaited<ReturnType<F>>>,
+    names: ReadonlySet<string>,
+    where: string,
+  ): AsyncResult<Awaited<ReturnType<F>>> {
     const work = (async (): Promise<Awaited<ReturnType<F>>> => {
       checkFunction(fn, "fn");
       if (!Array.isArray(args)) throw new TypeError(`args must be an array of arguments (got ${typeof args})`);
-      checkCall(options);
+      checkCall(options, names, where);
       const [[value]] = (await this.#run(fn, "call", [args as unknown[]], options, undefined)) as [[unknown]];
       return value as Awaited<ReturnType<F>>;
     })();
@@ -232,7 +274,7 @@ export class Pool {
 
   /** Calls `fn(item)` for every item, in parallel, and resolves to the results in input order. */
   map<T, R>(fn: (item: T) => R, items: Input<T>, options: MapOptions = {}): Promise<Awaited<R>[]> {
-    return this.mapAsync(fn, items, options).get();
+    return this.#mapLike(fn, items, "map", options, mapOptionNames, "pool.map()").get() as Promise<Awaited<R>[]>;
   }
 
   /** Like `map`, returning an `AsyncResult` at once. */
@@ -241,7 +283,9 @@ export class Pool {
     items: Input<T>,
     options: MapOptions & AsyncCallbacks<Awaited<R>[]> = {},
   ): AsyncResult<Awaited<R>[]> {
-    return this.#mapLike(fn, items, "map", options) as AsyncResult<Awaited<R>[]>;
+    return this.#mapLike(fn, items, "map", options, mapAsyncOptionNames, "pool.mapAsync()") as AsyncResult<
+      Awaited<R>[]
+    >;
   }
 
   /** Calls `fn(...args)` for every argument tuple; results in input order. */
@@ -250,7 +294,8 @@ export class Pool {
     items: Input<A | Readonly<A>>,
     options: MapOptions = {},
   ): Promise<Awaited<R>[]> {
-    return this.starmapAsync(fn, items, options).get();
+    const result = this.#mapLike(fn, items as Input<unknown>, "star", options, mapOptionNames, "pool.starmap()");
+    return result.get() as Promise<Awaited<R>[]>;
   }
 
   /** Like `starmap`, returning an `AsyncResult` at once. */
@@ -259,17 +304,25 @@ export class Pool {
     items: Input<A | Readonly<A>>,
     options: MapOptions & AsyncCallbacks<Awaited<R>[]> = {},
   ): AsyncResult<Awaited<R>[]> {
-    return this.#mapLike(fn, items as Input<unknown>, "star", options) as AsyncResult<Awaited<R>[]>;
+    const result = this.#mapLike(
+      fn,
+      items as Input<unknown>,
+      "star",
+      options,
+      mapAsyncOptionNames,
+      "pool.starmapAsync()",
+    );
+    return result as AsyncResult<Awaited<R>[]>;
   }
 
   /** Streams `fn(item)` results in input order, pulling the input lazily (infinite inputs work). */
   imap<T, R>(fn: (item: T) => R, items: Input<T>, options: MapOptions = {}): AsyncIterable<Awaited<R>> {
-    return this.#lazy(fn, items, true, options) as AsyncIterable<Awaited<R>>;
+    return this.#lazy(fn, items, true, options, "pool.imap()") as AsyncIterable<Awaited<R>>;
   }
 
   /** Streams `fn(item)` results as each task finishes. */
   imapUnordered<T, R>(fn: (item: T) => R, items: Input<T>, options: MapOptions = {}): AsyncIterable<Awaited<R>> {
-    return this.#lazy(fn, items, false, options) as AsyncIterable<Awaited<R>>;
+    return this.#lazy(fn, items, false, options, "pool.imapUnordered()") as AsyncIterable<Awaited<R>>;
   }
 
   /** No more work is accepted; workers exit once the submitted work is done. */
@@ -300,12 +353,19 @@ export class Pool {
     return `Pool { state: '${this.#workers.state}', method: '${this.#method}', size: ${this.#size}, queued: ${this.#workers.queued}, running: ${this.#workers.inflight} }`;
   }
 
-  #mapLike(fn: Fn, items: Input<unknown>, mode: "map" | "star", options: MapOptions & AsyncCallbacks<any>) {
+  #mapLike(
+    fn: Fn,
+    items: Input<unknown>,
+    mode: "map" | "star",
+    options: MapOptions & AsyncCallbacks<any>,
+    names: ReadonlySet<string>,
+    where: string,
+  ) {
     // Bad input rejects the call's promise (it is never thrown synchronously).
     const work = (async () => {
       checkFunction(fn, "fn");
       checkInput(items);
-      checkCall(options);
+      checkCall(options, names, where);
       if (options.chunksize !== undefined) checkInteger(options.chunksize, "options.chunksize", 1);
       this.#workers.prepare(fn, "the task function");
       // an array is only read (chunks are slices), so it need not be copied first
@@ -353,7 +413,7 @@ export class Pool {
               if (!outcome.ok) return fail(outcome.error);
               results[i] = mode === "call" ? [outcome.value] : (outcome.value as unknown[]);
               done += mode === "call" ? 1 : chunk.length;
-              if (options.onProgress) options.onProgress(done, total ?? done);
+              if (options.onProgress) options.onProgress(done, total);
               if (--remaining === 0) {
                 failed = true;
                 stop();
@@ -370,10 +430,10 @@ export class Pool {
     });
   }
 
-  #lazy(fn: Fn, items: Input<unknown>, ordered: boolean, options: MapOptions): AsyncIterable<unknown> {
+  #lazy(fn: Fn, items: Input<unknown>, ordered: boolean, options: MapOptions, where: string): AsyncIterable<unknown> {
     checkFunction(fn, "fn");
     checkInput(items);
-    checkCall(options);
+    checkCall(options, mapOptionNames, where);
     if (options.chunksize !== undefined) checkInteger(options.chunksize, "options.chunksize", 1);
     this.#workers.prepare(fn, "the task function");
     const workers = this.#workers;
@@ -384,10 +444,15 @@ export class Pool {
   }
 }
 
-function checkCall(options: CallOptions & AsyncCallbacks<never> & { onProgress?: unknown }): void {
+function checkCall(
+  options: CallOptions & AsyncCallbacks<never> & { onProgress?: unknown },
+  names: ReadonlySet<string>,
+  where: string,
+): void {
   if (options === null || typeof options !== "object") {
     throw new TypeError(`options must be an object (got ${typeof options})`);
   }
+  checkOptionNames(options, names, where);
   checkSignal(options.signal, "options.signal");
   checkTimeout(options.timeout, "options.timeout");
   checkFunction(options.callback, "options.callback");

@@ -16,7 +16,7 @@ import { encode } from "./internal/codec.js";
 import { stopOnInterrupt } from "./internal/interrupt.js";
 import { backendFor, resolveMethod } from "./internal/methods.js";
 import { type StartMethod, runtime } from "./internal/runtime.js";
-import { checkTimeout } from "./internal/validate.js";
+import { checkOptionNames, checkTimeout, optionNames } from "./internal/validate.js";
 import type { ChildIdentity } from "./internal/wire.js";
 import { codeRef } from "./reduction.js";
 
@@ -35,6 +35,15 @@ export interface ProcessOptions<F extends (...args: any[]) => unknown = (...args
   /** Heap limit of the child in MiB: past it the child dies (thread: exit code 1; spawn: SIGABRT). */
   maxHeapMb?: number;
 }
+
+const processOptionNames = optionNames<ProcessOptions>({
+  target: true,
+  args: true,
+  name: true,
+  daemon: true,
+  context: true,
+  maxHeapMb: true,
+});
 
 type State = "initial" | "started" | "stopped" | "closed";
 
@@ -64,6 +73,7 @@ export class Process {
     if (options === null || typeof options !== "object") {
       throw new TypeError(`Process options must be an object such as { target, args } (got ${typeof options})`);
     }
+    checkOptionNames(options, processOptionNames, "new Process()");
     const { target, args = [], name, daemon, context, maxHeapMb } = options;
     if (target !== undefined && typeof target !== "function") {
       throw new TypeError(`options.target must be a function (got ${typeof target})`);

@@ -22,8 +22,8 @@ import { resolveMethod } from "./internal/methods.js";
 import { BrokerQueue } from "./internal/queue-core.js";
 import type { FlavorState, QueueFlavor } from "./internal/queue-flavor.js";
 import { type RingState, RingQueue } from "./internal/ring-queue.js";
-import { type WaitOptions, checkSignal, checkWaitOptions } from "./internal/validate.js";
-import type { PrimitiveOptions } from "./synchronize.js";
+import { type WaitOptions, checkOptionNames, checkSignal, checkWaitOptions, optionNames } from "./internal/validate.js";
+import { type PrimitiveOptions, primitiveOptionNames } from "./synchronize.js";
 
 /** Options of a blocking queue operation: on timeout, `Full` / `Empty`; on abort, the signal's reason. */
 export type QueueWaitOptions = WaitOptions;
@@ -39,6 +39,8 @@ interface QueueState {
 
 /** Queues created here that were sent elsewhere, by broker object id: one coming back is the same object. */
 const owned = new Map<number, Queue<unknown>>();
+const joinOptionNames = optionNames<NonNullable<Parameters<JoinableQueue["join"]>[0]>>({ signal: true });
+
 /** Set while rebuilding a queue received from another process, so the constructor creates nothing. */
 let attaching: QueueFlavor | undefined;
 
@@ -66,6 +68,7 @@ export class Queue<T = unknown> implements Reducible, AsyncIterable<T> {
       this.#flavor = attaching;
       return;
     }
+    checkOptionNames(options ?? {}, primitiveOptionNames, `new ${this._kind()}()`);
     const context = options?.context;
     const method = resolveMethod(typeof context === "object" && context ? context.startMethod : context);
     this.#flavor = needsFallback(method)
@@ -100,7 +103,7 @@ export class Queue<T = unknown> implements Reducible, AsyncIterable<T> {
   put(item: T, options?: QueueWaitOptions): Promise<void> {
     // not an async function: one promise less per call on the fast path
     try {
-      const { block, timeout, signal } = options === undefined ? defaults : checkWaitOptions(options);
+      const { block, timeout, signal } = options === undefined ? defaults : checkWaitOptions(options, "queue.put()");
       if (this.#closedHere) throw new ClosedError("cannot put on a closed queue");
       return this.#flavor.put(item, block, block ? timeout : undefined, signal);
     } catch (error) {
@@ -119,7 +122,7 @@ export class Queue<T = unknown> implements Reducible, AsyncIterable<T> {
    */
   get(options?: QueueWaitOptions): Promise<T> {
     try {
-      const { block, timeout, signal } = options === undefined ? defaults : checkWaitOptions(options);
+      const { block, timeout, signal } = options === undefined ? defaults : checkWaitOptions(options, "queue.get()");
       return this.#flavor.get(block, block ? timeout : undefined, signal) as Promise<T>;
     } catch (error) {
       return Promise.reject(error);
@@ -240,6 +243,7 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
 
   /** Resolves when every item put has been marked with `taskDone()`. */
   async join(options: { signal?: AbortSignal } = {}): Promise<void> {
+    checkOptionNames(options, joinOptionNames, "queue.join()");
     checkSignal(options.signal, "options.signal");
     await this._join(options.signal);
   }

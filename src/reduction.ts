@@ -15,7 +15,7 @@
  * fails at once, in the parent.
  */
 import type { Session } from "node:inspector";
-import { createRequire } from "node:module";
+import { createRequire, findSourceMap } from "node:module";
 import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -94,11 +94,13 @@ export function codeRef(fn: unknown, what: string): CodeRef {
   const expression = declared ? { reason: "" } : functionExpressionSource(fn);
   let source: string | undefined;
   let captured: string[] = [];
+  const positions = new Map<string, number>();
   if ("source" in expression) {
-    captured = capturedNames(expression.source, globals());
+    captured = capturedNames(expression.source, globals(), positions);
     if (captured.length === 0) source = expression.source;
   }
   if (!source && (!isIdentifier(name) || (knownModule && !exported))) {
+    if ("source" in expression) captured = writtenNames(fn, text, expression.source, captured, positions);
     const why =
       "reason" in expression
         ? expression.reason
@@ -161,24 +163,7 @@ function openSession(): void {
 
 function definingModule(fn: Function): string | undefined {
   try {
-    openSession();
-    const probe = globalThis as { [probeKey]?: Function };
-    probe[probeKey] = fn;
-    let scriptId: string | undefined;
-    try {
-      const evaluated = post("Runtime.evaluate", {
-        expression: `globalThis[Symbol.for("multiprocessing-ts.probe")]`,
-      }) as {
-        result: { objectId: string };
-      };
-      const props = post("Runtime.getProperties", { objectId: evaluated.result.objectId, ownProperties: true }) as {
-        internalProperties?: { name: string; value?: { value?: { scriptId: string } } }[];
-      };
-      post("Runtime.releaseObject", { objectId: evaluated.result.objectId });
-      scriptId = props.internalProperties?.find((p) => p.name === "[[FunctionLocation]]")?.value?.value?.scriptId;
-    } finally {
-      delete probe[probeKey];
-    }
+    const scriptId = functionLocation(fn)?.scriptId;
     if (scriptId === undefined) return undefined;
     if (!scriptUrls.has(scriptId)) {
       post("Debugger.enable");
@@ -191,6 +176,98 @@ function definingModule(fn: Function): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** V8's [[FunctionLocation]] of `fn`: its script, and where (0-based) its parameters start. */
+function functionLocation(fn: Function): { scriptId: string; lineNumber: number; columnNumber: number } | undefined {
+  openSession();
+  const probe = globalThis as { [probeKey]?: Function };
+  probe[probeKey] = fn;
+  try {
+    const evaluated = post("Runtime.evaluate", {
+      expression: `globalThis[Symbol.for("multiprocessing-ts.probe")]`,
+    }) as {
+      result: { objectId: string };
+    };
+    const props = post("Runtime.getProperties", { objectId: evaluated.result.objectId, ownProperties: true }) as {
+      internalProperties?: {
+        name: string;
+        value?: { value?: { scriptId: string; lineNumber: number; columnNumber: number } };
+      }[];
+    };
+    post("Runtime.releaseObject", { objectId: evaluated.result.objectId });
+    return props.internalProperties?.find((p) => p.name === "[[FunctionLocation]]")?.value?.value;
+  } finally {
+    delete probe[probeKey];
+  }
+}
+
+/**
+ * The names `captured` have in the code the user wrote. A compiler may rename a variable (tsx's
+ * esbuild turns a block's `helper` into `helper2` when another `helper` is in scope); the compiled
+ * module's source map (tsx turns source maps on) maps each read back to the original identifier.
+ * `positions` says where in `source` (the function's text as an expression) each name is read.
+ * Names stay as they are where there is no source map. Only an error message needs this.
+ */
+function writtenNames(
+  fn: Function,
+  text: string,
+  source: string,
+  captured: string[],
+  positions: ReadonlyMap<string, number>,
+): string[] {
+  try {
+    const location = functionLocation(fn);
+    if (!location) return captured;
+    post("Debugger.enable");
+    let script: string;
+    try {
+      script = (post("Debugger.getScriptSource", { scriptId: location.scriptId }) as { scriptSource: string })
+        .scriptSource;
+    } finally {
+      post("Debugger.disable");
+    }
+    const url = scriptUrls.get(location.scriptId);
+    const map = url
+      ? (findSourceMap(url) ?? (url.startsWith("file:") ? findSourceMap(fileURLToPath(url)) : undefined))
+      : undefined;
+    if (!map) return captured;
+    const lineStarts = [0];
+    for (let i = script.indexOf("\n"); i >= 0; i = script.indexOf("\n", i + 1)) lineStarts.push(i + 1);
+    // V8 places a function where its parameters start; its text begins there or a little before
+    const at = (lineStarts[location.lineNumber] ?? 0) + location.columnNumber;
+    const start = script.lastIndexOf(text, at);
+    if (start < 0) return captured;
+    // `source` differs from `text` only in how it begins (a method written as a function expression)
+    const shift = source.length - text.length;
+    return captured.map((name) => {
+      const offset = start + positions.get(name)! - shift;
+      let line = 0;
+      while (line + 1 < lineStarts.length && lineStarts[line + 1]! <= offset) line++;
+      const column = offset - lineStarts[line]!;
+      const entry = map.findEntry(line, column) as {
+        generatedLine?: number;
+        generatedColumn?: number;
+        originalSource?: string;
+        originalLine?: number;
+        originalColumn?: number;
+        name?: string;
+      };
+      if (entry.generatedLine !== line || entry.generatedColumn !== column) return name;
+      return entry.name ?? identifierAt(entry.originalSource, entry.originalLine, entry.originalColumn) ?? name;
+    });
+  } catch {
+    return captured;
+  }
+}
+
+/** The identifier at a 0-based line and column of a source file, if there is one. */
+function identifierAt(file: string | undefined, line: number | undefined, column: number | undefined) {
+  if (!file?.startsWith("file:") || line === undefined || column === undefined) return undefined;
+  const text = readFileSync(fileURLToPath(file), "utf8").split("\n")[line];
+  const pattern = /[A-Za-z_$][\w$]*/y;
+  pattern.lastIndex = column;
+  return text === undefined ? undefined : pattern.exec(text)?.[0];
 }
 
 const probeKey = Symbol.for("multiprocessing-ts.probe");

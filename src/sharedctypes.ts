@@ -5,6 +5,7 @@
  */
 import { inspect } from "node:util";
 import { ProcessError } from "./errors.js";
+import { checkOptionNames, optionNames } from "./internal/validate.js";
 import { type Reduced, type Transport, reduce, registerRebuilder } from "./internal/codec.js";
 import { resolveMethod } from "./internal/methods.js";
 import type { StartMethod } from "./internal/runtime.js";
@@ -77,7 +78,11 @@ export interface SharedOptions {
   context?: StartMethod | { readonly startMethod: StartMethod };
 }
 
-function methodOf(options: SharedOptions): StartMethod {
+const sharedOptionNames = optionNames<SharedOptions>({ lock: true, context: true });
+
+/** The start method `options` of the constructor `where` ask for, once their names are checked. */
+function methodOf(options: SharedOptions, where: string): StartMethod {
+  checkOptionNames(options, sharedOptionNames, where);
   const context = options.context;
   return resolveMethod(typeof context === "object" && context ? context.startMethod : context);
 }
@@ -117,7 +122,7 @@ export class Value<T extends Typecode = Typecode> {
       if (attachTo.ref) this.#block = attach(attachTo.ref);
     } else {
       if (init !== undefined) checkScalar(typecode, init, "init");
-      const method = methodOf(options);
+      const method = methodOf(options, "new Value()");
       this.#lock = lockFor(options.lock, method);
       if (needsFallback(method)) this.#remote = remoteCreate("Value", [typecode, init]);
       else this.#block = allocate(8, method);
@@ -299,7 +304,7 @@ export const SharedArray = function SharedArray(
     throw new RangeError(`size must be a whole number >= 0 (got ${String(sizeOrItems)})`);
   }
   if (items) for (let i = 0; i < items.length; i++) checkScalar(typecode, items[i], `items[${i}]`);
-  const method = methodOf(options);
+  const method = methodOf(options, "new SharedArray()");
   if (needsFallback(method)) {
     const remote = remoteCreate("Array", [typecode, items ?? length]);
     return remoteArray(typecode, length, remote, lockFor(options.lock, method));

@@ -19,6 +19,7 @@
 import { randomBytes } from "node:crypto";
 import { inspect } from "node:util";
 import { ClosedError, FileExistsError, FileNotFoundError, ProcessError, describe } from "./errors.js";
+import { checkOptionNames, optionNames } from "./internal/validate.js";
 import { type Reduced, reduce, registerRebuilder } from "./internal/codec.js";
 import { type NativeShm, loadNative, nativeUnavailableReason } from "./internal/native.js";
 
@@ -37,6 +38,8 @@ export interface SharedMemoryOptions {
    */
   track?: boolean;
 }
+
+const sharedMemoryOptionNames = optionNames<SharedMemoryOptions>({ name: true, create: true, size: true, track: true });
 
 /** Names created here and not yet unlinked; the exit hook unlinks them. */
 const tracked = new Set<string>();
@@ -128,6 +131,7 @@ export class SharedMemory {
         `options must be a segment name or an object such as { create: true, size: 1024 } (got ${describe(options)})`,
       );
     }
+    checkOptionNames(options, sharedMemoryOptionNames, "new SharedMemory()");
     const { create = false, size, track: trackIt = true } = options;
     if (typeof create !== "boolean") throw new TypeError(`options.create must be a boolean (got ${describe(create)})`);
     if (typeof trackIt !== "boolean") throw new TypeError(`options.track must be a boolean (got ${describe(trackIt)})`);
@@ -257,6 +261,8 @@ export interface ShareableListOptions {
   name?: string;
 }
 
+const shareableListOptionNames = optionNames<ShareableListOptions>({ name: true });
+
 const MAGIC = 0x4c53504d;
 const HEADER = 8;
 const SLOT = 16;
@@ -345,6 +351,7 @@ export class ShareableList<T extends Shareable = Shareable> implements Iterable<
     if (options === null || typeof options !== "object") {
       throw new TypeError(`options must be an object such as { name: "my-list" } (got ${describe(options)})`);
     }
+    checkOptionNames(options, shareableListOptionNames, "new ShareableList()");
     if (sequence === null || sequence === undefined) {
       if (options.name === undefined) {
         throw new TypeError("options.name is required to attach to a ShareableList; to make one pass a sequence");

@@ -23,7 +23,14 @@ import type { StartMethod } from "./internal/runtime.js";
 import { type Remote, needsFallback, remoteArg, remoteAsync, remoteCreate, remoteSync } from "./internal/fallback.js";
 import { type CodeRef, codeRef, resolveCode } from "./reduction.js";
 import { type Block, type BlockRef, allocate, attach, checkTransport } from "./internal/shared-memory.js";
-import { type WaitOptions, checkInteger, checkTimeout, checkWaitOptions } from "./internal/validate.js";
+import {
+  type WaitOptions,
+  checkInteger,
+  checkOptionNames,
+  checkTimeout,
+  checkWaitOptions,
+  optionNames,
+} from "./internal/validate.js";
 
 /** Options of a blocking acquire: on timeout it resolves false; on abort it rejects, acquiring nothing. */
 export type AcquireOptions = WaitOptions;
@@ -32,6 +39,9 @@ export type AcquireOptions = WaitOptions;
 export interface PrimitiveOptions {
   context?: StartMethod | { readonly startMethod: StartMethod };
 }
+
+/** @internal The names of `PrimitiveOptions`. */
+export const primitiveOptionNames = optionNames<PrimitiveOptions>({ context: true });
 
 const ACQUIRED = Promise.resolve(true);
 
@@ -73,6 +83,7 @@ export class SemLock implements Reducible {
     }
     if ("k" in options) this._block = attach(options);
     else {
+      checkOptionNames(options, primitiveOptionNames, `new ${this.#kind}()`);
       const method = methodOf(options);
       if (needsFallback(method)) {
         this._remote = remoteCreate(this.#kind, this.#kind.endsWith("Lock") ? [] : [value]);
@@ -117,14 +128,14 @@ export class SemLock implements Reducible {
    */
   acquireSync(options?: AcquireOptions): boolean {
     if (this._remote) {
-      const { block, timeout } = checkWaitOptions(options ?? {});
+      const { block, timeout } = checkWaitOptions(options ?? {}, "acquireSync()");
       return remoteSync(this._remote, "acquire", { block, timeout });
     }
     if (this.#tryAcquire()) {
-      if (options !== undefined) checkWaitOptions(options);
+      if (options !== undefined) checkWaitOptions(options, "acquireSync()");
       return true;
     }
-    const { block, timeout } = checkWaitOptions(options ?? {});
+    const { block, timeout } = checkWaitOptions(options ?? {}, "acquireSync()");
     if (!block) return false;
     const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeout;
     const w = this.#words;
@@ -149,7 +160,7 @@ export class SemLock implements Reducible {
   }
 
   async #acquire(options: AcquireOptions | undefined): Promise<boolean> {
-    const { block, timeout, signal } = checkWaitOptions(options ?? {});
+    const { block, timeout, signal } = checkWaitOptions(options ?? {}, "acquire()");
     if (this._remote) return remoteAsync(this._remote, "acquire", [{ block, timeout }], signal);
     if (this.#tryAcquire()) return true;
     if (!block) return false;
@@ -308,6 +319,7 @@ export class Event implements Reducible {
   readonly #remote: Remote | undefined;
 
   constructor(options: Source = {}) {
+    if (!("remote" in options || "k" in options)) checkOptionNames(options, primitiveOptionNames, "new Event()");
     if ("remote" in options) this.#remote = options.remote;
     else if (!("k" in options) && needsFallback(methodOf(options))) this.#remote = remoteCreate("Event", []);
     if (this.#remote) return;
@@ -416,6 +428,7 @@ export class Condition implements Reducible {
       this.#remote = options.remote;
       return;
     }
+    if (!("k" in options)) checkOptionNames(options, primitiveOptionNames, "new Condition()");
     this.#lock = lock ?? new RLock("k" in options ? {} : options);
     if (!("k" in options) && needsFallback(methodOf(options))) {
       if (!this.#lock._remote) throw new TypeError("the lock must be made for the same start method as the Condition");
@@ -623,6 +636,12 @@ const GEN = 1;
 const BROKEN = 2;
 const EPOCH = 3;
 
+const barrierOptionNames = optionNames<NonNullable<ConstructorParameters<typeof Barrier>[1]>>({
+  context: true,
+  action: true,
+  timeout: true,
+});
+
 /**
  * A barrier for `parties` processes, like Python's `multiprocessing.Barrier`. `wait()` resolves to
  * a distinct index in [0, parties) once all have arrived; `action` runs once per round, in the
@@ -647,6 +666,7 @@ export class Barrier implements Reducible {
     attachTo?: ({ ref: BlockRef; mutex: Lock } | { remote: Remote }) & { action?: CodeRef },
   ) {
     checkInteger(parties, "parties", 1);
+    if (!attachTo) checkOptionNames(options, barrierOptionNames, "new Barrier()");
     if (options.action !== undefined && typeof options.action !== "function") {
       throw new TypeError("options.action must be a function");
     }
@@ -661,7 +681,7 @@ export class Barrier implements Reducible {
       this.#remote = remoteCreate("Barrier", [parties, { timeout: options.timeout }]);
     }
     if (this.#remote || (attachTo && "remote" in attachTo)) return;
-    this.#mutex = attachTo?.mutex ?? new Lock(options);
+    this.#mutex = attachTo?.mutex ?? new Lock({ context: options.context });
     this.#block = attachTo ? attach(attachTo.ref) : allocate(16, methodOf(options));
     this.#w = new Int32Array(this.#block.buffer, this.#block.offset, 4);
   }

@@ -45,7 +45,76 @@ const event = new Event({ context: "thread" });
 const barrier = new Barrier(2, { context: "thread" });
 const cond = new Condition(undefined, { context: "thread" });
 
+// An option name the library does not know is a TypeError naming it and the right spelling, as
+// Python refuses an unexpected keyword argument.
+const unknownOptions: [what: string, run: () => unknown, names: RegExp][] = [
+  ["new Pool({ proceses })", () => new Pool({ proceses: 3 } as never), /'proceses'.*'processes'/],
+  ["new Pool({ max_tasks_per_child })", () => new Pool({ max_tasks_per_child: 2 } as never), /'maxTasksPerChild'/],
+  [
+    "pool.map({ chunkSize })",
+    () => pool.map(answer as never, [1], { chunkSize: 5 } as never),
+    /'chunkSize'.*'chunksize'/,
+  ],
+  [
+    "pool.map({ callback }), which only mapAsync takes",
+    () => pool.map(answer as never, [1], { callback() {} } as never),
+    /'callback'/,
+  ],
+  [
+    "pool.mapAsync({ errorcallback })",
+    () => pool.mapAsync(answer as never, [1], { errorcallback() {} } as never).get(),
+    /'errorCallback'/,
+  ],
+  [
+    "pool.starmap({ chunk_size })",
+    () => pool.starmap(answer as never, [[]], { chunk_size: 1 } as never),
+    /'chunksize'/,
+  ],
+  ["pool.apply({ timout })", () => pool.apply(answer, [], { timout: 5 } as never), /'timout'.*'timeout'/],
+  ["pool.applyAsync({ callbak })", () => pool.applyAsync(answer, [], { callbak() {} } as never).get(), /'callback'/],
+  ["pool.imap({ on_progress })", () => pool.imap(answer as never, [1], { on_progress() {} } as never), /'onProgress'/],
+  ["pool.imapUnordered({ signl })", () => pool.imapUnordered(answer as never, [1], { signl: 1 } as never), /'signal'/],
+  [
+    "new ProcessPoolExecutor({ max_workers })",
+    () => new ProcessPoolExecutor({ max_workers: 3 } as never),
+    /'max_workers'.*'maxWorkers'/,
+  ],
+  ["executor.map({ chunk_size })", () => executor.map(answer as never, [1], { chunk_size: 2 } as never), /'chunksize'/],
+  [
+    "executor.shutdown({ cancel_futures })",
+    () => executor.shutdown({ cancel_futures: true } as never),
+    /'cancelFutures'/,
+  ],
+  ["wait({ return_when })", () => wait([], { return_when: "FIRST_COMPLETED" } as never), /'returnWhen'/],
+  ["new Process({ deamon })", () => new Process({ target: answer, deamon: true } as never), /'deamon'.*'daemon'/],
+  ["new Queue(0, { ctx })", () => new Queue(0, { ctx: "thread" } as never), /'ctx'/],
+  ["queue.put({ timout })", () => new Queue().put(1, { timout: 5 } as never), /'timeout'/],
+  ["queue.get({ blocking })", () => new Queue().get({ blocking: false } as never), /'block'/],
+  ["joinableQueue.join({ timeout })", () => new JoinableQueue().join({ timeout: 5 } as never), /'timeout'/],
+  ["new Lock({ contxt })", () => new Lock({ contxt: "thread" } as never), /'contxt'.*'context'/],
+  ["lock.acquire({ time_out })", () => lock.acquire({ time_out: 5 } as never), /'timeout'/],
+  ["lock.acquireSync({ blok })", () => lock.acquireSync({ blok: false } as never), /'block'/],
+  ["new Semaphore(1, { contex })", () => new Semaphore(1, { contex: "thread" } as never), /'context'/],
+  ["new Event({ contex })", () => new Event({ contex: "thread" } as never), /'context'/],
+  ["new Condition(undefined, { contex })", () => new Condition(undefined, { contex: "thread" } as never), /'context'/],
+  ["new Barrier(2, { actoin })", () => new Barrier(2, { actoin() {} } as never), /'actoin'.*'action'/],
+  ["new Value('i', 0, { locked })", () => new Value("i", 0, { locked: false } as never), /'lock'/],
+  ["new SharedArray('i', 3, { contex })", () => new SharedArray("i", 3, { contex: "thread" } as never), /'context'/],
+  [
+    "new SharedMemory({ tracked })",
+    () => new SharedMemory({ create: true, size: 8, tracked: false } as never),
+    /'track'/,
+  ],
+  ["new ShareableList({ nmae })", () => new ShareableList([1], { nmae: "x" } as never), /'name'/],
+  ["new Manager({ auth_key })", () => new Manager({ auth_key: "k" } as never), /'authkey'/],
+  ["register({ expose })", () => BaseManager.register("X", undefined, { expose: ["f"] } as never), /'exposed'/],
+  ["Listener.listen({ authKey })", () => Listener.listen(undefined, { authKey: "k" } as never), /'authKey'.*'authkey'/],
+  ["Client({ authKey })", () => Client("/nonexistent/mpts.sock", { authKey: "k" } as never), /'authkey'/],
+  ["setStartMethod({ forced })", () => setStartMethod("spawn", { forced: true } as never), /'force'/],
+];
+
 const cases: Case[] = [
+  ...unknownOptions.map(([what, run, names]): Case => [`unknown option: ${what}`, run, TypeError, names]),
   // Process
   ["Process(options: 5)", () => new Process(5 as never), TypeError, /options/],
   ["Process target not a function", () => new Process({ target: 3 as never }), TypeError, /target/],

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { type Pool, RemoteError, getContext, registerErrorClass } from "multiprocessing-ts";
+import { closureOverRenamed } from "./fixtures/renamed.ts";
 import { CodedError, throwCustom, throwRich } from "./fixtures/tasks.ts";
 import { methods } from "./helpers.ts";
 
@@ -23,6 +24,14 @@ for (const method of methods) {
       assert.equal((error.cause as Error).message, "inner");
       assert.match(String(error.stack), /throwRich/);
       assert.match(String(error.stack), /fixtures[/\\]tasks\.ts/);
+    });
+
+    test("a closure's error names the variable as written, where the compiler renamed it", async () => {
+      const closure = closureOverRenamed();
+      assert.match(String(closure), /helper2/, "the compiled closure reads a renamed variable");
+      const error = (await pool.map(closure, [1]).catch((e: unknown) => e)) as Error;
+      assert.match(error.message, /it uses 'helper' from the surrounding code/);
+      assert.doesNotMatch(error.message, /helper2/);
     });
 
     test("an unregistered class of the user's arrives as RemoteError keeping its name", async () => {

@@ -161,10 +161,32 @@ for (const method of methods) {
     });
 
     test("onProgress reports done and total", async () => {
-      const calls: [number, number][] = [];
+      const calls: [number, number | undefined][] = [];
       await pool.map(identity, range(10), { chunksize: 3, onProgress: (d, t) => calls.push([d, t]) });
       assert.deepEqual(calls.at(-1), [10, 10]);
       assert.equal(calls.length, 4);
+    });
+
+    test("imap and imapUnordered report the input's length as total, when it is known", async () => {
+      for (const stream of [pool.imap.bind(pool), pool.imapUnordered.bind(pool)]) {
+        const inputs: [Iterable<number> | AsyncIterable<number>, number | undefined][] = [
+          [range(10), 10],
+          [new Set(range(10)), 10],
+          [new Int32Array(10), 10],
+          [range(10).values(), undefined],
+          [asyncRange(10), undefined],
+        ];
+        for (const [items, total] of inputs) {
+          const calls: [number, number | undefined][] = [];
+          for await (const _ of stream(identity, items, { chunksize: 3, onProgress: (d, t) => calls.push([d, t]) }));
+          assert.equal(calls.length, 4);
+          assert.deepEqual(calls.at(-1), [10, total]);
+          assert.ok(
+            calls.every(([, t]) => t === total),
+            `every total is ${total}: ${JSON.stringify(calls)}`,
+          );
+        }
+      }
     });
 
     test("a worker that exits mid-task fails only its task, and is replaced", async () => {

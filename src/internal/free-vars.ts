@@ -45,16 +45,25 @@ function methodToFunction(text: string): string | undefined {
   return `${m[1] ?? ""}function${m[2]} ${m[3]}${text.slice(m[0].length - 1)}`;
 }
 
-/** Names `source` (a function expression) reads without declaring them, minus the worker's globals. */
-export function capturedNames(source: string, globals: ReadonlySet<string>): string[] {
+/**
+ * Names `source` (a function expression) reads without declaring them, minus the worker's globals.
+ * With `positions`, also where in `source` each of them is first read.
+ */
+export function capturedNames(source: string, globals: ReadonlySet<string>, positions?: Map<string, number>): string[] {
   const program = parse(`(${source})`, { ecmaVersion: "latest", sourceType: "script" }) as unknown as Node;
   const declared = new Set<string>();
-  const used = new Set<string>();
+  const used: Used = new Map();
   visit(program, declared, used);
-  return [...used].filter((name) => !declared.has(name) && !globals.has(name) && name !== "arguments");
+  const captured = [...used.keys()].filter((name) => !declared.has(name) && !globals.has(name) && name !== "arguments");
+  // the parsed text is `(${source})`: one character before the source
+  for (const name of captured) positions?.set(name, used.get(name)! - 1);
+  return captured;
 }
 
-function visit(node: unknown, declared: Set<string>, used: Set<string>): void {
+/** Each name read, with the offset of its first read. */
+type Used = Map<string, number>;
+
+function visit(node: unknown, declared: Set<string>, used: Used): void {
   if (Array.isArray(node)) {
     for (const child of node) visit(child, declared, used);
     return;
@@ -63,7 +72,7 @@ function visit(node: unknown, declared: Set<string>, used: Set<string>): void {
   const n = node as Node;
   switch (n.type) {
     case "Identifier":
-      used.add(n.name as string);
+      if (!used.has(n.name as string)) used.set(n.name as string, n.start as number);
       return;
     case "MemberExpression":
       visit(n.object, declared, used);
@@ -111,7 +120,7 @@ function visit(node: unknown, declared: Set<string>, used: Set<string>): void {
 }
 
 /** Declares every name a binding pattern introduces; default values and computed keys are reads. */
-function bind(pattern: unknown, declared: Set<string>, used: Set<string>): void {
+function bind(pattern: unknown, declared: Set<string>, used: Used): void {
   if (!pattern || typeof pattern !== "object") return;
   const p = pattern as Node;
   switch (p.type) {

@@ -6,6 +6,7 @@
  * `node_modules` folders) agree on it.
  */
 import { realpathSync } from "node:fs";
+import { createRequire } from "node:module";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isMainThread } from "../backends/identity.js";
@@ -71,7 +72,28 @@ export function isMain(meta: ImportMeta): boolean {
   if (runtime.child || !isMainThread) return false;
   const entry = process.argv[1];
   if (!entry || !meta?.url?.startsWith("file:")) return false;
-  return samePath(fileURLToPath(meta.url), resolve(entry));
+  return samePath(fileURLToPath(meta.url), entryFile(entry));
+}
+
+let entryFiles: { entry: string; file: string } | undefined;
+
+/**
+ * The file Node ran for the entry `argv[1]`. Node finds it as `require.resolve` does, so
+ * `node dist/primes` runs `dist/primes.js`, `tsx src/primes` runs `src/primes.ts` (tsx adds its
+ * extensions to that search) and `node dist` runs `dist/index.js`.
+ */
+function entryFile(entry: string): string {
+  if (entryFiles?.entry !== entry) {
+    const path = resolve(entry);
+    let file = path;
+    try {
+      file = createRequire(path).resolve(path);
+    } catch {
+      // not a path Node could resolve either: compare it as given
+    }
+    entryFiles = { entry, file };
+  }
+  return entryFiles.file;
 }
 
 function samePath(a: string, b: string): boolean {

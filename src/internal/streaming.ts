@@ -21,7 +21,7 @@ export interface StreamOptions {
   chunksize?: number;
   signal?: AbortSignal;
   timeout?: number;
-  onProgress?: (done: number, total: number) => void;
+  onProgress?: (done: number, total: number | undefined) => void;
 }
 
 /** True for a synchronous iterable (arrays, generators, sets...). */
@@ -44,6 +44,7 @@ export async function* lazyResults(
   // Enough chunks in flight to keep every worker busy with prefetch, and no more: memory stays
   // bounded however long (or infinite) the input is.
   const limit = Math.max(4, size * 4);
+  const total = knownLength(items);
   const source = isSyncIterable(items) ? items[Symbol.iterator]() : items[Symbol.asyncIterator]();
   const finished = new Map<number, Outcome>();
   const jobs = new Map<number, Job>();
@@ -89,7 +90,7 @@ export async function* lazyResults(
             finished.set(index, outcome as Outcome);
             if (outcome.ok) {
               itemsDone += chunk.length;
-              options.onProgress?.(itemsDone, itemsSeen);
+              options.onProgress?.(itemsDone, total);
             }
             wake?.();
           },
@@ -117,6 +118,22 @@ export async function* lazyResults(
     for (const job of jobs.values()) workers.cancel(job, aborted !== undefined);
     if (!inputDone) await source.return?.();
   }
+}
+
+/**
+ * How many items `items` yields, when that is known without pulling it: arrays, typed arrays,
+ * strings, sets and maps. Undefined for iterators, generators and async inputs.
+ */
+export function knownLength(items: Input<unknown>): number | undefined {
+  if (Array.isArray(items)) return items.length;
+  if (typeof items === "string") {
+    let n = 0;
+    for (const _ of items as string) n++;
+    return n;
+  }
+  if (items instanceof Set || items instanceof Map) return items.size;
+  if (ArrayBuffer.isView(items) && !(items instanceof DataView)) return (items as unknown as ArrayLike<unknown>).length;
+  return undefined;
 }
 
 /** Calls `onStop(reason)` when the call's signal aborts or its timeout passes; returns a disposer. */
