@@ -11,8 +11,15 @@ import { CancelledError, ProcessError, TimeoutError } from "./errors.js";
 import { withCallerFrames } from "./internal/codec.js";
 import { resolveMethod } from "./internal/methods.js";
 import type { StartMethod } from "./internal/runtime.js";
-import { type Input, lazyResults } from "./internal/streaming.js";
-import { checkFunction, checkInteger, checkOptionNames, checkTimeout, optionNames } from "./internal/validate.js";
+import { type Input, lazyResults, watch } from "./internal/streaming.js";
+import {
+  checkFunction,
+  checkInteger,
+  checkOptionNames,
+  checkSignal,
+  checkTimeout,
+  optionNames,
+} from "./internal/validate.js";
 import { type Job, WorkerSet } from "./internal/worker-set.js";
 import { checkMayStartChildren } from "./process.js";
 import { cpuCount } from "./util.js";
@@ -46,6 +53,20 @@ const executorOptionNames = optionNames<ExecutorOptions>({
 
 type FutureState = "PENDING" | "RUNNING" | "CANCELLED" | "FINISHED";
 
+/** Options of `executor.submitWith(...)`. */
+export interface SubmitOptions {
+  /** Fails the future with TimeoutError after this many ms, stopping the call like `signal`. */
+  timeout?: number;
+  /**
+   * Fails the future with the signal's reason when it aborts: a call no worker has started is
+   * dropped; a running one has its worker stopped and replaced.
+   */
+  signal?: AbortSignal;
+}
+
+const NO_OPTIONS: SubmitOptions = {};
+const submitOptionNames = optionNames<SubmitOptions>({ timeout: true, signal: true });
+
 /**
  * The eventual result of a submitted call. Deliberately not a thenable (so `asCompleted` can yield
  * futures): read it with `await future.result()`.
@@ -58,10 +79,10 @@ export class Future<R> {
   #callbacks: ((future: Future<R>) => void)[] = [];
   #settled: Promise<void>;
   #resolveSettled!: () => void;
-  /** @internal */
-  _job: Job | undefined;
-  /** @internal */
-  _cancel: (() => void) | undefined;
+  /** @internal Cancels the call if no worker has started it; false if one has. */
+  _withdraw: (() => boolean) | undefined;
+  /** @internal True once a worker has started the call. */
+  _started: (() => boolean) | undefined;
 
   /** @internal */
   constructor() {
@@ -86,11 +107,17 @@ export class Future<R> {
     return this.#failed ? withCallerFrames(this.#error) : undefined;
   }
 
-  /** Cancels a call that has not started; false if it is running or done. */
+  /**
+   * Cancels a call that no worker has started (one queued, or sent ahead to a busy worker); false if
+   * it is running or done. To stop a running call, submit it with `submitWith({ timeout, signal })`.
+   */
   cancel(): boolean {
     if (this.#state === "CANCELLED") return true;
     if (this.#state !== "PENDING") return false;
-    this._cancel?.();
+    if (this._withdraw && !this._withdraw()) {
+      this.#state = "RUNNING";
+      return false;
+    }
     this.#state = "CANCELLED";
     this.#finish();
     return true;
@@ -100,7 +127,9 @@ export class Future<R> {
     return this.#state === "CANCELLED";
   }
 
+  /** True while a worker runs the call (a call waiting for a worker is not running). */
   running(): boolean {
+    if (this.#state === "PENDING" && this._started?.()) this.#state = "RUNNING";
     return this.#state === "RUNNING";
   }
 
@@ -114,11 +143,6 @@ export class Future<R> {
     checkFunction(fn, "fn");
     if (this.done()) this.#call(fn);
     else this.#callbacks.push(fn);
-  }
-
-  /** @internal */
-  _running(): void {
-    if (this.#state === "PENDING") this.#state = "RUNNING";
   }
 
   /** @internal */
@@ -164,6 +188,7 @@ export class Future<R> {
   }
 
   [inspect.custom](): string {
+    this.running(); // brings the state up to date
     return `Future { state: '${this.#state}'${this.#failed ? ", raised" : ""} }`;
   }
 }
@@ -220,31 +245,75 @@ export class ProcessPoolExecutor {
 
   /** Schedules `fn(...args)` and returns its Future. Throws after `shutdown()`. */
   submit<F extends (...args: any[]) => unknown>(fn: F, ...args: Parameters<F>): Future<Awaited<ReturnType<F>>> {
+    return this.#submit(NO_OPTIONS, fn, args);
+  }
+
+  /**
+   * `submit` with a way out of a call that hangs: after `timeout` ms, or when `signal` aborts, the
+   * future fails (TimeoutError, or the signal's reason); a call no worker has started is dropped,
+   * and a running one has its worker stopped and replaced (JavaScript cannot interrupt a running
+   * function otherwise). Python's `submit(fn, *args)` has no such options, hence the separate name.
+   *
+   * ```ts
+   * const f = ex.submitWith({ timeout: 5000 }, compute, 42);
+   * ```
+   */
+  submitWith<F extends (...args: any[]) => unknown>(
+    options: SubmitOptions,
+    fn: F,
+    ...args: Parameters<F>
+  ): Future<Awaited<ReturnType<F>>> {
+    if (options === null || typeof options !== "object") {
+      throw new TypeError(
+        `options must be an object such as { timeout: 5000 } (got ${options === null ? "null" : typeof options})`,
+      );
+    }
+    checkOptionNames(options, submitOptionNames, "executor.submitWith()");
+    checkSignal(options.signal, "options.signal");
+    checkTimeout(options.timeout, "options.timeout");
+    return this.#submit(options, fn, args);
+  }
+
+  #submit<F extends (...args: any[]) => unknown>(
+    options: SubmitOptions,
+    fn: F,
+    args: Parameters<F>,
+  ): Future<Awaited<ReturnType<F>>> {
     if (this.#shutdown) throw new ProcessError("cannot schedule new futures after shutdown");
     checkFunction(fn, "fn");
     const future = new Future<Awaited<ReturnType<F>>>();
-    const pending = this.#pending;
-    // methods, not arrows: a bundle that keeps function names renames every arrow it creates
+    const pending = this.#pending as Set<Future<Awaited<ReturnType<F>>>>;
+    const workers = this.#workers;
+    let stop: (() => void) | undefined;
+    // a method, not an arrow: a bundle that keeps function names renames every arrow it creates
     const job: Job = {
       fn,
       mode: "call",
       args,
-      encoded: this.#workers.encodeArgs(args, "args"),
+      encoded: workers.encodeArgs(args, "args"),
       settle(outcome) {
-        pending.delete(future as Future<unknown>);
+        stop?.();
+        pending.delete(future);
         future._settle(outcome);
       },
-      onSent() {
-        future._running();
-      },
     };
-    future._job = job;
-    future._cancel = () => {
-      this.#pending.delete(future as Future<unknown>);
-      this.#workers.cancel(job);
+    future._withdraw = () => {
+      if (!workers.withdraw(job)) return false;
+      stop?.();
+      pending.delete(future);
+      return true;
     };
-    this.#workers.submit(job);
-    this.#pending.add(future as Future<unknown>);
+    future._started = () => workers.started(job);
+    workers.submit(job);
+    pending.add(future);
+    if (options.signal !== undefined || options.timeout !== undefined) {
+      stop = watch(options, (reason) => {
+        stop?.();
+        workers.cancel(job, true);
+        pending.delete(future);
+        future._settle({ ok: false, error: reason });
+      });
+    }
     return future;
   }
 
@@ -280,8 +349,11 @@ export class ProcessPoolExecutor {
   }
 
   /**
-   * Stops accepting work. With `cancelFutures`, futures not yet running are cancelled. With `wait`
-   * (default true), resolves once running work is done and the workers have exited.
+   * Stops accepting work. With `cancelFutures`, futures no worker has started are cancelled. With
+   * `wait` (default true), resolves once the submitted work is done and the workers have exited.
+   * With `wait: false` it returns at once and the executor no longer keeps the program alive: the
+   * workers finish the work while the program runs, and end with it (a call that hangs cannot hold
+   * the program open; `terminateWorkers()` or `killWorkers()` stop it sooner).
    */
   async shutdown(options: { wait?: boolean; cancelFutures?: boolean } = {}): Promise<void> {
     checkOptionNames(options, shutdownOptionNames, "executor.shutdown()");
@@ -290,12 +362,29 @@ export class ProcessPoolExecutor {
     if (cancelFutures) for (const future of [...this.#pending]) future.cancel();
     this.#workers.close();
     if (wait) await this.#workers.join();
+    else this.#workers.detach();
   }
 
-  /** Stops the workers at once; unfinished futures fail with a ProcessError. */
+  /**
+   * Stops every worker now with SIGTERM (a thread is stopped; Python 3.14's `terminate_workers`)
+   * and resolves once they have exited; unfinished futures fail with a ProcessError. The executor
+   * is shut down.
+   */
   async terminateWorkers(): Promise<void> {
+    await this.#stopWorkers("SIGTERM");
+  }
+
+  /** Like `terminateWorkers`, with SIGKILL, which a worker cannot catch (Python 3.14's `kill_workers`). */
+  async killWorkers(): Promise<void> {
+    await this.#stopWorkers("SIGKILL");
+  }
+
+  async #stopWorkers(signal: "SIGTERM" | "SIGKILL"): Promise<void> {
     this.#shutdown = true;
-    this.#workers.terminate(new ProcessError("the executor's workers were terminated before this task finished"));
+    this.#workers.terminate(
+      new ProcessError("the executor's workers were terminated before this task finished"),
+      signal,
+    );
     await this.#workers.join();
   }
 

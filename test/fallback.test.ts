@@ -4,3 +4,4 @@ process.env.MULTIPROCESSING_TS_NO_NATIVE = "1";
 await import("./synchronize.test.ts");
 await import("./queue.test.ts");
 await import("./connection.test.ts");
+await import("./scheduling.test.ts");

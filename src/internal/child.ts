@@ -5,12 +5,14 @@
  *   "process": import the target's module (watching for an unguarded entry script), run the target
  *              or the subclass's run(), then wait for its own children and exit with Python's code.
  *   "pool":    run the initializer, say "ready", then run tasks one at a time, in arrival order,
- *              answering each with "done" or "failed".
+ *              answering each with "done" or "failed"; with a claim cell, a task is claimed
+ *              before it starts, and one the pool took back meanwhile is skipped without a word.
  */
 import { BootstrapError } from "../errors.js";
 import { type CodeRef, explainReferenceError, resolveCode } from "../reduction.js";
 import { type Transport, decodeOrImport, encode, encodeError } from "./codec.js";
 import { trace } from "./debug.js";
+import { loadNative } from "./native.js";
 import { runBeforeExit, runtime } from "./runtime.js";
 import {
   type Boot,
@@ -133,6 +135,7 @@ async function runPoolWorker(boot: RunPoolWorker, link: ParentLink): Promise<voi
     link.send({ t: "crash", running: current, error: encodeError(error, link.transport) });
     void link.flush().finally(() => process.exit(1));
   };
+  const claim = boot.claim ? claimCell(boot.claim) : undefined;
   process.on("uncaughtException", die);
   process.on("unhandledRejection", die);
   // Ctrl-C reaches every process of the terminal's group: the parent decides what stops
@@ -174,6 +177,14 @@ async function runPoolWorker(boot: RunPoolWorker, link: ParentLink): Promise<voi
     running = true;
     while (queue.length) {
       const task = queue.shift()!;
+      // one atomic instruction; it fails only for a task the pool took back (to run it elsewhere)
+      if (
+        claim &&
+        Atomics.compareExchange(claim.cell, claim.index, (task.id - 1) | 0, task.id) !== ((task.id - 1) | 0)
+      ) {
+        trace(`task ${task.id} was taken back`);
+        continue;
+      }
       const ref = refs.get(task.fn)!;
       let fn = fns.get(task.fn);
       try {
@@ -220,6 +231,16 @@ async function runPoolWorker(boot: RunPoolWorker, link: ParentLink): Promise<voi
   link.send({ t: "ready" });
   if (stopping && queue.length === 0) return exit(0, link);
   void drain();
+}
+
+/**
+ * Maps the worker's claim cell. A segment is mapped through the addon directly, not through
+ * shared-memory.ts, which would load every backend into the worker.
+ */
+function claimCell(claim: NonNullable<RunPoolWorker["claim"]>): { cell: Int32Array; index: number } {
+  const { block } = claim;
+  const buffer = block.k === "sab" ? block.sab : loadNative()!.open(block.name, block.size, false);
+  return { cell: new Int32Array(buffer, block.offset, block.bytes / 4), index: claim.index };
 }
 
 /** Runs a task; returns a promise only when something in it is asynchronous. */

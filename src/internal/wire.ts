@@ -4,6 +4,7 @@
  * marks one that must be decoded (it holds library objects or errors).
  */
 import type { CodeRef } from "../reduction.js";
+import type { BlockRef } from "./shared-memory.js";
 import type { StartMethod } from "./runtime.js";
 
 /** What every child learns about itself when it starts. */
@@ -35,6 +36,12 @@ export interface RunPoolWorker {
   h: boolean;
   /** Retire after this many tasks (0: never). */
   maxTasks: number;
+  /**
+   * The worker's claim cell (an Int32 in shared memory), when the pool has one: the worker claims
+   * task `id` by moving it from `id - 1` to `id` before starting it; the pool takes back tasks not
+   * started yet by moving it past them (see worker-set.ts). Task ids of a worker then count 1, 2, 3…
+   */
+  claim?: { block: BlockRef; index: number };
 }
 
 /** The first message a child receives. */
@@ -48,7 +55,7 @@ export interface Define {
 }
 
 /**
- * Run function `fn` on a batch. `mode` "call": one call with `args`; "map": one call per item of
+ * Run function `fn` on a batch (`id`: the worker's own count of tasks sent to it). `mode` "call": one call with `args`; "map": one call per item of
  * `args`; "star": one call per argument tuple of `args`.
  */
 export interface Task {

@@ -3,14 +3,22 @@
  * the bookkeeping that makes a crash cost exactly the job that was running.
  *
  *   submit(job) ─► queue ─► dispatch ─► worker.inflight (≤ depth) ─► "done"/"failed" ─► job.settle
- *                                   worker exits ─► inflight[0] fails with WorkerCrashedError,
- *                                                   the rest go back to the queue's front,
- *                                                   a replacement worker starts
+ *                              ▲                  │ a worker free and nothing queued:
+ *                              └── taken back ◄───┘ jobs not started yet come back
+ *                                   worker exits ─► the job it was running fails with
+ *                                                   WorkerCrashedError, the ones it had not started
+ *                                                   go back to the queue's front, a replacement starts
  *
- * A worker runs its jobs one at a time, in the order sent, so the first unanswered job of a dead
- * worker is the one it was running. Jobs are prefetched (sent before the worker is free) only
- * while tasks are short: a long task would otherwise hold back the jobs queued behind it, which
- * another worker could have run.
+ * A worker runs its jobs one at a time, in the order sent. Each worker has a claim cell, an Int32
+ * in memory shared with it: before starting its task `id` (ids count 1, 2, 3… per worker) the
+ * worker moves the cell from `id - 1` to `id` (compare-and-swap), so the cell always says which
+ * jobs have started, even while the worker is busy in a long synchronous task and reads no
+ * message. The set takes back the jobs a worker has not started by moving the cell past them; the
+ * worker's swap then fails and it skips them. So jobs can be prefetched (sent before the worker is
+ * free, which saves a round trip per short task) without delaying anyone: a job waiting behind a
+ * long one moves to the first worker that becomes free, and a future is "running" only once its
+ * worker has claimed it. Without shared memory (the spawn method without the native addon) nothing
+ * is prefetched, and a job sent counts as running, as in Python's call queue.
  */
 import type { RunningChild } from "../backends/backend.js";
 import { BootstrapError, BrokenProcessPool, ProcessError, WorkerCrashedError } from "../errors.js";
@@ -20,6 +28,8 @@ import { Deque } from "./deque.js";
 import { trace } from "./debug.js";
 import { backendFor } from "./methods.js";
 import { stopOnInterrupt } from "./interrupt.js";
+import { loadNative } from "./native.js";
+import { type BlockRef, allocate } from "./shared-memory.js";
 import { type StartMethod, runtime } from "./runtime.js";
 import type { ToParent } from "./wire.js";
 
@@ -31,8 +41,6 @@ export interface Job {
   args: unknown[];
   /** Called once with the outcome. */
   settle(outcome: { ok: true; value: unknown } | { ok: false; error: unknown }): void;
-  /** Called when a worker starts running the job (best effort: when it is sent). */
-  onSent?(): void;
   /** Set by `cancel()`: the job is dropped if queued and its outcome ignored if running. */
   cancelled?: boolean;
   /** The arguments already encoded at submit time (so errors surface there). */
@@ -72,6 +80,19 @@ interface Worker {
   stopping: boolean;
   /** Set when the set was terminated while this worker was starting. */
   killWhenReady?: boolean;
+  /** Set when the set stopped this worker itself (a cancelled call): its exit is no failure. */
+  killed: boolean;
+  /** Its claim cell's index, or -1 without claim cells. */
+  slot: number;
+  /** The id of the last task sent to it (ids count 1, 2, 3… per worker, wrapping as Int32). */
+  seq: number;
+}
+
+/** The claim cells of a set's workers: one per slot; a slot is reused once its worker has exited. */
+interface Claims {
+  cell: Int32Array;
+  block: BlockRef;
+  free: number[];
 }
 
 type State = "running" | "closing" | "terminated" | "broken";
@@ -85,7 +106,9 @@ export class WorkerSet {
   readonly #fnIds = new Map<Function, { id: number; ref: CodeRef }>();
   #initializer: CodeRef | undefined;
   #initargs: { value: unknown; changed: boolean };
-  #nextJob = 1;
+  /** The claim cells; null where there is no shared memory, undefined until the first worker starts. */
+  #claims: Claims | null | undefined;
+  #dispatchQueued = false;
   #state: State = "running";
   /** Whether a worker of this set has ever finished starting. */
   #started = false;
@@ -95,6 +118,7 @@ export class WorkerSet {
   #allExited: Promise<void> | undefined;
   #resolveAllExited: (() => void) | undefined;
   #referenced = false;
+  #detached = false;
   #untrack: () => void;
 
   constructor(options: WorkerSetOptions) {
@@ -160,24 +184,95 @@ export class WorkerSet {
   }
 
   /**
-   * Gives up on a job: a queued job is dropped; the outcome of a sent one is ignored. With
-   * `interrupt`, a running job has its worker stopped and replaced (JavaScript cannot interrupt a
-   * running function otherwise): for a user's abort or timeout, not for a call that already failed.
+   * Gives up on a job: a queued job is dropped, and so is a sent one its worker has not started;
+   * the outcome of a running one is ignored. With `interrupt`, a running job has its worker
+   * stopped and replaced (JavaScript cannot interrupt a running function otherwise): for a user's
+   * abort or timeout, not for a call that already failed.
    */
   cancel(job: Job, interrupt = false): void {
     if (job.cancelled) return;
     job.cancelled = true;
     // a queued job stays in the queue, marked, and is skipped when its turn comes
-    if (!interrupt) return;
-    for (const w of this.#workers) {
-      if (w.inflight[0] === job) {
-        w.inflight.shift();
-        w.ids.shift();
-        w.stopping = true; // no new work for a worker about to die
-        w.child.kill();
-        return;
-      }
+    const held = this.#holder(job);
+    if (!held) return;
+    const { worker, at } = held;
+    if (!this.#hasStarted(worker, at)) {
+      this.#takeBack(worker);
+      this.#dispatchSoon();
+      return;
     }
+    if (!interrupt || at !== 0) return;
+    worker.inflight.shift();
+    worker.ids.shift();
+    worker.stopping = true; // no new work for a worker about to die
+    worker.killed = true;
+    worker.child.kill();
+  }
+
+  /**
+   * Cancels a job only if no worker has started it (Python's `Future.cancel`): true if it will
+   * never run, false if it is running or done (it is then left alone).
+   */
+  withdraw(job: Job): boolean {
+    if (job.cancelled) return true;
+    if (this.started(job)) return false;
+    this.cancel(job);
+    return true;
+  }
+
+  /** True once a worker has started the job and not answered yet (its claim, or its send). */
+  started(job: Job): boolean {
+    const held = this.#holder(job);
+    return held !== undefined && this.#hasStarted(held.worker, held.at);
+  }
+
+  /** The worker a job was sent to, and where it is in that worker's list (on demand only: a scan). */
+  #holder(job: Job): { worker: Worker; at: number } | undefined {
+    for (const worker of this.#workers) {
+      const at = worker.inflight.indexOf(job);
+      if (at >= 0) return { worker, at };
+    }
+    return undefined;
+  }
+
+  /** Whether the worker has started its job at `at` (without a claim cell: every job sent counts). */
+  #hasStarted(worker: Worker, at: number): boolean {
+    if (worker.slot < 0) return true;
+    return ((Atomics.load(this.#claims!.cell, worker.slot) - worker.ids[at]!) | 0) >= 0;
+  }
+
+  /**
+   * Takes back every job the worker has not started: moves its claim cell past them, so that it
+   * skips them, and puts them back at the queue's front, in order. Returns how many came back.
+   */
+  #takeBack(worker: Worker): number {
+    if (worker.slot < 0 || worker.exited) return 0;
+    const cell = this.#claims!.cell;
+    for (;;) {
+      const claimed = Atomics.load(cell, worker.slot);
+      const unstarted = Math.min((worker.seq - claimed) | 0, worker.inflight.length);
+      if (unstarted <= 0) return 0;
+      // the worker may claim one meanwhile: then look again
+      if (Atomics.compareExchange(cell, worker.slot, claimed, worker.seq) !== claimed) continue;
+      const jobs = worker.inflight.splice(worker.inflight.length - unstarted);
+      worker.ids.splice(worker.ids.length - unstarted);
+      worker.sent -= unstarted;
+      trace(`took back ${unstarted} job(s) from worker ${worker.child.pid}`);
+      const live = jobs.filter((job) => !job.cancelled);
+      this.#queue.unshiftAll(live);
+      return live.length;
+    }
+  }
+
+  /** Dispatches once the current cancellations are done (a failed map cancels many jobs in a row). */
+  #dispatchSoon(): void {
+    if (this.#dispatchQueued) return;
+    this.#dispatchQueued = true;
+    queueMicrotask(() => {
+      this.#dispatchQueued = false;
+      this.#dispatch();
+      this.#updateRef();
+    });
   }
 
   /** Stops accepting work; workers exit once the queue is drained. */
@@ -189,28 +284,35 @@ export class WorkerSet {
     this.#updateRef();
   }
 
-  /** Kills every worker now; queued and running jobs reject with `reason`. */
-  terminate(reason: Error): void {
+  /** Stops every worker now (SIGKILL unless told); queued and running jobs reject with `reason`. */
+  terminate(reason: Error, signal: "SIGTERM" | "SIGKILL" = "SIGKILL"): void {
     if (this.#state === "terminated") return;
     this.#state = "terminated";
     this.#untrack();
     this.#failAll(reason);
-    for (const w of this.#workers) this.#kill(w);
+    for (const w of this.#workers) this.#kill(w, signal);
+    this.#updateRef();
+  }
+
+  /** Lets the program exit without waiting for this set's work: its workers end with the program. */
+  detach(): void {
+    this.#detached = true;
     this.#updateRef();
   }
 
   /**
-   * Kills a worker. A worker thread still loading its modules is killed once it is ready instead
+   * Stops a worker. A worker thread still loading its modules is killed once it is ready instead
    * (within a few seconds at most): Node leaks the file descriptors of module files a thread was
    * reading when it is terminated.
    */
-  #kill(worker: Worker): void {
+  #kill(worker: Worker, signal: "SIGTERM" | "SIGKILL" = "SIGKILL"): void {
+    const stop = () => (signal === "SIGTERM" ? worker.child.terminate() : worker.child.kill());
     if (worker.ready || this.#options.method !== "thread") {
-      worker.child.kill();
+      stop();
       return;
     }
     worker.killWhenReady = true;
-    setTimeout(() => worker.child.kill(), 5000).unref();
+    setTimeout(stop, 5000).unref();
   }
 
   /** Resolves when every worker has exited (after `close()` or `terminate()`). */
@@ -220,8 +322,26 @@ export class WorkerSet {
     return this.#allExited;
   }
 
+  /** The claim cells, made when the first worker starts; null without shared memory. */
+  #claimCells(): Claims | null {
+    if (this.#claims === undefined) {
+      const size = this.#options.size;
+      if (this.#backend.sharedMemory === "shm" && !loadNative()) this.#claims = null;
+      else {
+        const block = allocate(4 * size, this.#options.method);
+        const free = Array.from({ length: size }, (_, i) => size - 1 - i);
+        this.#claims = { cell: new Int32Array(block.buffer, block.offset, size), block: block.ref, free };
+      }
+    }
+    return this.#claims;
+  }
+
   #spawn(): void {
     trace(`starting a ${this.#options.method} worker`);
+    // at most `size` workers are alive, and an exited one gives its slot back
+    const claims = this.#claimCells();
+    const slot = claims ? claims.free.pop()! : -1;
+    if (claims) Atomics.store(claims.cell, slot, 0);
     const identity = {
       name: `${this.#options.name}-${++this.#counter}`,
       daemon: true,
@@ -237,6 +357,7 @@ export class WorkerSet {
         initargs: this.#initargs.value,
         h: this.#initargs.changed,
         maxTasks: this.#options.maxTasksPerChild,
+        claim: claims ? { block: claims.block, index: slot } : undefined,
       },
     });
     const worker: Worker = {
@@ -249,6 +370,9 @@ export class WorkerSet {
       sent: 0,
       stopping: false,
       crash: undefined,
+      killed: false,
+      slot,
+      seq: 0,
     };
     this.#workers.add(worker);
     if (!this.#referenced) child.unref();
@@ -305,9 +429,13 @@ export class WorkerSet {
   }
 
   #onExit(worker: Worker, exitcode: number, signal: string | null, outOfMemory: boolean): void {
+    // whether it had started its first unanswered job: read before the slot goes to another worker
+    const startedFirst =
+      worker.inflight.length > 0 && this.#hasStarted(worker, 0) && (worker.slot >= 0 || worker.ready);
     worker.exited = true;
     this.#workers.delete(worker);
-    if (!worker.ready && !this.#started && (this.#state === "running" || this.#state === "closing")) {
+    if (worker.slot >= 0) this.#claims!.free.push(worker.slot);
+    if (!worker.ready && !worker.killed && !this.#started && (this.#state === "running" || this.#state === "closing")) {
       // No worker of this set ever started: replacing it would only fail again (a preload that
       // throws, a flag Node rejects), forever. Its jobs never ran.
       this.#queue.unshiftAll(worker.inflight.filter((job) => !job.cancelled));
@@ -319,14 +447,16 @@ export class WorkerSet {
         ),
       );
     }
-    // Jobs run one at a time in the order sent, so the first unanswered one was running, unless
-    // the worker said it died between tasks.
+    // Jobs run one at a time in the order sent, so the first unanswered one was running if the
+    // worker had started it (its claim; without claim cells, if it had said it was ready), unless
+    // the worker said it died between tasks. A job it never started (sent to a worker already dead,
+    // or one still starting) runs elsewhere.
     const crash = worker.crash;
     let running: Job | undefined;
     if (crash) {
       const at = crash.running === null ? -1 : worker.ids.indexOf(crash.running);
       if (at >= 0) running = worker.inflight.splice(at, 1)[0];
-    } else running = worker.inflight.shift();
+    } else if (startedFirst) running = worker.inflight.shift();
     const notStarted = worker.inflight;
     worker.inflight = [];
     const retry = running && !running.cancelled && (running.retried ?? 0) < (this.#options.retries ?? 0);
@@ -385,6 +515,8 @@ export class WorkerSet {
 
   /** How many jobs a worker may hold: 1 for long tasks, more while tasks are short. */
   #depth(): number {
+    // a job sent to a worker cannot be taken back without a claim cell: send none ahead
+    if (this.#claims === null) return 1;
     const ms = this.#serviceMs;
     if (Number.isNaN(ms) || ms > 2) return 1;
     if (ms > 0.2) return 4;
@@ -393,6 +525,36 @@ export class WorkerSet {
 
   #dispatch(): void {
     if (this.#state !== "running" && this.#state !== "closing") return;
+    this.#assign();
+    // a worker is free and nothing is queued: the jobs others have not started come to it
+    if (this.#queue.length === 0 && this.#claims && this.#takeBackForFree() > 0) this.#assign();
+    this.#maybeStopIdle();
+  }
+
+  /**
+   * When a worker is free, takes back the jobs waiting behind another job, or for their worker to
+   * start. A worker's first job is left alone when the worker is ready: it starts it at once.
+   */
+  #takeBackForFree(): number {
+    let free = false;
+    for (const w of this.#workers) {
+      if (w.ready && w.inflight.length === 0 && this.#mayTake(w)) {
+        free = true;
+        break;
+      }
+    }
+    if (!free) return 0;
+    let back = 0;
+    for (const w of this.#workers) if (w.inflight.length > (w.ready ? 1 : 0)) back += this.#takeBack(w);
+    return back;
+  }
+
+  #mayTake(w: Worker): boolean {
+    if (w.exited || w.stopping) return false;
+    return !(this.#options.maxTasksPerChild > 0 && w.sent >= this.#options.maxTasksPerChild);
+  }
+
+  #assign(): void {
     while (this.#queue.length) {
       const job = this.#queue.peek()!;
       if (job.cancelled) {
@@ -404,7 +566,6 @@ export class WorkerSet {
       this.#queue.shift();
       this.#send(worker, job);
     }
-    this.#maybeStopIdle();
   }
 
   #pickWorker(): Worker | undefined {
@@ -416,11 +577,16 @@ export class WorkerSet {
     const depth = Math.min(this.#depth(), Math.max(1, fairShare));
     let best: Worker | undefined;
     for (const w of this.#workers) {
-      if (w.exited || w.stopping) continue;
+      if (!this.#mayTake(w)) continue;
       if (w.inflight.length >= (w.ready ? depth : 1)) continue;
-      if (this.#options.maxTasksPerChild > 0 && w.sent >= this.#options.maxTasksPerChild) continue;
-      if (!best || w.inflight.length < best.inflight.length) best = w;
-      if (best.inflight.length === 0) break;
+      // the least loaded, and of those a ready one: a starting worker may take a while yet
+      if (
+        !best ||
+        w.inflight.length < best.inflight.length ||
+        (w.inflight.length === best.inflight.length && w.ready && !best.ready)
+      )
+        best = w;
+      if (best.inflight.length === 0 && best.ready) break;
     }
     if ((!best || best.inflight.length > 0) && this.#workers.size < this.#options.size) {
       // executor: start workers on demand, reusing idle ones first
@@ -437,13 +603,12 @@ export class WorkerSet {
       worker.child.send({ t: "define", id: entry.id, ref: entry.ref });
       worker.defined.add(entry.id);
     }
-    const id = this.#nextJob++;
+    const id = (worker.seq = (worker.seq + 1) | 0);
     const args = job.encoded ?? encode(job.args, this.#backend.transport, "args");
     worker.inflight.push(job);
     worker.ids.push(id);
     worker.sent++;
     worker.child.send({ t: "task", id, fn: entry.id, mode: job.mode, args: args.value, h: args.changed });
-    job.onSent?.();
   }
 
   /**
@@ -452,7 +617,7 @@ export class WorkerSet {
    */
   #updateRef(): void {
     // a closing or terminated set is waited for until its workers have exited
-    const busy = this.#queue.length > 0 || this.inflight > 0 || this.#state !== "running";
+    const busy = !this.#detached && (this.#queue.length > 0 || this.inflight > 0 || this.#state !== "running");
     if (busy === this.#referenced) return;
     this.#referenced = busy;
     for (const w of this.#workers) busy ? w.child.ref() : w.child.unref();
