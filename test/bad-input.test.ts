@@ -85,6 +85,7 @@ const unknownOptions: [what: string, run: () => unknown, names: RegExp][] = [
     () => executor.shutdown({ cancel_futures: true } as never),
     /'cancelFutures'/,
   ],
+  ["executor.submitWith({ timout })", () => executor.submitWith({ timout: 5 } as never, answer), /'timeout'/],
   ["wait({ return_when })", () => wait([], { return_when: "FIRST_COMPLETED" } as never), /'returnWhen'/],
   ["new Process({ deamon })", () => new Process({ target: answer, deamon: true } as never), /'deamon'.*'daemon'/],
   ["new Queue(0, { ctx })", () => new Queue(0, { ctx: "thread" } as never), /'ctx'/],
