@@ -23,6 +23,7 @@ export interface ExecutorOptions {
   maxWorkers?: number;
   /** Runs once in every worker before its first task. */
   initializer?: (...args: any[]) => unknown;
+  /** Arguments for `initializer` (default none). */
   initargs?: unknown[];
   /** Replace a worker after it ran this many tasks (default: never). */
   maxTasksPerChild?: number;
@@ -31,7 +32,12 @@ export interface ExecutorOptions {
   /** Heap limit of each worker in MiB: a worker that exceeds it dies (its call gets WorkerCrashedError). */
   maxHeapMb?: number;
   /** The start method: `"spawn"` (default) or `"thread"`. */
-  context?: StartMethod | { readonly startMethod: StartMethod };
+  context?:
+    | StartMethod
+    | {
+        /** The start method, as a {@link Context} carries it. */
+        readonly startMethod: StartMethod;
+      };
 }
 
 const executorOptionNames = optionNames<ExecutorOptions>({
@@ -96,10 +102,12 @@ export class Future<R> {
     return true;
   }
 
+  /** True once `cancel()` succeeded. */
   cancelled(): boolean {
     return this.#state === "CANCELLED";
   }
 
+  /** True while a worker runs the call (it was sent and has not finished). */
   running(): boolean {
     return this.#state === "RUNNING";
   }
@@ -163,6 +171,7 @@ export class Future<R> {
     if (!this.done()) throw new TimeoutError(`the future was not done within ${timeout} ms`);
   }
 
+  /** Shows the state (PENDING, RUNNING, CANCELLED, FINISHED) and whether it raised. */
   [inspect.custom](): string {
     return `Future { state: '${this.#state}'${this.#failed ? ", raised" : ""} }`;
   }
@@ -218,7 +227,10 @@ export class ProcessPoolExecutor {
     return this.#method;
   }
 
-  /** Schedules `fn(...args)` and returns its Future. Throws after `shutdown()`. */
+  /**
+   * Schedules `fn(...args)` and returns its Future. Throws after `shutdown()`.
+   * @typeParam F - the type of `fn`, which types `args` and the Future's result.
+   */
   submit<F extends (...args: any[]) => unknown>(fn: F, ...args: Parameters<F>): Future<Awaited<ReturnType<F>>> {
     if (this.#shutdown) throw new ProcessError("cannot schedule new futures after shutdown");
     checkFunction(fn, "fn");
@@ -304,6 +316,7 @@ export class ProcessPoolExecutor {
     await this.shutdown({ wait: true });
   }
 
+  /** Shows the start method, the number of workers, the pending work and whether it is shut down. */
   [inspect.custom](): string {
     return `ProcessPoolExecutor { method: '${this.#method}', maxWorkers: ${this.#size}, pending: ${this.#pending.size}, shutdown: ${this.#shutdown} }`;
   }
@@ -340,7 +353,12 @@ function checkFutures<R>(value: Iterable<Future<R>>, name: string): Future<R>[] 
 export async function wait<R>(
   futures: Iterable<Future<R>>,
   options: { timeout?: number; returnWhen?: ReturnWhen } = {},
-): Promise<{ done: Set<Future<R>>; notDone: Set<Future<R>> }> {
+): Promise<{
+  /** The futures that finished, failed or were cancelled. */
+  done: Set<Future<R>>;
+  /** The others, still pending or running. */
+  notDone: Set<Future<R>>;
+}> {
   futures = checkFutures(futures, "futures");
   checkOptionNames(options, waitOptionNames, "wait()");
   const { timeout, returnWhen = "ALL_COMPLETED" } = options;
