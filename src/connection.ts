@@ -116,12 +116,14 @@ export class Connection implements Reducible {
     if (op !== "send" && !this.#incoming) throw new ProcessError("this end of a one-way pipe can only send");
   }
 
+  /** Sends this end to another process, which takes it over; a closed end cannot be sent (ProcessError). */
   [reduce](): Reduced {
     if (this.#closed) throw new ProcessError("a closed connection cannot be sent to another process");
     const state: ConnectionState = { incoming: this.#incoming, outgoing: this.#outgoing };
     return { kind: "mpts.Connection", state };
   }
 
+  /** Shows which ways it carries (duplex, read or write) and whether it is closed. */
   [inspect.custom](): string {
     const mode = this.readable && this.writable ? "duplex" : this.readable ? "read" : "write";
     return `Connection { ${mode}${this.#closed ? ", closed" : ""} }`;
@@ -254,6 +256,7 @@ export class SocketConnection {
     if (this.#closed) throw new ProcessError(`cannot ${op} on a closed connection`);
   }
 
+  /** Shows whether it is open or closed. */
   [inspect.custom](): string {
     return `SocketConnection { ${this.#closed ? "closed" : "open"} }`;
   }
@@ -354,6 +357,7 @@ export class Listener {
     );
   }
 
+  /** Shows the address it listens on and whether it is closed. */
   [inspect.custom](): string {
     return `Listener { address: ${formatAddress(this.#address)}${this.#closed ? ", closed" : ""} }`;
   }

@@ -26,21 +26,37 @@ export type { StartMethod };
 
 /** The library's constructors bound to one start method. */
 export interface Context {
+  /** The start method every constructor of this context uses: `"spawn"` or `"thread"`. */
   readonly startMethod: StartMethod;
+  /** {@link Process}, with `context` defaulting to this context's start method. */
   readonly Process: typeof Process;
+  /** {@link Pool}, with `context` defaulting to this context's start method. */
   readonly Pool: typeof Pool;
+  /** {@link ProcessPoolExecutor}, with `context` defaulting to this context's start method. */
   readonly ProcessPoolExecutor: typeof ProcessPoolExecutor;
+  /** {@link Queue}, with `context` defaulting to this context's start method. */
   readonly Queue: typeof Queue;
+  /** {@link SimpleQueue}, with `context` defaulting to this context's start method. */
   readonly SimpleQueue: typeof SimpleQueue;
+  /** {@link JoinableQueue}, with `context` defaulting to this context's start method. */
   readonly JoinableQueue: typeof JoinableQueue;
+  /** {@link Lock}, with `context` defaulting to this context's start method. */
   readonly Lock: typeof Lock;
+  /** {@link RLock}, with `context` defaulting to this context's start method. */
   readonly RLock: typeof RLock;
+  /** {@link Semaphore}, with `context` defaulting to this context's start method. */
   readonly Semaphore: typeof Semaphore;
+  /** {@link BoundedSemaphore}, with `context` defaulting to this context's start method. */
   readonly BoundedSemaphore: typeof BoundedSemaphore;
+  /** {@link Event}, with `context` defaulting to this context's start method. */
   readonly Event: typeof Event;
+  /** {@link Condition}, with `context` defaulting to this context's start method. */
   readonly Condition: typeof Condition;
+  /** {@link Barrier}, with `context` defaulting to this context's start method. */
   readonly Barrier: typeof Barrier;
+  /** {@link Value}, with `context` defaulting to this context's start method. */
   readonly Value: typeof Value;
+  /** {@link SharedArray}, with `context` defaulting to this context's start method. */
   readonly SharedArray: typeof SharedArray;
   /** This context's start method. */
   getStartMethod(): StartMethod;

@@ -30,6 +30,7 @@ export interface ExecutorOptions {
   maxWorkers?: number;
   /** Runs once in every worker before its first task. */
   initializer?: (...args: any[]) => unknown;
+  /** Arguments for `initializer` (default none). */
   initargs?: unknown[];
   /** Replace a worker after it ran this many tasks (default: never). */
   maxTasksPerChild?: number;
@@ -38,7 +39,12 @@ export interface ExecutorOptions {
   /** Heap limit of each worker in MiB: a worker that exceeds it dies (its call gets WorkerCrashedError). */
   maxHeapMb?: number;
   /** The start method: `"spawn"` (default) or `"thread"`. */
-  context?: StartMethod | { readonly startMethod: StartMethod };
+  context?:
+    | StartMethod
+    | {
+        /** The start method, as a {@link Context} carries it. */
+        readonly startMethod: StartMethod;
+      };
 }
 
 const executorOptionNames = optionNames<ExecutorOptions>({
@@ -123,6 +129,7 @@ export class Future<R> {
     return true;
   }
 
+  /** True once `cancel()` succeeded. */
   cancelled(): boolean {
     return this.#state === "CANCELLED";
   }
@@ -187,6 +194,7 @@ export class Future<R> {
     if (!this.done()) throw new TimeoutError(`the future was not done within ${timeout} ms`);
   }
 
+  /** Shows the state (PENDING, RUNNING, CANCELLED, FINISHED) and whether it raised. */
   [inspect.custom](): string {
     this.running(); // brings the state up to date
     return `Future { state: '${this.#state}'${this.#failed ? ", raised" : ""} }`;
@@ -243,7 +251,10 @@ export class ProcessPoolExecutor {
     return this.#method;
   }
 
-  /** Schedules `fn(...args)` and returns its Future. Throws after `shutdown()`. */
+  /**
+   * Schedules `fn(...args)` and returns its Future. Throws after `shutdown()`.
+   * @typeParam F - the type of `fn`, which types `args` and the Future's result.
+   */
   submit<F extends (...args: any[]) => unknown>(fn: F, ...args: Parameters<F>): Future<Awaited<ReturnType<F>>> {
     return this.#submit(NO_OPTIONS, fn, args);
   }
@@ -257,6 +268,7 @@ export class ProcessPoolExecutor {
    * ```ts
    * const f = ex.submitWith({ timeout: 5000 }, compute, 42);
    * ```
+   * @typeParam F - the type of `fn`, which types `args` and the Future's result.
    */
   submitWith<F extends (...args: any[]) => unknown>(
     options: SubmitOptions,
@@ -393,6 +405,7 @@ export class ProcessPoolExecutor {
     await this.shutdown({ wait: true });
   }
 
+  /** Shows the start method, the number of workers, the pending work and whether it is shut down. */
   [inspect.custom](): string {
     return `ProcessPoolExecutor { method: '${this.#method}', maxWorkers: ${this.#size}, pending: ${this.#pending.size}, shutdown: ${this.#shutdown} }`;
   }
@@ -429,7 +442,12 @@ function checkFutures<R>(value: Iterable<Future<R>>, name: string): Future<R>[] 
 export async function wait<R>(
   futures: Iterable<Future<R>>,
   options: { timeout?: number; returnWhen?: ReturnWhen } = {},
-): Promise<{ done: Set<Future<R>>; notDone: Set<Future<R>> }> {
+): Promise<{
+  /** The futures that finished, failed or were cancelled. */
+  done: Set<Future<R>>;
+  /** The others, still pending or running. */
+  notDone: Set<Future<R>>;
+}> {
   futures = checkFutures(futures, "futures");
   checkOptionNames(options, waitOptionNames, "wait()");
   const { timeout, returnWhen = "ALL_COMPLETED" } = options;

@@ -23,7 +23,7 @@ export {
   WorkerCrashedError,
 } from "./errors.js";
 export { Future, ProcessPoolExecutor, asCompleted, wait } from "./executor.js";
-export type { ExecutorOptions, MapResult, ReturnWhen } from "./executor.js";
+export type { ExecutorOptions, MapResult, ReturnWhen, SubmitOptions } from "./executor.js";
 export { registerErrorClass } from "./internal/codec.js";
 export { isMain } from "./internal/runtime.js";
 export { nativeAddonStatus } from "./internal/native.js";

@@ -246,10 +246,12 @@ export class BaseProxy {
     return value;
   }
 
+  /** Sends the proxy's token (manager address, object id, authkey); the receiver connects to the same object. */
   [reduce](): Reduced {
     return { kind: "mpts.ManagerProxy", state: this._token };
   }
 
+  /** Shows the type, the object id and the manager's address. */
   [inspect.custom](): string {
     return `${this.constructor.name} { typeid: '${this._token.typeid}', id: '${this._token.id}', manager: ${formatAddress(this._token.address)} }`;
   }
@@ -742,11 +744,23 @@ export interface ManagerOptions {
    * Where the server listens: a Unix socket path, or `[host, port]` for TCP (port 0 picks a free
    * port). Default: a private Unix socket.
    */
-  address?: SocketAddress | { host?: string; port: number };
+  address?:
+    | SocketAddress
+    | {
+        /** The interface to listen on (default `127.0.0.1`). */
+        host?: string;
+        /** The TCP port; 0 picks a free one. */
+        port: number;
+      };
   /** The shared secret clients must prove they hold. Default: 32 random bytes (see `authkey`). */
   authkey?: string | Uint8Array;
   /** Where the server runs: a child process (`"spawn"`, default) or a worker thread (`"thread"`). */
-  context?: StartMethod | { readonly startMethod: StartMethod };
+  context?:
+    | StartMethod
+    | {
+        /** The start method, as a {@link Context} carries it. */
+        readonly startMethod: StartMethod;
+      };
 }
 
 const managerOptionNames = optionNames<ManagerOptions>({ address: true, authkey: true, context: true });
@@ -1044,6 +1058,7 @@ export class BaseManager {
     return this.shutdown();
   }
 
+  /** Shows the state and, once started, the server's address. */
   [inspect.custom](): string {
     const where = this.#address ? `, address: ${formatAddress(this.#address)}` : "";
     return `${this.constructor.name} { state: '${this.#state}'${where} }`;

@@ -45,7 +45,12 @@ export interface PoolOptions {
   /** Heap limit of each worker in MiB: a worker that exceeds it dies (its task gets WorkerCrashedError). */
   maxHeapMb?: number;
   /** The start method: `"spawn"` (default) or `"thread"`. */
-  context?: StartMethod | { readonly startMethod: StartMethod };
+  context?:
+    | StartMethod
+    | {
+        /** The start method, as a {@link Context} carries it. */
+        readonly startMethod: StartMethod;
+      };
 }
 
 const poolOptionNames = optionNames<PoolOptions>({
@@ -349,6 +354,7 @@ export class Pool {
     await this.terminate();
   }
 
+  /** Shows the state, the start method, the size, the tasks queued and the tasks running. */
   [inspect.custom](): string {
     return `Pool { state: '${this.#workers.state}', method: '${this.#method}', size: ${this.#size}, queued: ${this.#workers.queued}, running: ${this.#workers.inflight} }`;
   }

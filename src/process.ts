@@ -20,7 +20,10 @@ import { checkOptionNames, checkTimeout, optionNames } from "./internal/validate
 import type { ChildIdentity } from "./internal/wire.js";
 import { codeRef } from "./reduction.js";
 
-/** Options of `new Process(...)`. */
+/**
+ * Options of `new Process(...)`.
+ * @typeParam F - the type of `target`, which types `args`.
+ */
 export interface ProcessOptions<F extends (...args: any[]) => unknown = (...args: any[]) => unknown> {
   /** The function the child runs; its return (or resolution) ends the child with exit code 0. */
   target?: F;
@@ -31,7 +34,12 @@ export interface ProcessOptions<F extends (...args: any[]) => unknown = (...args
   /** A daemon is stopped when its parent exits and may not have children. Defaults to the parent's flag. */
   daemon?: boolean;
   /** The start method: `"spawn"` (default) or `"thread"`. */
-  context?: StartMethod | { readonly startMethod: StartMethod };
+  context?:
+    | StartMethod
+    | {
+        /** The start method, as a {@link Context} carries it. */
+        readonly startMethod: StartMethod;
+      };
   /** Heap limit of the child in MiB: past it the child dies (thread: exit code 1; spawn: SIGABRT). */
   maxHeapMb?: number;
 }
@@ -101,6 +109,7 @@ export class Process {
   get name(): string {
     return this.#name;
   }
+  /** Renames it; a name that is not a string throws a TypeError. */
   set name(value: string) {
     if (typeof value !== "string") throw new TypeError(`name must be a string (got ${typeof value})`);
     this.#name = value;
@@ -110,6 +119,7 @@ export class Process {
   get daemon(): boolean {
     return this.#daemon;
   }
+  /** Sets the flag; throws a ProcessError once the process has started, a TypeError for a non-boolean. */
   set daemon(value: boolean) {
     if (this.#state !== "initial") throw new ProcessError("daemon can only be set before the process is started");
     if (typeof value !== "boolean") throw new TypeError(`daemon must be a boolean (got ${typeof value})`);
@@ -241,6 +251,7 @@ export class Process {
     if (this.#state === "closed") throw new ProcessError(`process object ${this.#name} is closed`);
   }
 
+  /** Shows the name, the state, the start method, the pid once started and whether it is a daemon. */
   [inspect.custom](): string {
     const status = this.#state === "started" && this.#exitcode !== null ? "stopped" : this.#state;
     const parts = [`name: '${this.#name}'`, `state: '${status}'`, `method: '${this.#method}'`];
@@ -280,8 +291,11 @@ function installExitHooks(): void {
 
 /** What `currentProcess()` and `parentProcess()` describe. */
 export interface ProcessInfo {
+  /** The process's name: `MainProcess`, `Process-N`, or the name it was given. */
   readonly name: string;
+  /** The OS process id (for the "thread" start method, the pid of the process the thread runs in). */
   readonly pid: number;
+  /** Whether it is a daemon. */
   readonly daemon: boolean;
 }
 
@@ -291,7 +305,12 @@ export function currentProcess(): ProcessInfo {
 }
 
 /** The process that started this one, or null in the main process. */
-export function parentProcess(): { readonly name: string; readonly pid: number } | null {
+export function parentProcess(): {
+  /** The parent's name. */
+  readonly name: string;
+  /** The parent's OS process id. */
+  readonly pid: number;
+} | null {
   return runtime.parent ? Object.freeze({ ...runtime.parent }) : null;
 }
 

@@ -167,6 +167,7 @@ export class Queue<T = unknown> implements Reducible, AsyncIterable<T> {
     this.#flavor.close();
   }
 
+  /** `for await (const item of queue)`: `get()`s item after item, waiting for each; ends once the queue is closed and empty. */
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
     for (;;) {
       try {
@@ -206,6 +207,7 @@ export class Queue<T = unknown> implements Reducible, AsyncIterable<T> {
     return "Queue";
   }
 
+  /** Sends the queue to another process, where it is the same queue (its items, bound and state). */
   [reduce](transport: Transport): Reduced {
     const flavor = this.#flavor.reduce(transport);
     if (isLocal(flavor.owner)) owned.set(flavor.owner.id, this as Queue<unknown>);
@@ -213,6 +215,7 @@ export class Queue<T = unknown> implements Reducible, AsyncIterable<T> {
     return { kind: "mpts.Queue", state };
   }
 
+  /** Shows the size, the bound and where the items are held. */
   [inspect.custom](): string {
     return `${this.constructor.name} { size: ${this.qsize()}, maxsize: ${this.#maxsize}, ${this.#flavor.where} }`;
   }

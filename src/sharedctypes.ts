@@ -75,7 +75,13 @@ export function checkScalar(typecode: Typecode, value: unknown, name: string): v
 export interface SharedOptions {
   /** true (default): a new RLock; false: none (like RawValue); or a Lock to use. */
   lock?: boolean | Lock;
-  context?: StartMethod | { readonly startMethod: StartMethod };
+  /** The start method of the processes that will share it (default: the global one, see `setStartMethod`). */
+  context?:
+    | StartMethod
+    | {
+        /** The start method, as a {@link Context} carries it. */
+        readonly startMethod: StartMethod;
+      };
 }
 
 const sharedOptionNames = optionNames<SharedOptions>({ lock: true, context: true });
@@ -113,6 +119,12 @@ export class Value<T extends Typecode = Typecode> {
   readonly #lock: Lock | undefined;
   readonly #remote: Remote | undefined;
 
+  /**
+   * @param typecode - Python's typecode: `"i"` int32, `"d"` float64, `"q"` int64 (bigint), ...
+   * @param init - the first value (default 0).
+   * @param options - the lock and the start method.
+   * @param attachTo - used by the library when a Value arrives in another process; leave it out.
+   */
   constructor(typecode: T, init?: Scalar<T>, options: SharedOptions = {}, attachTo?: ValueState) {
     checkTypecode(typecode);
     this.#typecode = typecode;
@@ -157,6 +169,7 @@ export class Value<T extends Typecode = Typecode> {
     }
   }
 
+  /** Writes the number, holding the lock if there is one; a number of the wrong type throws a TypeError. */
   set value(value: Scalar<T>) {
     checkScalar(this.#typecode, value, "value");
     if (!this.#lock) {
@@ -177,6 +190,7 @@ export class Value<T extends Typecode = Typecode> {
     return this.#lock;
   }
 
+  /** Sends the value to another process, where it is the same shared number (and the same lock). */
   [reduce](transport: Transport): Reduced {
     if (this.#block) checkTransport(this.#block.ref, transport, "Value");
     const state: ValueState = {
@@ -188,6 +202,7 @@ export class Value<T extends Typecode = Typecode> {
     return { kind: "mpts.Value", state };
   }
 
+  /** Shows the typecode, the number, and `raw` for a value without a lock. */
   [inspect.custom](): string {
     return `Value<${this.#typecode}> { value: ${String(this.#read())}${this.#lock ? "" : ", raw"} }`;
   }
@@ -207,6 +222,7 @@ export function RawValue<T extends Typecode>(typecode: T, init?: Scalar<T>, opti
 export type SharedArray<T extends Typecode = Typecode> = TypedArrayFor<T> & {
   /** The lock for this array; index access itself is not locked (hold it around read-modify-write). */
   getLock(): Lock;
+  /** The typecode it was made with. */
   readonly typecode: T;
 };
 
@@ -314,11 +330,13 @@ export const SharedArray = function SharedArray(
   if (items) array.set(items as never);
   return array;
 } as unknown as {
+  /** Makes an array of `sizeOrItems` zeros, or of those items; `options` as for {@link Value}. */
   new <T extends Typecode>(
     typecode: T,
     sizeOrItems: number | Iterable<Scalar<T>>,
     options?: SharedOptions,
   ): SharedArray<T>;
+  /** True for a SharedArray (a typed array alone is not one). */
   [Symbol.hasInstance](value: unknown): boolean;
 };
 Object.defineProperty(SharedArray, Symbol.hasInstance, { value: (value: unknown) => arrays.has(value as object) });

@@ -37,7 +37,13 @@ export type AcquireOptions = WaitOptions;
 
 /** Options of constructors: which start method's memory to use. */
 export interface PrimitiveOptions {
-  context?: StartMethod | { readonly startMethod: StartMethod };
+  /** The start method of the processes that will share it (default: the global one, see `setStartMethod`). */
+  context?:
+    | StartMethod
+    | {
+        /** The start method, as a {@link Context} carries it. */
+        readonly startMethod: StartMethod;
+      };
 }
 
 /** @internal The names of `PrimitiveOptions`. */
@@ -249,6 +255,7 @@ export class SemLock implements Reducible {
     if (this.#kind === "RLock") this.#words[DEPTH] = depth;
   }
 
+  /** Sends the primitive to another process, where it is the same one (same count, same owner). */
   [reduce](transport: Transport): Reduced {
     if (this._remote)
       return { kind: "mpts.SemLock", state: { kind: this.#kind, max: this.#max, remote: this._remote } };
@@ -256,6 +263,7 @@ export class SemLock implements Reducible {
     return { kind: "mpts.SemLock", state: { kind: this.#kind, max: this.#max, ref: this._block.ref } };
   }
 
+  /** Shows the counter and, for a lock, whether this process or thread owns it. */
   [inspect.custom](): string {
     if (this._remote) return `${this.#kind} { held by a broker }`;
     return `${this.#kind} { value: ${this._value()}${this.#kind.endsWith("Lock") ? `, owned: ${this._ownedDepth() > 0}` : ""} }`;
@@ -378,12 +386,14 @@ export class Event implements Reducible {
     return true;
   }
 
+  /** Sends the event to another process, where it is the same event. */
   [reduce](transport: Transport): Reduced {
     if (this.#remote) return { kind: "mpts.Event", state: { remote: this.#remote } };
     checkTransport(this.#block.ref, transport, "Event");
     return { kind: "mpts.Event", state: this.#block.ref };
   }
 
+  /** Shows whether the flag is set. */
   [inspect.custom](): string {
     return `Event { set: ${this.isSet()} }`;
   }
@@ -440,18 +450,22 @@ export class Condition implements Reducible {
     if (!("k" in options)) Atomics.store(this.#w, JOIN, 1);
   }
 
+  /** Acquires the condition's lock without blocking the event loop, as `Lock.acquire()` does. */
   acquire(options?: AcquireOptions): Promise<boolean> {
     return this.#lock.acquire(options);
   }
 
+  /** Acquires the condition's lock, blocking this thread, as `Lock.acquireSync()` does. */
   acquireSync(options?: AcquireOptions): boolean {
     return this.#lock.acquireSync(options);
   }
 
+  /** Releases the condition's lock once. */
   release(): void {
     this.#lock.release();
   }
 
+  /** Runs `fn` holding the condition's lock, releasing it however `fn` ends. */
   withLock<R>(fn: () => R): Promise<Awaited<R>> {
     return this.#lock.withLock(fn);
   }
@@ -617,6 +631,7 @@ export class Condition implements Reducible {
     if (Atomics.load(this.#w, SLEEPERS) > 0) this.#block.waiter.wake(this.#w, SEQ, 0x7fffffff);
   }
 
+  /** Sends the condition and its lock to another process, where they are the same ones. */
   [reduce](transport: Transport): Reduced {
     if (this.#remote) return { kind: "mpts.Condition", state: { lock: this.#lock, remote: this.#remote } };
     checkTransport(this.#block.ref, transport, "Condition");
@@ -804,6 +819,7 @@ export class Barrier implements Reducible {
     this.#changed();
   }
 
+  /** Sends the barrier to another process, where it is the same one; its `action` goes by reference (module and name). */
   [reduce](transport: Transport): Reduced {
     if (!this.#remote) checkTransport(this.#block.ref, transport, "Barrier");
     if (this.#action) this.#actionRef ??= codeRef(this.#action, "the Barrier's options.action");

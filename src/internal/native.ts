@@ -47,7 +47,17 @@ export function loadNative(): NativeShm | undefined {
 }
 
 /** Whether the native addon is in use, and when it is not, why. */
-export type NativeAddonStatus = { readonly available: true } | { readonly available: false; readonly reason: string };
+export type NativeAddonStatus =
+  | {
+      /** The addon loaded: shared memory and wait/wake are native. */
+      readonly available: true;
+    }
+  | {
+      /** The addon did not load: the "spawn" start method falls back to a broker. */
+      readonly available: false;
+      /** Why not, e.g. `disabled by MULTIPROCESSING_TS_NO_NATIVE=1` or `not built (...)`. */
+      readonly reason: string;
+    };
 
 /**
  * Whether the native addon (POSIX shared memory and cross-process wait/wake, native/shm.cc) loaded.
