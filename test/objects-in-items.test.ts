@@ -86,8 +86,11 @@ for (const method of methods) {
   });
 }
 
-describe("thread start method: shared memory inside queue items", { timeout: 60_000 }, () => {
-  if (!methods.includes("thread")) return;
+const threads = methods.includes("thread");
+describe("thread start method: shared memory inside queue items", {
+  timeout: 60_000,
+  skip: !threads && "this run covers the spawn start method only",
+}, () => {
   const previous = getStartMethod();
   before(() => setStartMethod("thread", { force: true }));
   after(() => setStartMethod(previous, { force: true }));
