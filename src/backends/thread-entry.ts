@@ -9,8 +9,17 @@ import type { Boot, ToChild } from "../internal/wire.js";
 import { importPreloads, useTsxWhenNeeded } from "../internal/loader.js";
 import { launchEnvironment } from "./environment.js";
 import { Batcher, unbatch } from "./thread.js";
+import { setHandoffRoot } from "./thread-handoff.js";
 
-const data = workerData as { boot: Boot; tsx?: string; preloads: string[]; execArgv: string[]; cwd: string };
+const data = workerData as {
+  boot: Boot;
+  handoffRoot: number;
+  tsx?: string;
+  preloads: string[];
+  execArgv: string[];
+  cwd: string;
+};
+setHandoffRoot(data.handoffRoot);
 launchEnvironment.execArgv = data.execArgv;
 launchEnvironment.cwd = data.cwd;
 useTsxWhenNeeded(data.tsx);

@@ -9,6 +9,7 @@
 import { Worker } from "node:worker_threads";
 import { pack, unpack, type ToParent } from "../internal/wire.js";
 import { childFlags, launchEnvironment } from "./environment.js";
+import { handoffRoot, serveHandoffs } from "./thread-handoff.js";
 import type { Backend, ChildExit, LaunchOptions, RunningChild } from "./backend.js";
 
 const entry = new URL("./thread-entry.js", import.meta.url);
@@ -54,9 +55,12 @@ export const threadBackend: Backend = {
   sharedMemory: "sab",
   launch(options: LaunchOptions): RunningChild {
     const flags = childFlags("thread");
+    // the thread at the top holds shared memory that queue items carry between threads
+    serveHandoffs();
     const workerOptions = {
       workerData: {
         boot: options.boot,
+        handoffRoot: handoffRoot(),
         tsx: flags.tsxApi,
         preloads: flags.preloads,
         execArgv: launchEnvironment.execArgv,

@@ -15,6 +15,10 @@
  *     receiver imports what it lacks (`decodeOrImport`) before the one synchronous decode walk.
  * `encode` returns `changed: false` when it found nothing of the last two kinds, so the receiver can
  * skip the decode walk entirely: the common case (numbers, strings, plain data) costs one read-only walk.
+ *
+ * Over the `local` transport (bytes between threads of one process), SharedArrayBuffers, and views
+ * over them, are taken out of the value into `shared` and replaced by their index there: bytes cannot
+ * hold shared memory, so the sender hands `shared` to the receiver another way (thread-handoff.ts).
  */
 import { basename, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,8 +29,12 @@ import { runtime } from "./runtime.js";
 /** Implemented by library objects that can be passed to another process. */
 export const reduce: unique symbol = Symbol.for("multiprocessing-ts.reduce") as never;
 
-/** How the bytes travel: `clone` (postMessage: SharedArrayBuffer allowed) or `bytes` (v8.serialize). */
-export type Transport = "clone" | "bytes";
+/**
+ * How the bytes travel: `clone` (postMessage: SharedArrayBuffer allowed), `bytes` (v8.serialize, to
+ * any process), or `local` (v8.serialize, to a thread of this process: SharedArrayBuffers travel
+ * beside the bytes, in `Encoded.shared`).
+ */
+export type Transport = "clone" | "bytes" | "local";
 
 /** What a library object turns itself into for a transport; `kind` names its rebuilder. */
 export interface Reduced {
@@ -44,6 +52,8 @@ type Tagged =
   | { [TAG]: "h"; kind: string; state: unknown }
   | ({ [TAG]: "e" } & EncodedError)
   | { [TAG]: "b"; bytes: Uint8Array }
+  | { [TAG]: "s"; i: number }
+  | { [TAG]: "v"; type: string; i: number; offset: number; length: number }
   | { [TAG]: "f"; i: number }
   | { [TAG]: "c"; i: number; fields: Record<string, unknown> };
 
@@ -93,14 +103,18 @@ export function registerErrorClass(cls: new (...args: never[]) => Error): void {
 export interface Encoded {
   value: unknown;
   changed: boolean;
+  /** Over the `local` transport: the shared memory the value refers to, to give to `decode`. */
+  shared?: SharedArrayBuffer[];
 }
 
 /** Encodes `value` for `transport`; `path` names it in error messages (e.g. `"args"`). */
 export function encode(value: unknown, transport: Transport, path: string): Encoded {
   const walker = new Encoder(transport);
   const out = walker.walk(value, path);
-  if (walker.refs) return { value: { [TAG]: "r", refs: walker.refs, v: out } satisfies WithRefs, changed: true };
-  return { value: out, changed: walker.changed };
+  const shared = walker.shared;
+  if (walker.refs)
+    return { value: { [TAG]: "r", refs: walker.refs, v: out } satisfies WithRefs, changed: true, shared };
+  return { value: out, changed: walker.changed, shared };
 }
 
 /** Functions and classes by `refKey`: every one this process sent or rebuilt. */
@@ -113,6 +127,9 @@ function refKey(ref: CodeRef): string {
 class Encoder {
   changed = false;
   refs: CodeRef[] | undefined;
+  /** Over the `local` transport: the SharedArrayBuffers met, in index order. */
+  shared: SharedArrayBuffer[] | undefined;
+  #sharedIndex: Map<SharedArrayBuffer, number> | undefined;
   #refIndex: Map<Function, number> | undefined;
   #seen: Map<object, unknown> | undefined;
   constructor(readonly transport: Transport) {}
@@ -163,6 +180,19 @@ class Encoder {
       return copy ?? value;
     }
     if (ArrayBuffer.isView(value)) {
+      if (this.transport === "local" && value.buffer instanceof SharedArrayBuffer) {
+        // v8.serialize would copy the view's bytes: send the memory itself, and where the view is
+        const length = value instanceof DataView ? value.byteLength : (value as unknown as { length: number }).length;
+        const type = Buffer.isBuffer(value) ? "Buffer" : value.constructor.name;
+        if (type !== "Buffer" && !viewTypes.has(type)) {
+          throw new SerializationError(
+            `${path} is a ${type} over a SharedArrayBuffer; send the SharedArrayBuffer itself.`,
+          );
+        }
+        const out: Tagged = { [TAG]: "v", type, i: this.#share(value.buffer), offset: value.byteOffset, length };
+        seen.set(value, out);
+        return out;
+      }
       // postMessage delivers a Buffer as a plain Uint8Array (v8.serialize keeps it a Buffer)
       if (this.transport === "clone" && Buffer.isBuffer(value)) {
         this.changed = true;
@@ -174,6 +204,7 @@ class Encoder {
     }
     if (value instanceof ArrayBuffer || value instanceof Date || value instanceof RegExp) return value;
     if (value instanceof SharedArrayBuffer) {
+      if (this.transport === "local") return { [TAG]: "s", i: this.#share(value) } satisfies Tagged;
       if (this.transport === "bytes") {
         throw new SerializationError(
           `${path} is a SharedArrayBuffer, which only worker threads can share. Use the "thread" start method, or a SharedArray or SharedMemory.`,
@@ -205,6 +236,16 @@ class Encoder {
     }
     if (copy) seen.set(value, copy);
     return copy ?? value;
+  }
+
+  /** The index of `sab` in `shared` (the `local` transport). */
+  #share(sab: SharedArrayBuffer): number {
+    this.changed = true;
+    const index = (this.#sharedIndex ??= new Map()).get(sab);
+    if (index !== undefined) return index;
+    this.shared ??= [];
+    this.#sharedIndex.set(sab, this.shared.length);
+    return this.shared.push(sab) - 1;
   }
 
   /**
@@ -349,20 +390,21 @@ function isBoxedPrimitive(value: object): boolean {
 
 /**
  * Rebuilds what `encode` produced (call only when `changed` was true), when every function and
- * class it names is already known here; otherwise use `decodeOrImport`.
+ * class it names is already known here; otherwise use `decodeOrImport`. `shared` is what the
+ * `local` transport took out of the value (`Encoded.shared`).
  */
-export function decode(value: unknown): unknown {
+export function decode(value: unknown, shared: SharedArrayBuffer[] = []): unknown {
   const refs = isWithRefs(value) ? value.refs.map(knownRef) : [];
-  return new Decoder(refs).walk(isWithRefs(value) ? value.v : value);
+  return new Decoder(refs, shared).walk(isWithRefs(value) ? value.v : value);
 }
 
 /**
  * Rebuilds what `encode` produced: at once when every function and class it names is known here,
  * or a Promise when some module must be imported first (`hooks` watch that import in a child).
  */
-export function decodeOrImport(value: unknown, hooks?: ResolveHooks): unknown {
+export function decodeOrImport(value: unknown, hooks?: ResolveHooks, shared?: SharedArrayBuffer[]): unknown {
   const imports = importsFor(value, hooks);
-  return imports ? imports.then(() => decode(value)) : decode(value);
+  return imports ? imports.then(() => decode(value, shared)) : decode(value, shared);
 }
 
 /**
@@ -407,9 +449,30 @@ function isEntry(module: string | undefined): boolean {
   }
 }
 
+/** The views the `local` transport carries over shared memory (and Buffer), by constructor name. */
+const viewTypes = new Map<string, new (buffer: SharedArrayBuffer, offset: number, length: number) => unknown>(
+  [
+    Int8Array,
+    Uint8Array,
+    Uint8ClampedArray,
+    Int16Array,
+    Uint16Array,
+    Int32Array,
+    Uint32Array,
+    Float32Array,
+    Float64Array,
+    BigInt64Array,
+    BigUint64Array,
+    DataView,
+  ].map((c) => [c.name, c as never]),
+);
+
 class Decoder {
   #seen = new Map<object, unknown>();
-  constructor(readonly refs: Function[]) {}
+  constructor(
+    readonly refs: Function[],
+    readonly shared: SharedArrayBuffer[],
+  ) {}
 
   walk(value: unknown): unknown {
     if (typeof value !== "object" || value === null) return value;
@@ -470,6 +533,18 @@ class Decoder {
       }
       return out;
     }
+    if (tag === "s") return this.#sharedBuffer(record.i as number);
+    if (tag === "v") {
+      const buffer = this.#sharedBuffer(record.i as number);
+      const [offset, length] = [record.offset as number, record.length as number];
+      const type = viewTypes.get(record.type as string);
+      let out: unknown;
+      if (record.type === "Buffer") out = Buffer.from(buffer, offset, length);
+      else if (type) out = new type(buffer, offset, length);
+      else throw new ProcessError(`cannot rebuild a ${String(record.type)} over shared memory here`);
+      this.#seen.set(value, out);
+      return out;
+    }
     if (tag === "b") {
       const bytes = record.bytes as Uint8Array;
       const out = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -482,6 +557,12 @@ class Decoder {
       if (typeof item === "object" && item !== null) record[key] = this.walk(item);
     }
     return value;
+  }
+
+  #sharedBuffer(i: number): SharedArrayBuffer {
+    const buffer = this.shared[i];
+    if (!buffer) throw new ProcessError("shared memory this value refers to did not arrive with it");
+    return buffer;
   }
 
   #error(e: EncodedError): Error {

@@ -4,6 +4,8 @@
  *   packItem(x) ─► plain data (numbers, strings, booleans, null, undefined, plain arrays and objects)
  *              │     ─► a compact tagged form, written into a reused buffer
  *              └─► anything else ─► encode + v8.serialize, as before (first byte 0xFF)
+ *                    between threads of one process (the `local` transport), with the id under
+ *                    which its SharedArrayBuffers were deposited for the receiver (thread-handoff.ts)
  *
  * v8.serialize costs microseconds per call even for a number, more than the whole trip through a
  * shared-memory ring; the compact form costs tens of nanoseconds. It is used only where it gives
@@ -13,7 +15,18 @@
  */
 import { deserialize, serialize } from "node:v8";
 import { types } from "node:util";
+import { claim, deposit, release } from "../backends/thread-handoff.js";
 import { decodeOrImport, encode } from "./codec.js";
+
+/** How a queue's items travel: to any process, or only between threads of this one. */
+export type ItemTransport = "bytes" | "local";
+
+/** A v8-path item: whether it needs decoding, the value, and where its shared memory waits. */
+interface V8Item {
+  h: boolean;
+  v: unknown;
+  s?: string;
+}
 
 const T_UNDEFINED = 0;
 const T_NULL = 1;
@@ -43,9 +56,10 @@ let seenSet: Set<object> | undefined;
 
 /**
  * The bytes of `item`: a view into a buffer that the next call reuses (see `ownedBytes`), or a
- * fresh array. Throws SerializationError for a value that cannot travel.
+ * fresh array. Throws SerializationError for a value that cannot travel. Over `local`, shared memory
+ * in the item is deposited for its receiver: bytes that are never delivered go to `releaseItem`.
  */
-export function packItem(item: unknown): Uint8Array {
+export function packItem(item: unknown, transport: ItemTransport = "bytes"): Uint8Array {
   pos = 0;
   let compact: boolean;
   try {
@@ -57,8 +71,10 @@ export function packItem(item: unknown): Uint8Array {
     }
   }
   if (!compact) {
-    const { value, changed } = encode(item, "bytes", "item");
-    return serialize(changed ? { h: true, v: value } : { h: false, v: value });
+    const { value, changed, shared } = encode(item, transport, "item");
+    const packed: V8Item = { h: changed, v: value };
+    if (shared) packed.s = deposit(shared);
+    return serialize(packed);
   }
   if (pos < 64) return (views[pos] ??= new Uint8Array(out.buffer, out.byteOffset, pos));
   return new Uint8Array(out.buffer, out.byteOffset, pos);
@@ -106,10 +122,27 @@ export function unpackInbox(length: number): unknown {
   return readValue();
 }
 
+/** Whether `bytes` may have deposited shared memory (then give it back with `releaseItem` if undelivered). */
+export function mayHoldShared(bytes: Uint8Array): boolean {
+  return bytes[0] === V8;
+}
+
+/** Gives back the shared memory deposited for an item whose bytes were not delivered. */
+export function releaseItem(bytes: Uint8Array): void {
+  if (bytes[0] !== V8) return;
+  const { s } = deserialize(bytes) as V8Item;
+  if (s !== undefined) release(s);
+}
+
 function unpackV8(bytes: Uint8Array): unknown {
-  const { h, v } = deserialize(bytes) as { h: boolean; v: unknown };
-  // a Promise while a module is imported: every caller returns it from an async get
-  return h ? decodeOrImport(v) : v;
+  const { h, v, s } = deserialize(bytes) as V8Item;
+  // a Promise while a module is imported, or while shared memory comes from the thread holding
+  // it: every caller returns it from an async get
+  if (s === undefined) return h ? decodeOrImport(v) : v;
+  const shared = claim(s);
+  return shared instanceof Promise
+    ? shared.then((sabs) => decodeOrImport(v, undefined, sabs))
+    : decodeOrImport(v, undefined, shared);
 }
 
 function ensure(bytes: number): void {

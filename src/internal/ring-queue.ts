@@ -27,6 +27,10 @@
  * ring empty, or half empty, while the Spill holds items. Only items that went to the Spill depend
  * on the creator staying alive; the ring itself outlives it in every process that mapped it.
  *
+ * A queue in a thread's memory (a SharedArrayBuffer) packs its items for the `local` transport: shared
+ * memory in an item (a Lock, a Value, another queue) is deposited for whichever thread takes it, and a
+ * put that fails gives it back.
+ *
  * Wake-ups: a put wakes one sleeping reader when the ring goes from empty to not empty; a reader that
  * leaves records behind (or gives up after being woken) wakes the next. Bounded queues do the same for
  * sleeping writers. So a steady stream makes one wake system call per sleep, not one per item.
@@ -36,7 +40,16 @@ import { type Address, callRemote, serve } from "./broker.js";
 import { checkTransport, type BlockRef } from "./shared-memory.js";
 import type { Transport } from "./codec.js";
 import { Spill } from "./spill.js";
-import { inbox, ownedBytes, packItem, unpackInbox, unpackItem } from "./item-codec.js";
+import {
+  type ItemTransport,
+  inbox,
+  mayHoldShared,
+  ownedBytes,
+  packItem,
+  releaseItem,
+  unpackInbox,
+  unpackItem,
+} from "./item-codec.js";
 import { type FlavorState, type QueueFlavor, deadlineOf, emptyMessage, fullMessage } from "./queue-flavor.js";
 import {
   ALL_DONE,
@@ -85,6 +98,8 @@ export class RingQueue implements QueueFlavor {
   readonly #w: Int32Array;
   readonly #maxsize: number;
   readonly #joinable: boolean;
+  /** `local` for a ring in a thread's memory: its items never leave this process. */
+  readonly #transport: ItemTransport;
   /** The creator's store: set in the creator only. */
   readonly #spill: Spill | undefined;
   /** The creator's broker address: set elsewhere, and in the creator once the queue was sent. */
@@ -112,23 +127,43 @@ export class RingQueue implements QueueFlavor {
     this.#w = ring.words;
     this.#maxsize = maxsize;
     this.#joinable = joinable;
+    this.#transport = ring.block.ref.k === "sab" ? "local" : "bytes";
     this.#spill = spill;
     this.#owner = owner;
   }
 
   put(item: unknown, block: boolean, timeout: number | undefined, signal?: AbortSignal): Promise<void> {
-    let bytes: Uint8Array;
+    let bytes: Uint8Array | undefined;
     let done: typeof FULL | undefined | Promise<void>;
     try {
-      bytes = packItem(item);
+      bytes = packItem(item, this.#transport);
       done = this.#tryPut(bytes, false);
     } catch (error) {
+      if (bytes) this.#undelivered(bytes);
       return Promise.reject(error);
     }
     if (done === undefined) return DONE;
-    if (done !== FULL) return done;
-    if (!block) return Promise.reject(new Full(fullMessage(this.#maxsize)));
-    return this.#putWhenRoom(ownedBytes(bytes), timeout, signal);
+    if (done !== FULL) return this.#releaseIfFails(done, bytes);
+    if (!block) {
+      this.#undelivered(bytes);
+      return Promise.reject(new Full(fullMessage(this.#maxsize)));
+    }
+    const owned = ownedBytes(bytes);
+    return this.#releaseIfFails(this.#putWhenRoom(owned, timeout, signal), owned);
+  }
+
+  /** Gives back what an item that will not be delivered deposited (the `local` transport). */
+  #undelivered(bytes: Uint8Array): void {
+    if (this.#transport === "local") releaseItem(bytes);
+  }
+
+  /** `put`, giving back the item's deposit if it fails. */
+  #releaseIfFails(put: Promise<void>, bytes: Uint8Array): Promise<void> {
+    if (this.#transport !== "local" || !mayHoldShared(bytes)) return put;
+    return put.catch((error: unknown) => {
+      releaseItem(bytes);
+      throw error;
+    });
   }
 
   async #putWhenRoom(bytes: Uint8Array, timeout: number | undefined, signal: AbortSignal | undefined): Promise<void> {
@@ -148,8 +183,15 @@ export class RingQueue implements QueueFlavor {
   }
 
   putNow(item: unknown, onError: (error: unknown) => void): void {
-    const result = this.#tryPut(packItem(item), true);
-    if (result instanceof Promise) result.catch(onError);
+    const bytes = packItem(item, this.#transport);
+    let result: typeof FULL | undefined | Promise<void>;
+    try {
+      result = this.#tryPut(bytes, true);
+    } catch (error) {
+      this.#undelivered(bytes);
+      throw error;
+    }
+    if (result instanceof Promise) this.#releaseIfFails(result, bytes).catch(onError);
   }
 
   /** Locked: whether a put from here must go to the creator's store, to stay behind its own there. */

@@ -201,7 +201,7 @@ export function attach(ref: BlockRef): Block {
   return { buffer, offset: ref.offset, bytes: ref.bytes, waiter: waiterFor("shm"), ref };
 }
 
-/** Checks that a block can travel over `transport`. */
+/** Checks that a block can travel over `transport` (a thread's memory travels only within its process). */
 export function checkTransport(ref: BlockRef, transport: Transport, what: string): void {
   if (ref.k === "sab" && transport === "bytes") {
     throw new ProcessError(
