@@ -117,14 +117,16 @@ class ManagerClient {
     if (hello?.t !== "hello") throw new ProcessError(`${formatAddress(this.#address)} is not a manager server`);
     reader.release();
     this.clientId = hello.client!;
-    channel.onMessage = (message) => this.#reply(message as Reply);
-    channel.onClose = (error) =>
-      this.#close(
-        new EOFError(
-          `the connection to the manager at ${formatAddress(this.#address)} was lost: the manager was shut down or its process died`,
-          { cause: error },
+    channel.listen(
+      (message) => this.#reply(message as Reply),
+      (error) =>
+        this.#close(
+          new EOFError(
+            `the connection to the manager at ${formatAddress(this.#address)} was lost: the manager was shut down or its process died`,
+            { cause: error },
+          ),
         ),
-      );
+    );
     if (this.#calls.size === 0) channel.unref();
     this.#channel = channel;
   }

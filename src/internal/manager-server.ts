@@ -196,7 +196,7 @@ export class ManagerServer {
     this.#clients.set(clientId, client);
     this.#sockets.add(channel);
     const pending = new Map<number, AbortController>();
-    channel.onClose = () => {
+    const onClose = () => {
       client.open = false;
       client.arrived.wakeAll();
       this.#sockets.delete(channel);
@@ -205,7 +205,7 @@ export class ManagerServer {
       for (const held of this.#objects.values()) (held.obj as unknown as Partial<ClientAware>).clientGone?.(clientId);
     };
     const reply = (message: Reply) => channel.send(message);
-    channel.onMessage = (message) => {
+    const onMessage = (message: unknown) => {
       const request = message as Request;
       if ("c" in request) {
         pending.get(request.c)?.abort(new ProcessError("cancelled by the caller"));
@@ -247,6 +247,7 @@ export class ManagerServer {
       if (result instanceof Promise) result.then(send, fail);
       else send(result);
     };
+    channel.listen(onMessage, onClose);
     channel.send({ t: "hello", client: clientId, pid: process.pid });
   }
 
