@@ -98,6 +98,8 @@ class ManagerClient {
   });
   #nextObject = 0;
   #lost: Error | undefined;
+  /** How many managers of this process (started or connected) use this connection. */
+  #managers = 0;
 
   private constructor(key: string, address: SocketAddress, authkey: string | null) {
     this.#key = key;
@@ -156,8 +158,18 @@ class ManagerClient {
     }, signal);
   }
 
-  /** Ends this connection (the server keeps running). */
+  /** A manager of this process uses the connection (until it calls `disconnect()`). */
+  join(): void {
+    this.#managers++;
+  }
+
+  /**
+   * A manager of this process is done with the connection: the last one ends it (the server keeps
+   * running). Another manager of this process connected to the same server, a started one that
+   * must still send its shutdown for instance, keeps it open.
+   */
   disconnect(): void {
+    if (--this.#managers > 0) return;
     this.#close(new ClosedError("this process closed its connection to the manager"));
     this.#channel?.destroy();
   }
@@ -945,6 +957,7 @@ export class BaseManager {
   async #connect(): Promise<void> {
     shutDown.delete(clientKey(this.#address!, this.#authkey.toString("hex")));
     this.#client = ManagerClient.for(this.#address!, this.#authkey.toString("hex"));
+    this.#client.join();
     await this.#client.ready;
   }
 

@@ -19,6 +19,7 @@ import {
   Process,
   ProcessError,
   RemoteError,
+  activeChildren,
 } from "multiprocessing-ts";
 import {
   FooBar,
@@ -388,6 +389,25 @@ describe("Remote managers over TCP (_TestRemoteManager)", { timeout: 60_000 }, (
     const adder = await reader.create<{ add(n: number): number }>("adder");
     assert.equal(await adder.add(0), 12);
   });
+
+  for (const method of methods) {
+    test(`another manager of this process that connects and disconnects leaves the server's own connection working (${method})`, async () => {
+      const authkey = randomBytes(16).toString("hex");
+      await using server = await new ServingManager({ address: ["127.0.0.1", 0], authkey, context: method }).start();
+      const serverProcess = activeChildren().find((p) => p.name === "ServingManager-server");
+      assert.ok(serverProcess, "the server runs in a child");
+      const kept = await server.create<{ add(n: number): number }>("adder");
+      class Reader extends BaseManager {}
+      Reader.register("adder");
+      await using reader = await new Reader({ address: server.address, authkey }).connect();
+      await reader.create("adder");
+      const inFlight = kept.add(1);
+      await reader.shutdown();
+      assert.equal(await inFlight, 1, "a call of the first manager in flight is not cut off");
+      await server.shutdown();
+      assert.equal(serverProcess.exitcode, 0, "the shutdown request reached the server: it was not killed");
+    });
+  }
 
   test("a wrong authkey gets AuthenticationError and no data", async () => {
     await using server = await new ServingManager({ address: ["127.0.0.1", 0], authkey: "right" }).start();
