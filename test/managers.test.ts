@@ -15,6 +15,7 @@ import {
   Full,
   ListProxy,
   Manager,
+  QueueProxy,
   Pool,
   Process,
   ProcessError,
@@ -119,6 +120,40 @@ describe("Manager containers in one process", { timeout: 60_000 }, () => {
     const b = manager.list<unknown>([[1, 2]]);
     const plain = await b.get(0);
     assert.ok(Array.isArray(plain), "a plain list stored in a list proxy comes back as an array");
+  });
+
+  test("proxies stored by a method stay live; a list may hold itself (test_list_proxy_in_list, test_nested_queue)", async () => {
+    const inner = manager.list<number>([1, 2]);
+    const outer = manager.list<unknown>();
+    await outer.append(inner);
+    await outer.append(outer);
+    const back = (await outer.get(0)) as ListProxy<number>;
+    assert.ok(back instanceof ListProxy, "a list appended to a list comes back as a proxy");
+    await back.append(3);
+    assert.deepEqual(await inner.toArray(), [1, 2, 3]);
+    const self = (await outer.get(1)) as ListProxy<unknown>;
+    assert.ok(self instanceof ListProxy);
+    assert.equal(await self.size(), 2, "the list holds itself");
+    await outer.set(0, "replaced");
+    assert.equal(await self.get(0), "replaced");
+
+    const d = manager.dict<string, unknown>();
+    await d.set("list", inner);
+    await d.update({ dict: d });
+    const list = (await d.get("list")) as ListProxy<number>;
+    assert.ok(list instanceof ListProxy, "a list set in a dict comes back as a proxy");
+    assert.deepEqual(await list.toArray(), [1, 2, 3]);
+    const sameDict = (await d.get("dict")) as DictProxy<string, unknown>;
+    assert.ok(sameDict instanceof DictProxy);
+    assert.deepEqual(await sameDict.keys(), ["list", "dict"]);
+
+    const a = manager.Queue<QueueProxy<number>>();
+    const b = manager.Queue<number>();
+    await a.put(b);
+    await b.put(42);
+    const got = await a.get();
+    assert.ok(got instanceof QueueProxy, "a queue put in a queue comes back as a proxy");
+    assert.equal(await got.get(), 42);
   });
 
   test("Namespace (test_namespace)", async () => {

@@ -320,7 +320,10 @@ export class ManagerServer {
     });
   }
 
-  /** An argument that is a proxy of an object held here becomes the object itself. */
+  /**
+   * A creation argument that is a proxy of an object held here becomes the object itself (a
+   * Condition's lock). Method arguments stay proxies (see #invoke).
+   */
   #local(arg: unknown): unknown {
     const token = (arg as { _token?: Token } | null)?._token;
     if (!token || typeof token !== "object" || !this.#owns(token)) return arg;
@@ -360,7 +363,9 @@ export class ManagerServer {
     }
     const fn = held.obj[method];
     if (typeof fn !== "function") throw new RemoteError(`${held.typeid}.${method} is not a method`);
-    const args = this.#args(request).map((arg) => this.#local(arg));
+    // a proxy passed to a method stays a proxy: what the method stores (a list appended to a list,
+    // a queue put in a queue, a list in itself) is read back later as a live proxy, as in Python
+    const args = this.#args(request);
     const result = withCallContext(context, () => fn.apply(held.obj, args));
     const typeid = held.methodToTypeid?.[method];
     if (!typeid) return result;
