@@ -4,8 +4,10 @@
  *   a.send(x) ─► queue a→b ─► b.recv()        b.send(y) ─► queue b→a ─► a.recv()
  *
  * Each direction is an unbounded queue owned by the process that made the pipe, so either end can
- * be passed to any process and messages never merge or reorder. `close()` on one end ends the
- * direction it writes: the other end reads what is left, then gets EOFError.
+ * be passed to any process and messages never merge or reorder. Every copy of an end (one per
+ * time it was sent) counts in a shared semaphore; `close()` on a copy, or its process's exit,
+ * takes one off, and the last one ends the direction that end writes: the other end reads what is
+ * left, then gets EOFError.
  *
  * `Listener` and `Client` connect processes that share no parent, over a Unix socket or TCP, with
  * Python's HMAC authkey handshake; each end is a `SocketConnection` with the same methods.
@@ -26,25 +28,51 @@ import {
   listenOn,
   localAddress,
 } from "./internal/sockets.js";
+import { runtime } from "./internal/runtime.js";
 import { checkInteger, checkTimeout } from "./internal/validate.js";
 import { Queue } from "./queues.js";
+import { Semaphore } from "./synchronize.js";
 
 interface ConnectionState {
   incoming: Queue<unknown> | null;
   outgoing: Queue<unknown> | null;
+  writers: Semaphore | null;
 }
 
-/** One end of a `Pipe`. */
+/** Ends this process received and has not closed: at exit they close, as a process's fds do. */
+const received = new Set<Connection>();
+let exitHook = false;
+
+function closeReceivedAtExit(): void {
+  if (exitHook) return;
+  exitHook = true;
+  // first in line, so that a close sent through the broker is among the deliveries waited for
+  runtime.beforeExit.unshift(() => {
+    for (const connection of [...received]) connection.close();
+  });
+}
+
+/**
+ * One end of a `Pipe`.
+ *
+ * An end can have copies in several processes (one for every time it was sent). Each copy closes
+ * on its own; the direction this end writes ends, and the other end's `recv()` gets EOFError, when
+ * the last copy closes or its process exits. So the parent may close its copy of an end right
+ * after handing it to a child, as in Python.
+ */
 export class Connection implements Reducible {
   #incoming: Queue<unknown> | null;
   #outgoing: Queue<unknown> | null;
+  /** How many open copies of this end there are, in every process (null for a receive-only end). */
+  #writers: Semaphore | null;
   #closed = false;
   #sendError: unknown;
 
   /** @internal Use `Pipe()`. */
-  constructor(incoming: Queue<unknown> | null, outgoing: Queue<unknown> | null) {
+  constructor(incoming: Queue<unknown> | null, outgoing: Queue<unknown> | null, writers: Semaphore | null) {
     this.#incoming = incoming;
     this.#outgoing = outgoing;
+    this.#writers = writers;
   }
 
   /** True if this end can receive. */
@@ -107,7 +135,12 @@ export class Connection implements Reducible {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#outgoing?.close();
+    received.delete(this);
+    if (!this.#outgoing) return;
+    // two last copies closing at once may both see 0: closing a queue twice is harmless, and 0 is
+    // final, since only a copy (which counts) can make another
+    this.#writers!.acquireSync({ block: false });
+    if (this.#writers!.getValue() === 0) this.#outgoing.close();
   }
 
   #check(op: "send" | "recv" | "poll"): void {
@@ -118,7 +151,9 @@ export class Connection implements Reducible {
 
   [reduce](): Reduced {
     if (this.#closed) throw new ProcessError("a closed connection cannot be sent to another process");
-    const state: ConnectionState = { incoming: this.#incoming, outgoing: this.#outgoing };
+    // the copy this makes counts from now, so that closing this one at once leaves it working
+    this.#writers?.release();
+    const state: ConnectionState = { incoming: this.#incoming, outgoing: this.#outgoing, writers: this.#writers };
     return { kind: "mpts.Connection", state };
   }
 
@@ -130,7 +165,12 @@ export class Connection implements Reducible {
 
 registerRebuilder("mpts.Connection", (state) => {
   const s = state as ConnectionState;
-  return new Connection(s.incoming, s.outgoing);
+  const connection = new Connection(s.incoming, s.outgoing, s.writers);
+  if (s.outgoing) {
+    received.add(connection);
+    closeReceivedAtExit();
+  }
+  return connection;
 });
 
 /**
@@ -140,9 +180,9 @@ registerRebuilder("mpts.Connection", (state) => {
 export function Pipe(duplex = true): [Connection, Connection] {
   if (typeof duplex !== "boolean") throw new TypeError(`duplex must be a boolean (got ${typeof duplex})`);
   const aToB = new Queue<unknown>();
-  if (!duplex) return [new Connection(aToB, null), new Connection(null, aToB)];
+  if (!duplex) return [new Connection(aToB, null, null), new Connection(null, aToB, new Semaphore(1))];
   const bToA = new Queue<unknown>();
-  return [new Connection(bToA, aToB), new Connection(aToB, bToA)];
+  return [new Connection(bToA, aToB, new Semaphore(1)), new Connection(aToB, bToA, new Semaphore(1))];
 }
 
 function byteSlice(data: ArrayBufferView | ArrayBuffer, offset: number, size: number | undefined): Uint8Array {

@@ -40,6 +40,21 @@ describe("Pipe in one process", { timeout: 30_000 }, () => {
     assert.throws(() => a.send(1), /closed/);
   });
 
+  test("a copy of an end works after the original closes; EOF comes when the last copy closes", async () => {
+    const [a, b] = Pipe();
+    const [carrierIn, carrierOut] = Pipe();
+    carrierOut.send(b);
+    b.close();
+    const copy = await carrierIn.recv();
+    copy.send("from the copy");
+    assert.equal(await a.recv(), "from the copy");
+    a.send("to the copy");
+    assert.equal(await copy.recv(), "to the copy");
+    assert.equal(await a.poll(), false, "the direction the copy writes is still open");
+    copy.close();
+    await assert.rejects(a.recv(), EOFError);
+  });
+
   test("a value that cannot travel throws at send; the pipe goes on", async () => {
     const [a, b] = Pipe();
     assert.throws(() => a.send({ f: () => 1 }), SerializationError);
@@ -52,7 +67,7 @@ for (const method of methods) {
   describe(`Pipe across processes (${method})`, { timeout: 60_000 }, () => {
     const ctx = getContext(method);
 
-    test("an echo child answers in order, then closes: EOFError", async () => {
+    test("an echo child answers in order, then closes: EOFError once the parent's copy is closed too", async () => {
       const [parent, child] = Pipe();
       const p = new ctx.Process({ target: echo, args: [child] }).start();
       for (const word of ["ping", { n: 1 }, [1, 2]]) {
@@ -61,7 +76,33 @@ for (const method of methods) {
       }
       parent.send("bye");
       await p.join();
+      assert.equal(await parent.poll(), false, "the parent still holds a copy of the child's end");
+      child.close();
       await assert.rejects(parent.recv(), EOFError);
+    });
+
+    // test_spawn_close: the parent closes its copy of the child's end as soon as the child starts
+    test("the parent closes the child's end after start: the child's copy works, its close is EOF", async () => {
+      const [parent, child] = Pipe();
+      const p = new ctx.Process({ target: echo, args: [child] }).start();
+      child.close();
+      parent.send("hello");
+      assert.equal(await parent.recv(), "hello");
+      parent.send("bye");
+      await assert.rejects(parent.recv(), EOFError);
+      await p.join();
+      assert.equal(p.exitcode, 0);
+    });
+
+    test("a child that exits without closing its end: the reader gets EOFError", async () => {
+      const [parent, child] = Pipe();
+      const p = new ctx.Process({ target: echoBytes, args: [child] }).start();
+      child.close();
+      parent.sendBytes(new Uint8Array([1, 2, 3]));
+      assert.deepEqual([...(await parent.recvBytes())], [1, 2, 3]);
+      await assert.rejects(parent.recv(), EOFError);
+      await p.join();
+      assert.equal(p.exitcode, 0);
     });
 
     test("sendBytes/recvBytes carry 16 MiB", async () => {
