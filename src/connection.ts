@@ -5,18 +5,21 @@
  *
  * Each direction is an unbounded queue owned by the process that made the pipe, so either end can
  * be passed to any process and messages never merge or reorder. Every copy of an end (one per
- * time it was sent) counts in a shared semaphore; `close()` on a copy, or its process's exit,
- * takes one off, and the last one ends the direction that end writes: the other end reads what is
- * left, then gets EOFError.
+ * process or thread that received it) counts in a table of holders (internal/pipe-holders.ts);
+ * `close()` on a copy takes one off, a holder that is gone (exited, killed, crashed) takes all of
+ * its own off, and the last one ends the direction that end writes: the other end reads what is
+ * left, then gets EOFError. A reader that finds nothing to read looks for gone holders every
+ * `REAP_MS` while it waits.
  *
  * `Listener` and `Client` connect processes that share no parent, over a Unix socket or TCP, with
  * Python's HMAC authkey handshake; each end is a `SocketConnection` with the same methods.
  */
 import type { Server } from "node:net";
 import { inspect } from "node:util";
-import { ClosedError, EOFError, ProcessError } from "./errors.js";
+import { ClosedError, EOFError, Empty, ProcessError } from "./errors.js";
 import { type Reduced, type Reducible, decode, encode, reduce, registerRebuilder } from "./internal/codec.js";
 import type { FramedSocket } from "./internal/framing.js";
+import { type HoldersState, PipeHolders, type Side } from "./internal/pipe-holders.js";
 import {
   MessageReader,
   type SocketAddress,
@@ -31,13 +34,22 @@ import {
 import { runtime } from "./internal/runtime.js";
 import { checkInteger, checkTimeout } from "./internal/validate.js";
 import { Queue } from "./queues.js";
-import { Semaphore } from "./synchronize.js";
 
 interface ConnectionState {
   incoming: Queue<unknown> | null;
   outgoing: Queue<unknown> | null;
-  writers: Semaphore | null;
+  holders: HoldersState;
+  side: Side;
+  /** The claim this copy's sender made for it (0 for an end that only receives). */
+  claim: number;
 }
+
+/**
+ * How often a reader waiting on an empty pipe looks for holders of the other end that are gone:
+ * the longest it takes to see EOF after the last one died without closing.
+ */
+const REAP_MS = 100;
+const reapSlice = { timeout: REAP_MS } as const;
 
 /** Ends this process received and has not closed: at exit they close, as a process's fds do. */
 const received = new Set<Connection>();
@@ -55,24 +67,27 @@ function closeReceivedAtExit(): void {
 /**
  * One end of a `Pipe`.
  *
- * An end can have copies in several processes (one for every time it was sent). Each copy closes
- * on its own; the direction this end writes ends, and the other end's `recv()` gets EOFError, when
- * the last copy closes or its process exits. So the parent may close its copy of an end right
- * after handing it to a child, as in Python.
+ * An end can have copies in several processes (one in each process or thread that received it).
+ * Each copy closes on its own; the direction this end writes ends, and the other end's `recv()`
+ * gets EOFError, when the last copy closes or its holder is gone, however it ended. So the parent
+ * may close its copy of an end right after handing it to a child, as in Python.
  */
 export class Connection implements Reducible {
   #incoming: Queue<unknown> | null;
   #outgoing: Queue<unknown> | null;
-  /** How many open copies of this end there are, in every process (null for a receive-only end). */
-  #writers: Semaphore | null;
+  /** Who holds copies of either end, in every process. */
+  #holders: PipeHolders;
+  /** The direction this end writes (a receive-only end reads the other one). */
+  #side: Side;
   #closed = false;
   #sendError: unknown;
 
   /** @internal Use `Pipe()`. */
-  constructor(incoming: Queue<unknown> | null, outgoing: Queue<unknown> | null, writers: Semaphore | null) {
+  constructor(incoming: Queue<unknown> | null, outgoing: Queue<unknown> | null, holders: PipeHolders, side: Side) {
     this.#incoming = incoming;
     this.#outgoing = outgoing;
-    this.#writers = writers;
+    this.#holders = holders;
+    this.#side = side;
   }
 
   /** True if this end can receive. */
@@ -100,15 +115,31 @@ export class Connection implements Reducible {
     this.#outgoing!._putNow(value, (error) => (this.#sendError ??= error));
   }
 
-  /** Receives the next message; rejects with EOFError once the other end closed and all was read. */
+  /**
+   * Receives the next message; rejects with EOFError once every copy of the other end is closed or
+   * its holder gone, and all was read.
+   */
   async recv(): Promise<any> {
     this.#check("recv");
     try {
-      return await this.#incoming!.get();
+      for (;;) {
+        try {
+          // a message already there comes at once; only a reader left waiting looks for gone holders
+          return await this.#incoming!.get(reapSlice);
+        } catch (error) {
+          if (!(error instanceof Empty)) throw error;
+        }
+        this.#reapWriters();
+      }
     } catch (error) {
       if (error instanceof ClosedError) throw new EOFError("the other end of the pipe was closed");
       throw error;
     }
+  }
+
+  /** Ends the direction this end reads if no holder of the other end is left. */
+  #reapWriters(): void {
+    if (this.#holders.reap((1 - this.#side) as Side)) this.#incoming!.close();
   }
 
   /** Sends bytes as one message (a copy of `data[offset, offset + size)`). */
@@ -128,7 +159,13 @@ export class Connection implements Reducible {
   async poll(timeout = 0): Promise<boolean> {
     this.#check("poll");
     checkTimeout(timeout, "timeout");
-    return this.#incoming!._poll(timeout);
+    const deadline = performance.now() + timeout;
+    for (;;) {
+      const left = deadline - performance.now();
+      if (await this.#incoming!._poll(Math.max(0, Math.min(left, REAP_MS)))) return true;
+      if (left <= REAP_MS) return false;
+      this.#reapWriters();
+    }
   }
 
   /** Closes this end; the other end's `recv()` rejects with EOFError once it has read everything. */
@@ -136,11 +173,7 @@ export class Connection implements Reducible {
     if (this.#closed) return;
     this.#closed = true;
     received.delete(this);
-    if (!this.#outgoing) return;
-    // two last copies closing at once may both see 0: closing a queue twice is harmless, and 0 is
-    // final, since only a copy (which counts) can make another
-    this.#writers!.acquireSync({ block: false });
-    if (this.#writers!.getValue() === 0) this.#outgoing.close();
+    if (this.#outgoing && this.#holders.release(this.#side)) this.#outgoing.close();
   }
 
   #check(op: "send" | "recv" | "poll"): void {
@@ -152,8 +185,14 @@ export class Connection implements Reducible {
   [reduce](): Reduced {
     if (this.#closed) throw new ProcessError("a closed connection cannot be sent to another process");
     // the copy this makes counts from now, so that closing this one at once leaves it working
-    this.#writers?.release();
-    const state: ConnectionState = { incoming: this.#incoming, outgoing: this.#outgoing, writers: this.#writers };
+    const claim = this.#outgoing ? this.#holders.claim(this.#side) : 0;
+    const state: ConnectionState = {
+      incoming: this.#incoming,
+      outgoing: this.#outgoing,
+      holders: this.#holders.state,
+      side: this.#side,
+      claim,
+    };
     return { kind: "mpts.Connection", state };
   }
 
@@ -165,8 +204,10 @@ export class Connection implements Reducible {
 
 registerRebuilder("mpts.Connection", (state) => {
   const s = state as ConnectionState;
-  const connection = new Connection(s.incoming, s.outgoing, s.writers);
+  const holders = new PipeHolders(s.holders);
+  const connection = new Connection(s.incoming, s.outgoing, holders, s.side);
   if (s.outgoing) {
+    holders.take(s.side, s.claim);
     received.add(connection);
     closeReceivedAtExit();
   }
@@ -180,9 +221,11 @@ registerRebuilder("mpts.Connection", (state) => {
 export function Pipe(duplex = true): [Connection, Connection] {
   if (typeof duplex !== "boolean") throw new TypeError(`duplex must be a boolean (got ${typeof duplex})`);
   const aToB = new Queue<unknown>();
-  if (!duplex) return [new Connection(aToB, null, null), new Connection(null, aToB, new Semaphore(1))];
+  const holders = PipeHolders.create();
+  // the receive-only end of a one-way pipe writes nothing: side 1 is its peer's
+  if (!duplex) return [new Connection(aToB, null, holders, 0), new Connection(null, aToB, holders, 1)];
   const bToA = new Queue<unknown>();
-  return [new Connection(bToA, aToB, new Semaphore(1)), new Connection(aToB, bToA, new Semaphore(1))];
+  return [new Connection(bToA, aToB, holders, 0), new Connection(aToB, bToA, holders, 1)];
 }
 
 function byteSlice(data: ArrayBufferView | ArrayBuffer, offset: number, size: number | undefined): Uint8Array {

@@ -3,8 +3,20 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { EOFError, Pipe, SerializationError, getContext } from "multiprocessing-ts";
-import { echo, echoBytes } from "./fixtures/tasks.ts";
+import { closeThenSend, echo, echoBytes, holdConnection, holdThenEnd, parkOnQueue } from "./fixtures/tasks.ts";
 import { methods } from "./helpers.ts";
+
+/** How long a reader may take to see that the last holder of the other end is gone. */
+const EOF_WITHIN_MS = 3000;
+
+/** Settles as `promise` does; rejects instead if it is still pending after `ms` (a reader that would hang). */
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still waiting after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
 
 describe("Pipe in one process", { timeout: 30_000 }, () => {
   test("duplex: both ends send and receive, in order, without merging", async () => {
@@ -103,6 +115,58 @@ for (const method of methods) {
       await assert.rejects(parent.recv(), EOFError);
       await p.join();
       assert.equal(p.exitcode, 0);
+    });
+
+    // the last holder of the writing end dies without a normal exit: its copy is given up all the same
+    const deaths = [
+      { how: "kill()", target: "wait", stop: (p: InstanceType<typeof ctx.Process>) => p.kill(), exitcode: -9 },
+      {
+        how: "terminate()",
+        target: "wait",
+        stop: (p: InstanceType<typeof ctx.Process>) => p.terminate(),
+        exitcode: -15,
+      },
+      { how: "process.exit() in the target", target: "exit", stop: () => {}, exitcode: 3 },
+      { how: "an uncaught error", target: "throw", stop: () => {}, exitcode: 1 },
+    ] as const;
+    for (const { how, target, stop, exitcode } of deaths) {
+      test(`the only holder of the other end ends by ${how}: recv() rejects with EOFError promptly`, async () => {
+        const [parent, child] = Pipe();
+        const p = new ctx.Process({ target: holdThenEnd, args: [child, target] }).start();
+        child.close();
+        assert.equal(await parent.recv(), "ready");
+        parent.send("go");
+        stop(p);
+        await assert.rejects(within(parent.recv(), EOF_WITHIN_MS), EOFError);
+        await p.join();
+        assert.equal(p.exitcode, exitcode);
+      });
+    }
+
+    test("a copy in a pool's initargs counts once per worker: one worker's close leaves the others' open", async () => {
+      const [parent, child] = Pipe();
+      const gate = new ctx.Barrier(2);
+      const pool = new ctx.Pool({ processes: 2, initializer: holdConnection, initargs: [child, gate] });
+      try {
+        child.close();
+        const names = await pool.map(closeThenSend, [0, 1], { chunksize: 1 });
+        assert.notEqual(names[0], names[1], "the two tasks ran on two workers");
+        assert.equal(await within(parent.recv(), EOF_WITHIN_MS), "still open");
+      } finally {
+        pool.terminate();
+      }
+      await assert.rejects(within(parent.recv(), EOF_WITHIN_MS), EOFError, "the workers are gone, and their copies");
+      await pool.join();
+    });
+
+    test("a copy sent where no one receives it does not hold the reader once its sender is gone", async () => {
+      const [parent, child] = Pipe();
+      const nobodyReads = new ctx.Queue();
+      const p = new ctx.Process({ target: parkOnQueue, args: [child, nobodyReads] }).start();
+      child.close();
+      await p.join();
+      assert.equal(p.exitcode, 0);
+      await assert.rejects(within(parent.recv(), EOF_WITHIN_MS), EOFError);
     });
 
     test("sendBytes/recvBytes carry 16 MiB", async () => {

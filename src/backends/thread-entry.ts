@@ -8,9 +8,18 @@ import { failStart, runChild } from "../internal/child.js";
 import type { Boot, ToChild } from "../internal/wire.js";
 import { importPreloads, useTsxWhenNeeded } from "../internal/loader.js";
 import { launchEnvironment } from "./environment.js";
+import { adoptThreadLifelines } from "./identity.js";
 import { Batcher, unbatch } from "./thread.js";
 
-const data = workerData as { boot: Boot; tsx?: string; preloads: string[]; execArgv: string[]; cwd: string };
+const data = workerData as {
+  boot: Boot;
+  tsx?: string;
+  preloads: string[];
+  execArgv: string[];
+  cwd: string;
+  lifelines: SharedArrayBuffer;
+};
+adoptThreadLifelines(data.lifelines);
 launchEnvironment.execArgv = data.execArgv;
 launchEnvironment.cwd = data.cwd;
 useTsxWhenNeeded(data.tsx);
