@@ -131,21 +131,27 @@ Napi::Value Wake(const Napi::CallbackInfo& info) {
 
 // waitAsync runs the futex wait on a libuv pool thread. Waits are capped (the JS side loops), so a
 // pool thread is never held for long and pending waits never keep the process alive on their own.
+// A wait can end while its worker thread is being terminated, when JavaScript can no longer run
+// there: the promise is then settled through the C API, whose failure is ignored, because the
+// C++ wrappers would turn it into a fatal error of the whole process.
 class WaitWork : public Napi::AsyncWorker {
  public:
   WaitWork(Napi::Env env, Napi::Object keep, int32_t* addr, int32_t expected, double timeout)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), addr_(addr),
-        expected_(expected), timeout_(timeout) {
+      : Napi::AsyncWorker(env), addr_(addr), expected_(expected), timeout_(timeout) {
+    NAPI_THROW_IF_FAILED_VOID(env, napi_create_promise(env, &deferred_, &promise_));
     keep_ = Napi::Persistent(keep);  // the memory stays mapped while we wait on it
   }
-  Napi::Promise Promise() { return deferred_.Promise(); }
+  Napi::Value Promise() { return Napi::Value(Env(), promise_); }
   void Execute() override { result_ = FutexWait(addr_, expected_, timeout_); }
   void OnOK() override {
-    deferred_.Resolve(Napi::String::New(Env(), kResults[result_]));
+    napi_value value;
+    if (napi_create_string_utf8(Env(), kResults[result_], NAPI_AUTO_LENGTH, &value) != napi_ok) return;
+    napi_resolve_deferred(Env(), deferred_, value);
   }
 
  private:
-  Napi::Promise::Deferred deferred_;
+  napi_deferred deferred_ = nullptr;
+  napi_value promise_ = nullptr;
   Napi::ObjectReference keep_;
   int32_t* addr_;
   int32_t expected_;
@@ -159,7 +165,7 @@ Napi::Value WaitAsync(const Napi::CallbackInfo& info) {
   double timeout = info[3].As<Napi::Number>().DoubleValue();
   if (!(timeout < 1e15)) timeout = -1;
   auto* work = new WaitWork(info.Env(), info[0].As<Napi::Object>(), addr, expected, timeout);
-  Napi::Promise promise = work->Promise();
+  Napi::Value promise = work->Promise();
   work->Queue();
   return promise;
 }

@@ -4,17 +4,22 @@
  *   a.send(x) ─► queue a→b ─► b.recv()        b.send(y) ─► queue b→a ─► a.recv()
  *
  * Each direction is an unbounded queue owned by the process that made the pipe, so either end can
- * be passed to any process and messages never merge or reorder. `close()` on one end ends the
- * direction it writes: the other end reads what is left, then gets EOFError.
+ * be passed to any process and messages never merge or reorder. Every copy of an end (one per
+ * process or thread that received it) counts in a table of holders (internal/pipe-holders.ts);
+ * `close()` on a copy takes one off, a holder that is gone (exited, killed, crashed) takes all of
+ * its own off, and the last one ends the direction that end writes: the other end reads what is
+ * left, then gets EOFError. A reader that finds nothing to read looks for gone holders every
+ * `REAP_MS` while it waits.
  *
  * `Listener` and `Client` connect processes that share no parent, over a Unix socket or TCP, with
  * Python's HMAC authkey handshake; each end is a `SocketConnection` with the same methods.
  */
 import type { Server } from "node:net";
 import { inspect } from "node:util";
-import { ClosedError, EOFError, ProcessError } from "./errors.js";
+import { ClosedError, EOFError, Empty, ProcessError } from "./errors.js";
 import { type Reduced, type Reducible, decodeOrImport, encode, reduce, registerRebuilder } from "./internal/codec.js";
 import type { FramedSocket } from "./internal/framing.js";
+import { type HoldersState, PipeHolders, type Side } from "./internal/pipe-holders.js";
 import {
   MessageReader,
   type SocketAddress,
@@ -26,25 +31,63 @@ import {
   listenOn,
   localAddress,
 } from "./internal/sockets.js";
+import { runtime } from "./internal/runtime.js";
 import { type OptionNames, checkInteger, checkOptionNames, checkTimeout, optionNames } from "./internal/validate.js";
 import { Queue } from "./queues.js";
 
 interface ConnectionState {
   incoming: Queue<unknown> | null;
   outgoing: Queue<unknown> | null;
+  holders: HoldersState;
+  side: Side;
+  /** The claim this copy's sender made for it (0 for an end that only receives). */
+  claim: number;
 }
 
-/** One end of a `Pipe`. */
+/**
+ * How often a reader waiting on an empty pipe looks for holders of the other end that are gone:
+ * the longest it takes to see EOF after the last one died without closing.
+ */
+const REAP_MS = 100;
+const reapSlice = { timeout: REAP_MS } as const;
+
+/** Ends this process received and has not closed: at exit they close, as a process's fds do. */
+const received = new Set<Connection>();
+let exitHook = false;
+
+function closeReceivedAtExit(): void {
+  if (exitHook) return;
+  exitHook = true;
+  // first in line, so that a close sent through the broker is among the deliveries waited for
+  runtime.beforeExit.unshift(() => {
+    for (const connection of [...received]) connection.close();
+  });
+}
+
+/**
+ * One end of a `Pipe`.
+ *
+ * An end can have copies in several processes (one in each process or thread that received it).
+ * Each copy closes on its own; the direction this end writes ends, and the other end's `recv()`
+ * gets EOFError, when the last copy closes or its holder is gone, however it ended. So the parent
+ * may close its copy of an end right after handing it to a child, as in Python.
+ */
 export class Connection implements Reducible {
   #incoming: Queue<unknown> | null;
   #outgoing: Queue<unknown> | null;
+  /** Who holds copies of either end, in every process. */
+  #holders: PipeHolders;
+  /** The direction this end writes (a receive-only end reads the other one). */
+  #side: Side;
   #closed = false;
   #sendError: unknown;
 
   /** @internal Use `Pipe()`. */
-  constructor(incoming: Queue<unknown> | null, outgoing: Queue<unknown> | null) {
+  constructor(incoming: Queue<unknown> | null, outgoing: Queue<unknown> | null, holders: PipeHolders, side: Side) {
     this.#incoming = incoming;
     this.#outgoing = outgoing;
+    this.#holders = holders;
+    this.#side = side;
   }
 
   /** True if this end can receive. */
@@ -72,15 +115,31 @@ export class Connection implements Reducible {
     this.#outgoing!._putNow(value, (error) => (this.#sendError ??= error));
   }
 
-  /** Receives the next message; rejects with EOFError once the other end closed and all was read. */
+  /**
+   * Receives the next message; rejects with EOFError once every copy of the other end is closed or
+   * its holder gone, and all was read.
+   */
   async recv(): Promise<any> {
     this.#check("recv");
     try {
-      return await this.#incoming!.get();
+      for (;;) {
+        try {
+          // a message already there comes at once; only a reader left waiting looks for gone holders
+          return await this.#incoming!.get(reapSlice);
+        } catch (error) {
+          if (!(error instanceof Empty)) throw error;
+        }
+        this.#reapWriters();
+      }
     } catch (error) {
       if (error instanceof ClosedError) throw new EOFError("the other end of the pipe was closed");
       throw error;
     }
+  }
+
+  /** Ends the direction this end reads if no holder of the other end is left. */
+  #reapWriters(): void {
+    if (this.#holders.reap((1 - this.#side) as Side)) this.#incoming!.close();
   }
 
   /** Sends bytes as one message (a copy of `data[offset, offset + size)`). */
@@ -100,14 +159,21 @@ export class Connection implements Reducible {
   async poll(timeout = 0): Promise<boolean> {
     this.#check("poll");
     checkTimeout(timeout, "timeout");
-    return this.#incoming!._poll(timeout);
+    const deadline = performance.now() + timeout;
+    for (;;) {
+      const left = deadline - performance.now();
+      if (await this.#incoming!._poll(Math.max(0, Math.min(left, REAP_MS)))) return true;
+      if (left <= REAP_MS) return false;
+      this.#reapWriters();
+    }
   }
 
   /** Closes this end; the other end's `recv()` rejects with EOFError once it has read everything. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#outgoing?.close();
+    received.delete(this);
+    if (this.#outgoing && this.#holders.release(this.#side)) this.#outgoing.close();
   }
 
   #check(op: "send" | "recv" | "poll"): void {
@@ -119,7 +185,15 @@ export class Connection implements Reducible {
   /** Sends this end to another process, which takes it over; a closed end cannot be sent (ProcessError). */
   [reduce](): Reduced {
     if (this.#closed) throw new ProcessError("a closed connection cannot be sent to another process");
-    const state: ConnectionState = { incoming: this.#incoming, outgoing: this.#outgoing };
+    // the copy this makes counts from now, so that closing this one at once leaves it working
+    const claim = this.#outgoing ? this.#holders.claim(this.#side) : 0;
+    const state: ConnectionState = {
+      incoming: this.#incoming,
+      outgoing: this.#outgoing,
+      holders: this.#holders.state,
+      side: this.#side,
+      claim,
+    };
     return { kind: "mpts.Connection", state };
   }
 
@@ -132,7 +206,14 @@ export class Connection implements Reducible {
 
 registerRebuilder("mpts.Connection", (state) => {
   const s = state as ConnectionState;
-  return new Connection(s.incoming, s.outgoing);
+  const holders = new PipeHolders(s.holders);
+  const connection = new Connection(s.incoming, s.outgoing, holders, s.side);
+  if (s.outgoing) {
+    holders.take(s.side, s.claim);
+    received.add(connection);
+    closeReceivedAtExit();
+  }
+  return connection;
 });
 
 /**
@@ -142,9 +223,11 @@ registerRebuilder("mpts.Connection", (state) => {
 export function Pipe(duplex = true): [Connection, Connection] {
   if (typeof duplex !== "boolean") throw new TypeError(`duplex must be a boolean (got ${typeof duplex})`);
   const aToB = new Queue<unknown>();
-  if (!duplex) return [new Connection(aToB, null), new Connection(null, aToB)];
+  const holders = PipeHolders.create();
+  // the receive-only end of a one-way pipe writes nothing: side 1 is its peer's
+  if (!duplex) return [new Connection(aToB, null, holders, 0), new Connection(null, aToB, holders, 1)];
   const bToA = new Queue<unknown>();
-  return [new Connection(bToA, aToB), new Connection(aToB, bToA)];
+  return [new Connection(bToA, aToB, holders, 0), new Connection(aToB, bToA, holders, 1)];
 }
 
 function byteSlice(data: ArrayBufferView | ArrayBuffer, offset: number, size: number | undefined): Uint8Array {

@@ -104,6 +104,8 @@ class ManagerClient {
   });
   #nextObject = 0;
   #lost: Error | undefined;
+  /** How many managers of this process (started or connected) use this connection. */
+  #managers = 0;
 
   private constructor(key: string, address: SocketAddress, authkey: string | null) {
     this.#key = key;
@@ -123,14 +125,16 @@ class ManagerClient {
     if (hello?.t !== "hello") throw new ProcessError(`${formatAddress(this.#address)} is not a manager server`);
     reader.release();
     this.clientId = hello.client!;
-    channel.onMessage = (message) => this.#reply(message as Reply);
-    channel.onClose = (error) =>
-      this.#close(
-        new EOFError(
-          `the connection to the manager at ${formatAddress(this.#address)} was lost: the manager was shut down or its process died`,
-          { cause: error },
+    channel.listen(
+      (message) => this.#reply(message as Reply),
+      (error) =>
+        this.#close(
+          new EOFError(
+            `the connection to the manager at ${formatAddress(this.#address)} was lost: the manager was shut down or its process died`,
+            { cause: error },
+          ),
         ),
-      );
+    );
     if (this.#calls.size === 0) channel.unref();
     this.#channel = channel;
   }
@@ -160,8 +164,18 @@ class ManagerClient {
     }, signal);
   }
 
-  /** Ends this connection (the server keeps running). */
+  /** A manager of this process uses the connection (until it calls `disconnect()`). */
+  join(): void {
+    this.#managers++;
+  }
+
+  /**
+   * A manager of this process is done with the connection: the last one ends it (the server keeps
+   * running). Another manager of this process connected to the same server, a started one that
+   * must still send its shutdown for instance, keeps it open.
+   */
   disconnect(): void {
+    if (--this.#managers > 0) return;
     this.#close(new ClosedError("this process closed its connection to the manager"));
     this.#channel?.destroy();
   }
@@ -976,6 +990,7 @@ export class BaseManager {
   async #connect(): Promise<void> {
     shutDown.delete(clientKey(this.#address!, this.#authkey.toString("hex")));
     this.#client = ManagerClient.for(this.#address!, this.#authkey.toString("hex"));
+    this.#client.join();
     await this.#client.ready;
   }
 

@@ -11,7 +11,7 @@ import {
   Process,
   ProcessError,
 } from "multiprocessing-ts";
-import { doubleOverSocket } from "./fixtures/manager-tasks.ts";
+import { doubleOverSocket, sendOverSocket } from "./fixtures/manager-tasks.ts";
 import { methods } from "./helpers.ts";
 
 describe("Listener and Client", { timeout: 60_000 }, () => {
@@ -25,6 +25,48 @@ describe("Listener and Client", { timeout: 60_000 }, () => {
         conn.send(x);
         assert.equal(await conn.recv(), x * 2);
       }
+      conn.close();
+      await child.join();
+      assert.equal(child.exitcode, 0);
+    });
+  }
+
+  // test_empty_authkey, OtherTest: what follows the handshake in the same read is the first message
+  test("a client that sends as soon as it connects with an authkey: every message arrives, then EOF", async () => {
+    for (const authkey of ["secret", ""]) {
+      await using listener = await Listener.listen(["127.0.0.1", 0], { authkey });
+      for (let round = 0; round < 20; round++) {
+        const [client, server] = await Promise.all([
+          Client(listener.address, { authkey }).then((c) => {
+            c.send(round);
+            c.send("second");
+            c.close();
+            return c;
+          }),
+          listener.accept(),
+        ]);
+        assert.equal(await server.recv(), round);
+        assert.equal(await server.recv(), "second");
+        await assert.rejects(server.recv(), EOFError);
+        assert.ok(client.closed);
+        server.close();
+      }
+    }
+  });
+
+  for (const method of methods) {
+    test(`a child that sends as soon as it connects with an authkey (${method})`, async () => {
+      await using listener = await Listener.listen(["127.0.0.1", 0], { authkey: "secret" });
+      const child = new Process({
+        target: sendOverSocket,
+        args: [listener.address, "secret", [1, { two: 2 }]],
+        context: method,
+      });
+      child.start();
+      const conn = await listener.accept();
+      assert.equal(await conn.recv(), 1);
+      assert.deepEqual(await conn.recv(), { two: 2 });
+      await assert.rejects(conn.recv(), EOFError);
       conn.close();
       await child.join();
       assert.equal(child.exitcode, 0);

@@ -15,10 +15,12 @@ import {
   Full,
   ListProxy,
   Manager,
+  QueueProxy,
   Pool,
   Process,
   ProcessError,
   RemoteError,
+  activeChildren,
 } from "multiprocessing-ts";
 import {
   FooBar,
@@ -118,6 +120,40 @@ describe("Manager containers in one process", { timeout: 60_000 }, () => {
     const b = manager.list<unknown>([[1, 2]]);
     const plain = await b.get(0);
     assert.ok(Array.isArray(plain), "a plain list stored in a list proxy comes back as an array");
+  });
+
+  test("proxies stored by a method stay live; a list may hold itself (test_list_proxy_in_list, test_nested_queue)", async () => {
+    const inner = manager.list<number>([1, 2]);
+    const outer = manager.list<unknown>();
+    await outer.append(inner);
+    await outer.append(outer);
+    const back = (await outer.get(0)) as ListProxy<number>;
+    assert.ok(back instanceof ListProxy, "a list appended to a list comes back as a proxy");
+    await back.append(3);
+    assert.deepEqual(await inner.toArray(), [1, 2, 3]);
+    const self = (await outer.get(1)) as ListProxy<unknown>;
+    assert.ok(self instanceof ListProxy);
+    assert.equal(await self.size(), 2, "the list holds itself");
+    await outer.set(0, "replaced");
+    assert.equal(await self.get(0), "replaced");
+
+    const d = manager.dict<string, unknown>();
+    await d.set("list", inner);
+    await d.update({ dict: d });
+    const list = (await d.get("list")) as ListProxy<number>;
+    assert.ok(list instanceof ListProxy, "a list set in a dict comes back as a proxy");
+    assert.deepEqual(await list.toArray(), [1, 2, 3]);
+    const sameDict = (await d.get("dict")) as DictProxy<string, unknown>;
+    assert.ok(sameDict instanceof DictProxy);
+    assert.deepEqual(await sameDict.keys(), ["list", "dict"]);
+
+    const a = manager.Queue<QueueProxy<number>>();
+    const b = manager.Queue<number>();
+    await a.put(b);
+    await b.put(42);
+    const got = await a.get();
+    assert.ok(got instanceof QueueProxy, "a queue put in a queue comes back as a proxy");
+    assert.equal(await got.get(), 42);
   });
 
   test("Namespace (test_namespace)", async () => {
@@ -388,6 +424,25 @@ describe("Remote managers over TCP (_TestRemoteManager)", { timeout: 60_000 }, (
     const adder = await reader.create<{ add(n: number): number }>("adder");
     assert.equal(await adder.add(0), 12);
   });
+
+  for (const method of methods) {
+    test(`another manager of this process that connects and disconnects leaves the server's own connection working (${method})`, async () => {
+      const authkey = randomBytes(16).toString("hex");
+      await using server = await new ServingManager({ address: ["127.0.0.1", 0], authkey, context: method }).start();
+      const serverProcess = activeChildren().find((p) => p.name === "ServingManager-server");
+      assert.ok(serverProcess, "the server runs in a child");
+      const kept = await server.create<{ add(n: number): number }>("adder");
+      class Reader extends BaseManager {}
+      Reader.register("adder");
+      await using reader = await new Reader({ address: server.address, authkey }).connect();
+      await reader.create("adder");
+      const inFlight = kept.add(1);
+      await reader.shutdown();
+      assert.equal(await inFlight, 1, "a call of the first manager in flight is not cut off");
+      await server.shutdown();
+      assert.equal(serverProcess.exitcode, 0, "the shutdown request reached the server: it was not killed");
+    });
+  }
 
   test("a wrong authkey gets AuthenticationError and no data", async () => {
     await using server = await new ServingManager({ address: ["127.0.0.1", 0], authkey: "right" }).start();

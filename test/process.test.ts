@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
   BootstrapError,
+  Pipe,
   Process,
   ProcessError,
   Queue,
@@ -18,6 +19,7 @@ import {
   Recorder,
   exitsWith,
   fails,
+  holdThenEnd,
   identity,
   putAll,
   report,
@@ -63,6 +65,20 @@ for (const method of methods) {
       assert.equal(exited.exitcode, 3);
       assert.equal(terminated.exitcode, -15);
       assert.equal(killed.exitcode, -9);
+    });
+
+    // a wake-up of the child's wait landing as it is stopped: with threads, the whole program aborted
+    test("a child stopped just as the message it waits for arrives: the program goes on", async () => {
+      for (let i = 0; i < 30; i++) {
+        const [parent, child] = Pipe();
+        const p = new ctx.Process({ target: holdThenEnd, args: [child, "wait"] }).start();
+        child.close();
+        assert.equal(await parent.recv(), "ready");
+        parent.send("go");
+        p.kill();
+        await p.join();
+        assert.equal(p.exitcode, -9);
+      }
     });
 
     test("join(timeout) returns while the child still runs", async () => {

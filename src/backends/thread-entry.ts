@@ -8,6 +8,7 @@ import { failStart, runChild } from "../internal/child.js";
 import type { Boot, ToChild } from "../internal/wire.js";
 import { importPreloads, useTsxWhenNeeded } from "../internal/loader.js";
 import { launchEnvironment } from "./environment.js";
+import { adoptThreadLifelines } from "./identity.js";
 import { Batcher, unbatch } from "./thread.js";
 import { setHandoffRoot } from "./thread-handoff.js";
 
@@ -18,8 +19,10 @@ const data = workerData as {
   preloads: string[];
   execArgv: string[];
   cwd: string;
+  lifelines: SharedArrayBuffer;
 };
 setHandoffRoot(data.handoffRoot);
+adoptThreadLifelines(data.lifelines);
 launchEnvironment.execArgv = data.execArgv;
 launchEnvironment.cwd = data.cwd;
 useTsxWhenNeeded(data.tsx);

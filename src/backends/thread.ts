@@ -11,6 +11,7 @@ import { pack, unpack, type ToParent } from "../internal/wire.js";
 import { childFlags, launchEnvironment } from "./environment.js";
 import { handoffRoot, serveHandoffs } from "./thread-handoff.js";
 import type { Backend, ChildExit, LaunchOptions, RunningChild } from "./backend.js";
+import { threadExited, threadLaunched, threadLifelines } from "./identity.js";
 
 const entry = new URL("./thread-entry.js", import.meta.url);
 
@@ -65,6 +66,7 @@ export const threadBackend: Backend = {
         preloads: flags.preloads,
         execArgv: launchEnvironment.execArgv,
         cwd: launchEnvironment.cwd,
+        lifelines: threadLifelines(),
       },
       stdout: false,
       stderr: false,
@@ -79,11 +81,15 @@ export const threadBackend: Backend = {
       const preloads = flags.execArgv.filter((flag) => flag.startsWith("--require="));
       worker = new Worker(entry, { ...workerOptions, execArgv: preloads });
     }
+    // the id is gone from `worker` once it exits: keep it for the record of ended threads
+    const id = worker.threadId;
+    threadLaunched(id);
     let intent: number | undefined;
     let exit: ChildExit | undefined;
     let outOfMemory = false;
     const exited = new Promise<ChildExit>((resolve) => {
       worker.on("exit", (code) => {
+        threadExited(id);
         const signal = intent === -9 ? "SIGKILL" : intent === -15 ? "SIGTERM" : null;
         exit = { exitcode: intent ?? code, signal, outOfMemory };
         resolve(exit);

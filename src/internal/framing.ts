@@ -24,8 +24,10 @@ export class FramedSocket {
   #have = 0;
   #need = HEADER;
   #closed = false;
+  #closeError: Error | undefined;
   #onMessage: (message: unknown) => void = () => {};
   #onClose: (error?: Error) => void = () => {};
+  #held: unknown[] | undefined;
 
   #syncFd: number | undefined;
 
@@ -56,6 +58,33 @@ export class FramedSocket {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Keeps what arrives (and the end of the stream) for the next `listen()`, after `early`: the
+   * messages a handshake read past its own are the first of the connection, not an error.
+   */
+  hold(early: unknown[]): void {
+    const held = early;
+    this.#onMessage = (message) => held.push(message);
+    this.#onClose = () => {};
+    this.#held = held;
+  }
+
+  /**
+   * Sets both handlers and delivers, in order, what was held since `hold()`: its messages, then
+   * the end of the stream if it has come.
+   */
+  listen(onMessage: (message: unknown) => void, onClose: (error?: Error) => void): void {
+    const held = this.#held;
+    this.#held = undefined;
+    this.#onMessage = onMessage;
+    this.#onClose = onClose;
+    if (!held) return;
+    // an end that comes while a held message is handled reaches onClose through #close already
+    const ended = this.#closed;
+    for (const message of held) onMessage(message);
+    if (ended) onClose(this.#closeError);
   }
 
   /** Queues `message` for sending; all messages of one tick leave in a single write. */
@@ -143,6 +172,7 @@ export class FramedSocket {
   #close(error?: Error): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closeError = error;
     this.#pending = [];
     this.#onClose(error);
   }

@@ -196,7 +196,7 @@ export class ManagerServer {
     this.#clients.set(clientId, client);
     this.#sockets.add(channel);
     const pending = new Map<number, AbortController>();
-    channel.onClose = () => {
+    const onClose = () => {
       client.open = false;
       client.arrived.wakeAll();
       this.#sockets.delete(channel);
@@ -205,7 +205,7 @@ export class ManagerServer {
       for (const held of this.#objects.values()) (held.obj as unknown as Partial<ClientAware>).clientGone?.(clientId);
     };
     const reply = (message: Reply) => channel.send(message);
-    channel.onMessage = (message) => {
+    const onMessage = (message: unknown) => {
       const request = message as Request;
       if ("c" in request) {
         pending.get(request.c)?.abort(new ProcessError("cancelled by the caller"));
@@ -250,6 +250,7 @@ export class ManagerServer {
       if (result instanceof Promise) result.then(send, fail);
       else send(result);
     };
+    channel.listen(onMessage, onClose);
     channel.send({ t: "hello", client: clientId, pid: process.pid });
   }
 
@@ -322,7 +323,10 @@ export class ManagerServer {
     });
   }
 
-  /** An argument that is a proxy of an object held here becomes the object itself. */
+  /**
+   * A creation argument that is a proxy of an object held here becomes the object itself (a
+   * Condition's lock). Method arguments stay proxies (see #invoke).
+   */
   #local(arg: unknown): unknown {
     const token = (arg as { _token?: Token } | null)?._token;
     if (!token || typeof token !== "object" || !this.#owns(token)) return arg;
@@ -362,7 +366,9 @@ export class ManagerServer {
     }
     const fn = held.obj[method];
     if (typeof fn !== "function") throw new RemoteError(`${held.typeid}.${method} is not a method`);
-    const args = this.#args(request).map((arg) => this.#local(arg));
+    // a proxy passed to a method stays a proxy: what the method stores (a list appended to a list,
+    // a queue put in a queue, a list in itself) is read back later as a live proxy, as in Python
+    const args = this.#args(request);
     const result = withCallContext(context, () => fn.apply(held.obj, args));
     const typeid = held.methodToTypeid?.[method];
     if (!typeid) return result;

@@ -62,15 +62,17 @@ export class MessageReader {
   #ended: Error | undefined;
 
   constructor(readonly channel: FramedSocket) {
-    channel.onMessage = (message) => {
-      const waiter = this.#waiters.shift();
-      if (waiter) waiter.resolve(message);
-      else this.#queue.push(message);
-    };
-    channel.onClose = (error) => {
-      this.#ended = new EOFError("the connection was closed by the other end", { cause: error });
-      for (const waiter of this.#waiters.splice(0)) waiter.reject(this.#ended);
-    };
+    channel.listen(
+      (message) => {
+        const waiter = this.#waiters.shift();
+        if (waiter) waiter.resolve(message);
+        else this.#queue.push(message);
+      },
+      (error) => {
+        this.#ended = new EOFError("the connection was closed by the other end", { cause: error });
+        for (const waiter of this.#waiters.splice(0)) waiter.reject(this.#ended);
+      },
+    );
   }
 
   /** Messages received and not yet read. */
@@ -118,11 +120,12 @@ export class MessageReader {
     });
   }
 
-  /** Hands the channel's callbacks back to the caller (after a handshake). */
+  /**
+   * Hands the channel to the caller's `listen()` (after a handshake), with the messages read past
+   * the handshake's and the end of the stream, if it came, still to be delivered.
+   */
   release(): FramedSocket {
-    if (this.#queue.length) throw new ProcessError("messages arrived before the handshake finished");
-    this.channel.onMessage = () => {};
-    this.channel.onClose = () => {};
+    this.channel.hold(this.#queue.splice(0));
     return this.channel;
   }
 }
