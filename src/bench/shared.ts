@@ -527,6 +527,17 @@ export function runPython(program: string, args: string[]): SpawnSyncReturns<str
   }
 }
 
+/** Why a run of `runPython` gave no figures, in words; undefined when it exited with 0. */
+export function pythonFailure(result: SpawnSyncReturns<string>): string | undefined {
+  const error = result.error as NodeJS.ErrnoException | undefined;
+  if (error?.code === "ENOENT") return "python3 is not installed";
+  if (error?.code === "ETIMEDOUT") return "CPython's script took longer than its time limit: killed";
+  if (error) return `python3 could not run: ${error.message}`;
+  if (result.status === 0) return undefined;
+  const last = result.stderr.trim().split("\n").pop();
+  return `CPython's script exited with ${result.status ?? result.signal}${last ? `: ${last}` : ""}`;
+}
+
 /** Runs the CPython side of `suites`; undefined when python3 is missing or fails. */
 export function pythonShared(suites: string[], counts: SharedCounts): { result?: PythonShared; error?: string } {
   const args = [
@@ -539,8 +550,8 @@ export function pythonShared(suites: string[], counts: SharedCounts): { result?:
     counts.roundTrips,
   ].map(String);
   const result = runPython(pythonScript, [suites.join(","), ...args]);
-  if (result.error) return { error: result.error.message };
-  if (result.status !== 0) return { error: result.stderr.trim().split("\n").pop() ?? `exit ${result.status}` };
+  const error = pythonFailure(result);
+  if (error) return { error };
   try {
     return { result: JSON.parse(result.stdout.trim().split("\n").pop()!) };
   } catch {
