@@ -33,7 +33,8 @@ not installed, and CPython when python3 is missing, are skipped with the reason.
 
   --quick         smaller counts and one run per figure
   --scale F       multiply every count by F (default 1; e.g. 0.01 to check that the suites run)
-  --only SUITES   comma-separated: calls, map, cpu, startup, transfer, start, manager, locks, queue
+  --only SUITES   comma-separated: calls, map, cpu, workloads, startup, transfer, start, manager,
+                  locks, queue
   --write         also rewrite BENCHMARKS.md in the current folder with the suites that ran
 `,
   soak: `usage: multiprocessing-ts soak [--minutes M] [--cycles N]

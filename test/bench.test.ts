@@ -83,3 +83,49 @@ test("a bad --scale or --only is refused with what to pass instead", { timeout: 
     assert.doesNotMatch(stdout, /bench —/);
   }
 });
+
+const WORK = [
+  /sha256 \+ gzip of 10 × 64 KiB buffers/,
+  /JSON\.parse \+ reduce of 1 × 1 MB documents, each sent to a worker as a string/,
+];
+const CONTENDERS = [
+  "sequential (this thread)",
+  "multiprocessing-ts (thread), map",
+  "multiprocessing-ts (thread), imapUnordered",
+  "multiprocessing-ts (spawn), map",
+  "multiprocessing-ts (spawn), imapUnordered",
+  "piscina, run() per item",
+  "workerpool (thread), exec() per item",
+  "workerpool (process), exec() per item",
+  "CPython sequential",
+  "CPython Pool(2).map",
+];
+
+test("workloads prints every contender of both kinds of work, its time and speed-up, or why not", {
+  timeout: 300_000,
+}, async () => {
+  const { code, stdout, stderr } = await bench(["--only", "workloads", "--quick", "--scale", "0.02"]);
+  assert.equal(code, 0, stderr);
+  const rows = tableRows(stdout, /./).slice(1); // without the header
+  for (const work of WORK) {
+    const mine = rows.filter((line) => work.test(line));
+    assert.deepEqual(
+      mine.map((line) => line.split(" | ")[1]),
+      CONTENDERS,
+      stdout,
+    );
+    for (const line of mine) {
+      const [, who, time, ratio] = line.slice(2, -2).split(" | ");
+      if (time!.startsWith("skipped: ")) {
+        // only what this machine cannot run is skipped, and it says why
+        assert.ok(!who!.startsWith("multiprocessing-ts") && !who!.startsWith("sequential"), line);
+        assert.ok(time!.length > "skipped: ".length + 5, line);
+        continue;
+      }
+      assert.match(time!, /^[\d.]+ ms$/, line);
+      assert.match(ratio!, who === "sequential (this thread)" ? /^1\.00×$/ : /^\d+\.\d\d× speed-up/, line);
+    }
+  }
+  assert.doesNotMatch(stdout, /WRONG RESULT|NaN/);
+  if (hasPython) assert.doesNotMatch(stdout, /CPython[^|]*\| skipped/, stdout);
+});

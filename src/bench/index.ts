@@ -4,9 +4,10 @@
  * same work, in one run, with ratios: every row is printed in every run, and a contender that is
  * skipped or fails says why on its row. Options: `--quick` (smaller counts), `--scale F` (every
  * count times F, to check at small sizes that the suites run), `--only a,b,...`
- * (suites: calls, map, cpu, startup, transfer, start, and the shared-state suites of shared.ts:
- * manager, locks, queue), `--write` (also write BENCHMARKS.md: the sections of the suites that ran
- * are regenerated, the others and everything after `<!-- end of generated figures -->` are kept).
+ * (suites: calls, map, cpu, workloads (real work: workloads.ts), startup, transfer, start, and the
+ * shared-state suites of shared.ts: manager, locks, queue), `--write` (also write BENCHMARKS.md:
+ * the sections of the suites that ran are regenerated, the others and everything after
+ * `<!-- end of generated figures -->` are kept).
  *
  * Each figure is the median of several runs after a warm-up; every pool has 2 workers. Peers are
  * dev dependencies: a missing one is reported as skipped.
@@ -34,6 +35,7 @@ import {
   versusTable,
 } from "./shared.js";
 import { cpuLoop, identity } from "./tasks-min.js";
+import { workloadsSuite, workloadsTable } from "./workloads.js";
 
 const WORKERS = 2;
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
@@ -48,6 +50,8 @@ export interface Row {
   task?: string;
   /** The CPython task this row compares with, when CPython has none of the same name. */
   vs?: string;
+  /** The contender computed a wrong result (`note` says what differed): it has no figure. */
+  wrong?: boolean;
 }
 
 type Measure = () => Promise<number>;
@@ -419,7 +423,11 @@ async function transferSuite(rows: Row[], runs: number): Promise<void> {
 }
 
 function report(row: Row): void {
-  const value = Number.isNaN(row.value) ? `skipped (${row.note})` : `${format(row.value)} ${row.unit}`;
+  const value = row.wrong
+    ? `WRONG RESULT (${row.note})`
+    : Number.isNaN(row.value)
+      ? `skipped (${row.note})`
+      : `${format(row.value)} ${row.unit}${row.note ? ` (${row.note})` : ""}`;
   const name = row.task ? `${row.name}, ${row.task}` : row.name;
   console.log(`  ${row.suite.padEnd(9)} ${name.padEnd(34)} ${value}`);
 }
@@ -470,7 +478,7 @@ function table(rows: Row[], suite: string, compare = false): string {
 }
 
 /** The suites of this file and of shared.ts, in the order they run. */
-const SUITES = ["calls", "map", "cpu", "startup", "transfer", "start", "manager", "locks", "queue"];
+const SUITES = ["calls", "map", "cpu", "workloads", "startup", "transfer", "start", "manager", "locks", "queue"];
 
 /** Reads `--only`, `--scale` and `--quick`; throws a message for the command line on bad values. */
 function parseOptions(argv: string[]): { only?: Set<string>; scale: number; quick: boolean } {
@@ -537,6 +545,11 @@ export async function runBench(argv: string[]): Promise<void> {
   if (wants("cpu")) {
     await cpuSuite(rows, scaled(quick ? 20_000_000 : 60_000_000));
     printTable("cpu", true);
+  }
+  if (wants("workloads")) {
+    const sizes = { buffers: scaled(quick ? 500 : 2_000), documents: scaled(quick ? 50 : 200), runs };
+    await workloadsSuite(emit, sizes);
+    console.log(`\n${workloadsTable(rows, format)}\n`);
   }
   if (wants("startup")) {
     await startupSuite(rows, [...threadPeers, ...processPeers], runs);
@@ -660,6 +673,23 @@ function writeBenchmarks(rows: Row[], o: WriteOptions): void {
     { suite: "calls", heading: "One call per task (trivial task)", body: () => table(rows, "calls", true) },
     { suite: "map", heading: "map with default chunking (trivial task)", body: () => table(rows, "map", true) },
     { suite: "cpu", heading: "CPU-bound speed-up (8 tasks, warm pool)", body: () => table(rows, "cpu", true) },
+    {
+      suite: "workloads",
+      heading: "Real work: sha256 + gzip of 64 KiB buffers, JSON.parse + reduce of 1 MB documents",
+      body: () =>
+        [
+          paragraph(
+            "Inputs generated from a seed, the same bytes for every contender (written to a temporary folder for",
+            "CPython). Each pool is started and has run a task of the kind before the clock starts; each",
+            "document reaches its worker as a 1 MB string, as in a program that received it, so the copy is",
+            "timed (CPython's `Pool(2).map` pickles the same strings). Every result is checked against the",
+            "sequential run's; CPython's gzip output comes from another zlib build, so its digests and CRC-32s",
+            "are checked, and its size is given.",
+          ),
+          "",
+          workloadsTable(rows, format),
+        ].join("\n"),
+    },
     { suite: "startup", heading: "Pool of 2: creation to first result", body: () => table(rows, "startup", true) },
     { suite: "transfer", heading: "10 MB Float64Array round trip", body: () => table(rows, "transfer") },
     {

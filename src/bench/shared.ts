@@ -515,13 +515,16 @@ interface PythonShared {
   round_trip?: number;
 }
 
-/** Runs a Python program (written to a temporary file, removed afterwards) with `args`. */
-export function runPython(program: string, args: string[]): SpawnSyncReturns<string> {
+/**
+ * Runs a Python program (written to a temporary file, removed afterwards) with `args`; it is
+ * killed after `timeout` ms (default 300 s).
+ */
+export function runPython(program: string, args: string[], timeout = 300_000): SpawnSyncReturns<string> {
   const dir = mkdtempSync(join(tmpdir(), "mpts-bench-"));
   const script = join(dir, "bench.py");
   try {
     writeFileSync(script, program);
-    return spawnSync("python3", [script, ...args], { encoding: "utf8", timeout: 300_000 });
+    return spawnSync("python3", [script, ...args], { encoding: "utf8", timeout, maxBuffer: 64 * 1024 * 1024 });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
