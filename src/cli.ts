@@ -25,14 +25,16 @@ start-up included).
   --tasks N   how many tasks (default: twice the number of cores, at least 4)
   --size N    loop iterations per task (default 150000000); small sizes show the pool's start-up cost
 `,
-  bench: `usage: multiprocessing-ts bench [--quick] [--only SUITES] [--write]
+  bench: `usage: multiprocessing-ts bench [--quick] [--scale F] [--only SUITES] [--write]
 
 Measures this library against piscina, tinypool, workerpool, bare worker_threads and
 child_process pools and CPython's multiprocessing on the same work, 2 workers each. Peers that are
 not installed, and CPython when python3 is missing, are skipped with the reason.
 
   --quick         smaller counts and one run per figure
-  --only SUITES   comma-separated: calls, map, cpu, startup, transfer, start, manager, locks, queue
+  --scale F       multiply every count by F (default 1; e.g. 0.01 to check that the suites run)
+  --only SUITES   comma-separated: calls, map, cpu, workloads, startup, transfer, start, manager,
+                  locks, queue
   --write         also rewrite BENCHMARKS.md in the current folder with the suites that ran
 `,
   soak: `usage: multiprocessing-ts soak [--minutes M] [--cycles N]

@@ -515,16 +515,30 @@ interface PythonShared {
   round_trip?: number;
 }
 
-/** Runs a Python program (written to a temporary file, removed afterwards) with `args`. */
-export function runPython(program: string, args: string[]): SpawnSyncReturns<string> {
+/**
+ * Runs a Python program (written to a temporary file, removed afterwards) with `args`; it is
+ * killed after `timeout` ms (default 300 s).
+ */
+export function runPython(program: string, args: string[], timeout = 300_000): SpawnSyncReturns<string> {
   const dir = mkdtempSync(join(tmpdir(), "mpts-bench-"));
   const script = join(dir, "bench.py");
   try {
     writeFileSync(script, program);
-    return spawnSync("python3", [script, ...args], { encoding: "utf8", timeout: 300_000 });
+    return spawnSync("python3", [script, ...args], { encoding: "utf8", timeout, maxBuffer: 64 * 1024 * 1024 });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Why a run of `runPython` gave no figures, in words; undefined when it exited with 0. */
+export function pythonFailure(result: SpawnSyncReturns<string>): string | undefined {
+  const error = result.error as NodeJS.ErrnoException | undefined;
+  if (error?.code === "ENOENT") return "python3 is not installed";
+  if (error?.code === "ETIMEDOUT") return "CPython's script took longer than its time limit: killed";
+  if (error) return `python3 could not run: ${error.message}`;
+  if (result.status === 0) return undefined;
+  const last = result.stderr.trim().split("\n").pop();
+  return `CPython's script exited with ${result.status ?? result.signal}${last ? `: ${last}` : ""}`;
 }
 
 /** Runs the CPython side of `suites`; undefined when python3 is missing or fails. */
@@ -539,8 +553,8 @@ export function pythonShared(suites: string[], counts: SharedCounts): { result?:
     counts.roundTrips,
   ].map(String);
   const result = runPython(pythonScript, [suites.join(","), ...args]);
-  if (result.error) return { error: result.error.message };
-  if (result.status !== 0) return { error: result.stderr.trim().split("\n").pop() ?? `exit ${result.status}` };
+  const error = pythonFailure(result);
+  if (error) return { error };
   try {
     return { result: JSON.parse(result.stdout.trim().split("\n").pop()!) };
   } catch {
