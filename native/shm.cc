@@ -4,16 +4,21 @@
 // Atomics.wait/notify only work inside one process. So this addon maps POSIX shared memory as an
 // external ArrayBuffer and exposes the futex system call with shared (non-private) semantics, which
 // wakes waiters in any process mapping the same page.
+//
+// It also ties a child process's life to its parent's (dieWithParent), which the child's event loop
+// cannot do while a task keeps it busy.
 #include <napi.h>
 
 #include <cerrno>
 #include <climits>
 #include <cstring>
 #include <ctime>
+#include <csignal>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <string>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -170,12 +175,27 @@ Napi::Value WaitAsync(const Napi::CallbackInfo& info) {
   return promise;
 }
 
+// dieWithParent(parentPid) -> false when the parent is already gone. Asks the kernel to SIGKILL this
+// process when the thread that started it ends (PR_SET_PDEATHSIG), then checks that the parent is
+// still parentPid: had it died before the request, this process was already handed to another
+// parent, and no signal would ever come.
+Napi::Value DieWithParent(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  pid_t parent = static_cast<pid_t>(info[0].As<Napi::Number>().Int32Value());
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
+    ErrnoError(env, errno, "prctl(PR_SET_PDEATHSIG)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, getppid() == parent);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("open", Napi::Function::New(env, Open));
   exports.Set("unlink", Napi::Function::New(env, Unlink));
   exports.Set("wait", Napi::Function::New(env, Wait));
   exports.Set("wake", Napi::Function::New(env, Wake));
   exports.Set("waitAsync", Napi::Function::New(env, WaitAsync));
+  exports.Set("dieWithParent", Napi::Function::New(env, DieWithParent));
   return exports;
 }
 

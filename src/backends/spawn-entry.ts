@@ -1,7 +1,8 @@
 /**
  * Entry script of a "spawn" child. The parent's channel is fd 3; the first message says what to do.
  * End-of-file on fd 3 means the parent is gone (even killed by SIGKILL): the child then exits, which
- * in turn closes its own children's channels, so no descendant outlives the tree's root.
+ * in turn closes its own children's channels, so no descendant outlives the tree's root. A child
+ * too busy to read it is killed all the same (parent-watch.ts).
  */
 import { Socket } from "node:net";
 import { failStart, runChild } from "../internal/child.js";
@@ -9,6 +10,7 @@ import { FramedSocket } from "../internal/framing.js";
 import { importPreloads, useTsxWhenNeeded } from "../internal/loader.js";
 import { type Boot, pack, type ToChild, unpack } from "../internal/wire.js";
 import { launchEnvironment } from "./environment.js";
+import { dieWithParent } from "./parent-watch.js";
 
 // What the parent passed on (read once, and removed so that programs this child runs do not see it).
 const inherited = JSON.parse(process.env.MULTIPROCESSING_TS_CHILD ?? "{}") as {
@@ -16,8 +18,11 @@ const inherited = JSON.parse(process.env.MULTIPROCESSING_TS_CHILD ?? "{}") as {
   execArgv?: string[];
   cwd?: string;
   preloads?: string[];
+  parentPid?: number;
 };
 delete process.env.MULTIPROCESSING_TS_CHILD;
+// First of all, before any user code can keep this process busy: it dies with its parent.
+if (inherited.parentPid !== undefined && !dieWithParent(inherited.parentPid)) process.exit(0);
 if (inherited.execArgv) launchEnvironment.execArgv = inherited.execArgv;
 if (inherited.cwd) launchEnvironment.cwd = inherited.cwd;
 useTsxWhenNeeded(inherited.tsx);

@@ -4,9 +4,11 @@
  *
  * The channel is an extra stdio pipe (fd 3) carrying framed v8-serialized messages, not Node's IPC
  * channel: one write per tick instead of one per message, and the child notices the parent's death
- * as end-of-file on that pipe however the parent died, even by SIGKILL, and exits.
+ * as end-of-file on that pipe however the parent died, even by SIGKILL, and exits. A child too busy
+ * to notice is killed all the same: by the kernel or its watchdog (parent-watch.ts) when the parent
+ * is gone, and by the parent itself on its way out.
  */
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import type { Socket } from "node:net";
 import { constants } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -16,6 +18,21 @@ import { childFlags, launchEnvironment } from "./environment.js";
 import type { Backend, ChildExit, LaunchOptions, RunningChild } from "./backend.js";
 
 const entry = fileURLToPath(new URL("./spawn-entry.js", import.meta.url));
+
+// The children still running when this process exits are killed on its way out, while it can still
+// do so itself: its exit path is synchronous (process.exit, an uncaught error, the program's end with
+// idle pool workers), and a child busy in a loop would not notice the closed channel.
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function killAtExit(child: ChildProcess): void {
+  running.add(child);
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on("exit", () => {
+    for (const c of running) c.kill("SIGKILL");
+  });
+}
 
 export const spawnBackend: Backend = {
   method: "spawn",
@@ -35,6 +52,7 @@ export const spawnBackend: Backend = {
           execArgv: launchEnvironment.execArgv,
           cwd: launchEnvironment.cwd,
           preloads: flags.preloads,
+          parentPid: process.pid,
         }),
       },
     });
@@ -48,12 +66,15 @@ export const spawnBackend: Backend = {
       channel.destroy();
       resolveExit(result);
     };
+    killAtExit(child);
     child.on("exit", (code, signal) => {
+      running.delete(child);
       const signo = signal ? (constants.signals as Record<string, number>)[signal] : undefined;
       // V8 aborts a process that runs out of its heap
       finish({ exitcode: signo ? -signo : (code ?? 1), signal: signal ?? null, outOfMemory: signal === "SIGABRT" });
     });
     child.on("error", (error) => {
+      running.delete(child);
       process.stderr.write(`multiprocessing-ts: could not start a child process: ${error.message}\n`);
       finish({ exitcode: 1, signal: null });
     });

@@ -15,6 +15,12 @@ export interface NativeShm extends Waiter {
   open(name: string, size: number, create: boolean): ArrayBuffer;
   /** Removes segment `name`; false if it did not exist. Mappings stay valid until released. */
   unlink(name: string): boolean;
+  /**
+   * Has the kernel SIGKILL this process when the thread that spawned it ends (Linux
+   * PR_SET_PDEATHSIG); false when the parent is no longer `parentPid` (it died first). Missing
+   * from an addon built before it existed.
+   */
+  dieWithParent?(parentPid: number): boolean;
 }
 
 let loaded: NativeShm | null | undefined;
