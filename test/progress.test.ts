@@ -13,6 +13,8 @@ import { REDRAW_MS } from "../src/internal/progress.ts";
 import { identity } from "./fixtures/tasks.ts";
 import { methods, runScript } from "./helpers.ts";
 
+const cli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
+
 const fixture = fileURLToPath(new URL("./fixtures/progress-calls.ts", import.meta.url));
 const labels = ["MAP", "pool.map", "STARMAP", "IMAP", "UNORDERED", "EXMAP"];
 const unknownLength = new Set(["UNORDERED"]);
@@ -22,10 +24,15 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 type Write = { t: number; text: string };
 
+const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+
 /** Runs the fixture with its stdout and stderr on a pseudo-terminal; resolves to what the terminal got. */
 function onTerminal(method: string, log: string): Promise<{ code: number | null; screen: string }> {
-  const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
-  const command = [process.execPath, ...process.execArgv, fixture, method, log].map(quote).join(" ");
+  return inScript([process.execPath, ...process.execArgv, fixture, method, log].map(quote).join(" "));
+}
+
+/** Runs the shell `command` on a pseudo-terminal; resolves to what the terminal got. */
+function inScript(command: string): Promise<{ code: number | null; screen: string }> {
   const child = spawn("script", ["-qfec", command, "/dev/null"], { stdio: ["ignore", "pipe", "inherit"] });
   let screen = "";
   child.stdout.on("data", (chunk) => (screen += chunk));
@@ -165,5 +172,53 @@ for (const method of methods) {
       assert.throws(() => executor.map(identity, [1], { progres: true } as never), /did you mean 'progress'/);
       await assert.rejects(pool.apply(identity, [1], { progress: true } as never), /has no option 'progress'/);
     });
+  });
+}
+
+// The command line: stdout goes to a file, stderr to the terminal, which shows the progress and is
+// blank at the end; the file has the figures alone. Through pipes stderr gets nothing.
+const commands: [name: string, args: string[], line: RegExp][] = [
+  ["demo", ["demo", "--tasks", "4", "--size", "10000000"], /^(sequential|Pool\(\d+\), (thread|spawn)) [█░]+ \d\/4 /],
+  [
+    "bench",
+    ["bench", "--quick", "--only", "transfer"],
+    /^bench \d+:\d\d · transfer \(1\/1\) · multiprocessing-ts \((thread|spawn)\) *$/,
+  ],
+];
+for (const [name, args, line] of commands) {
+  test(`${name} shows progress on a terminal, and none of it in a file`, {
+    timeout: 120_000,
+    skip: hasScript ? false : "util-linux `script` is not installed",
+  }, async () => {
+    const out = join(dir, `${name}.out`);
+    const { code, screen } = await inScript(`${[process.execPath, cli, ...args].map(quote).join(" ")} > ${quote(out)}`);
+    assert.equal(code, 0, screen);
+    const draws = screen.split("\r").filter((text) => /\S/.test(text));
+    assert.ok(draws.length >= 2, `progress was drawn: ${JSON.stringify(screen)}`);
+    for (const text of draws) assert.match(text, line);
+    assert.deepEqual(shownLines(screen).filter(Boolean), [], "the terminal is blank at the end");
+    const file = readFileSync(out, "utf8");
+    assert.doesNotMatch(file, /[\r█░]|bench \d+:/);
+    assert.match(file, name === "demo" ? /Same results everywhere/ : /transfer +multiprocessing-ts \(spawn\)/);
+  });
+
+  test(`${name} writes no progress to a pipe`, { timeout: 120_000 }, async () => {
+    const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+      (resolve) => {
+        const child = spawn(process.execPath, [cli, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (chunk) => (stdout += chunk));
+        child.stderr.on("data", (chunk) => (stderr += chunk));
+        const guard = setTimeout(() => child.kill("SIGKILL"), 90_000);
+        child.on("exit", (code) => {
+          clearTimeout(guard);
+          resolve({ code, stdout, stderr });
+        });
+      },
+    );
+    assert.equal(code, 0, stderr);
+    assert.equal(stderr, "");
+    assert.doesNotMatch(stdout, /[\r█░]|bench \d+:/);
   });
 }

@@ -30,9 +30,12 @@ import {
   runPython,
   versusTable,
 } from "./shared.js";
+import { BenchStatus } from "./status.js";
 import { cpuLoop, identity } from "./tasks-min.js";
 
 const WORKERS = 2;
+/** The progress line of the run under way (every suite reports through it). */
+let status = new BenchStatus([]);
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 
 export interface Row {
@@ -268,6 +271,7 @@ function python(nCalls: number, nMap: number): { calls: number; map: number; sta
 
 async function calls(rows: Row[], factories: Factory[], n: number, runs: number): Promise<void> {
   for (const f of factories) {
+    status.at("calls", f.name);
     try {
       const pool = await f.make();
       await pool.call(0);
@@ -290,6 +294,7 @@ async function calls(rows: Row[], factories: Factory[], n: number, runs: number)
 async function mapSuite(rows: Row[], factories: Factory[], n: number, runs: number): Promise<void> {
   const xs = Array.from({ length: n }, (_, i) => i);
   for (const f of factories) {
+    status.at("map", f.name);
     try {
       const pool = await f.make();
       if (!pool.mapAll) {
@@ -313,10 +318,12 @@ async function mapSuite(rows: Row[], factories: Factory[], n: number, runs: numb
 
 async function cpuSuite(rows: Row[], size: number): Promise<void> {
   const inputs = Array.from({ length: 8 }, () => size);
+  status.at("cpu", "sequential");
   let t0 = performance.now();
   for (const n of inputs) cpuLoop(n);
   const sequential = performance.now() - t0;
   for (const context of ["thread", "spawn"] as const) {
+    status.at("cpu", `multiprocessing-ts (${context})`);
     const pool = new Pool({ processes: WORKERS, context });
     await pool.apply(cpuLoop, [1]); // started and warm, as the peers' pools below
     t0 = performance.now();
@@ -333,6 +340,7 @@ async function cpuSuite(rows: Row[], size: number): Promise<void> {
   }
   const mod = await optional<{ default: new (o: object) => any }>("piscina");
   if (mod) {
+    status.at("cpu", "piscina");
     const pool = new mod.default({
       filename: here("./workers/peer-task.js"),
       minThreads: WORKERS,
@@ -349,6 +357,7 @@ async function cpuSuite(rows: Row[], size: number): Promise<void> {
 
 async function startupSuite(rows: Row[], factories: Factory[], runs: number): Promise<void> {
   for (const f of factories) {
+    status.at("startup", f.name);
     try {
       const ms = await median(runs, async () => {
         const t0 = performance.now();
@@ -369,6 +378,7 @@ async function startupSuite(rows: Row[], factories: Factory[], runs: number): Pr
 async function transferSuite(rows: Row[], runs: number): Promise<void> {
   const data = new Float64Array((10 * 1024 * 1024) / 8).fill(1.5);
   for (const context of ["thread", "spawn"] as const) {
+    status.at("transfer", `multiprocessing-ts (${context})`);
     const pool = new Pool({ processes: 1, context });
     let kept = true;
     const ms = await median(runs, async () => {
@@ -392,7 +402,7 @@ async function transferSuite(rows: Row[], runs: number): Promise<void> {
 function report(row: Row): void {
   const value = Number.isNaN(row.value) ? `skipped (${row.note})` : `${format(row.value)} ${row.unit}`;
   const name = row.task ? `${row.name}, ${row.task}` : row.name;
-  console.log(`  ${row.suite.padEnd(9)} ${name.padEnd(34)} ${value}`);
+  status.print(`  ${row.suite.padEnd(9)} ${name.padEnd(34)} ${value}`);
 }
 
 function format(x: number): string {
@@ -425,6 +435,9 @@ function table(rows: Row[], suite: string, compare = false): string {
   return lines.join("\n");
 }
 
+/** Every suite, in the order a run goes through them. */
+const SUITES = ["calls", "map", "cpu", "startup", "transfer", "start", "manager", "locks", "queue"];
+
 /** Runs the suites named in `argv` (all by default) and prints the results. */
 export async function runBench(argv: string[]): Promise<void> {
   const fallbackAt = argv.indexOf(FALLBACK_FLAG);
@@ -438,9 +451,30 @@ export async function runBench(argv: string[]): Promise<void> {
   const nMap = quick ? 200_000 : 1_000_000;
   const rows: Row[] = [];
   console.log(`multiprocessing-ts bench — ${machine()}\n`);
+  status = new BenchStatus(SUITES.filter(wants));
+  try {
+    await runSuites(argv, rows, quick, only, wants, runs, nCalls, nMap);
+  } finally {
+    status.end();
+  }
+}
+
+/** The suites `wants` picks, their rows added to `rows` and printed. */
+async function runSuites(
+  argv: string[],
+  rows: Row[],
+  quick: boolean,
+  only: Set<string> | undefined,
+  wants: (suite: string) => boolean,
+  runs: number,
+  nCalls: number,
+  nMap: number,
+): Promise<void> {
   const threadPeers = [ours("thread"), piscina(), tinypool("worker_threads"), workerpool("thread"), bareThreads()];
   const processPeers = [ours("spawn"), tinypool("child_process"), workerpool("process"), bareForks()];
-  const py = wants("calls") || wants("map") || wants("startup") ? python(nCalls, nMap) : undefined;
+  const pySuite = ["calls", "map", "startup"].find(wants);
+  if (pySuite) status.at(pySuite, "CPython (its figures for calls, map and startup)");
+  const py = pySuite ? python(nCalls, nMap) : undefined;
   if (wants("calls")) {
     await calls(rows, [...threadPeers, ...processPeers], nCalls, runs);
     if (py) rows.push({ suite: "calls", name: "CPython Pool(2).apply_async", value: py.calls, unit: "calls/s" });
@@ -457,8 +491,9 @@ export async function runBench(argv: string[]): Promise<void> {
   if (wants("transfer")) await transferSuite(rows, runs);
   let start = "";
   if (wants("start")) {
+    status.at("start", "Process start-up against raw fork / Worker");
     start = formatStartRows(await runProcessStartBench(quick ? 3 : 8));
-    console.log(`\n${start}`);
+    status.print(`\n${start}`);
   }
   const counts: SharedCounts = quick
     ? {
@@ -485,18 +520,26 @@ export async function runBench(argv: string[]): Promise<void> {
     : { manager: 0, lock: 4_000, increments: 100, queueAwaited: 5_000, queue: 5_000, roundTrips: 2_000, runs: 3 };
   const sharedSuites = (["manager", "locks", "queue"] as const).filter((suite) => wants(suite));
   if (sharedSuites.length) {
-    const emit = (row: Row) => {
-      rows.push(row);
-      report(row);
+    let emitted = 0; // rows of the suite under way
+    const emit = (r: Row) => {
+      rows.push(r);
+      report(r);
+      status.at(r.suite, `row ${++emitted + 1}`);
     };
+    status.at(sharedSuites[0]!, "CPython (its figures for these suites)");
     const py = pythonShared([...sharedSuites], counts);
-    if (py.error) console.log(`  CPython skipped: ${py.error}`);
+    if (py.error) status.print(`  CPython skipped: ${py.error}`);
     const suites = { manager: managerSuite, locks: locksSuite, queue: queueSuite };
     for (const suite of sharedSuites) {
+      emitted = 0;
+      status.at(suite, "row 1");
       await suites[suite](emit, counts);
-      if (fallbackSuites.includes(suite)) for (const row of await fallbackRows(suite, fallbackCounts)) emit(row);
-      for (const row of py.result ? pythonRows(suite, py.result) : []) emit(row);
-      console.log(`\n${versusTable(rows, suite, format)}\n`);
+      if (fallbackSuites.includes(suite)) {
+        status.at(suite, "without the native addon");
+        for (const r of await fallbackRows(suite, fallbackCounts)) emit(r);
+      }
+      for (const r of py.result ? pythonRows(suite, py.result) : []) emit(r);
+      status.print(`\n${versusTable(rows, suite, format)}\n`);
     }
   }
   if (argv.includes("--write")) {
@@ -508,7 +551,7 @@ export async function runBench(argv: string[]): Promise<void> {
       ran: (suite) => wants(suite),
       only: only ? [...only].join(",") : undefined,
     });
-    console.log("\nwrote BENCHMARKS.md");
+    status.print("\nwrote BENCHMARKS.md");
   }
 }
 

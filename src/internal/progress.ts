@@ -3,6 +3,7 @@
  * line's demo and bench.
  *
  *   show(text) ─► at most one draw per 100 ms (the latest text wins) ─► "\r" + text over the line
+ *   flush()    ─► a pending text drawn now (before blocking work)
  *   clear()    ─► the line blanked now (output can be printed), the next show() draws again
  *   end()      ─► the line blanked and nothing drawn after
  *
@@ -52,6 +53,17 @@ export class ProgressLine {
     if (this.#ended) return;
     this.#text = text;
     this.#schedule();
+  }
+
+  /**
+   * Draws the latest text now if it is not on the screen yet, however recent the last draw: for
+   * a caller about to block the event loop (a pending redraw could not run until it is done).
+   */
+  flush(): void {
+    if (this.#ended || this.#timer === undefined) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#draw();
   }
 
   /** Blanks the line now, so that other output can be printed; the next `show` draws again. */
