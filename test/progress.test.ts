@@ -222,3 +222,38 @@ for (const [name, args, line] of commands) {
     assert.doesNotMatch(stdout, /[\r█░]|bench \d+:/);
   });
 }
+
+test("bench's line names each step of the workloads suite, and none of it reaches the file", {
+  timeout: 180_000,
+  skip: hasScript ? false : "util-linux `script` is not installed",
+}, async () => {
+  const out = join(dir, "workloads.out");
+  const args = ["bench", "--quick", "--scale", "0.02", "--only", "workloads"];
+  const { code, screen } = await inScript(`${[process.execPath, cli, ...args].map(quote).join(" ")} > ${quote(out)}`);
+  assert.equal(code, 0, screen);
+  const prefix = /^bench \d+:\d\d · workloads \(1\/1\) · /;
+  const steps = new Set(
+    screen
+      .split("\r")
+      .filter((text) => /\S/.test(text))
+      .map((text) => {
+        assert.match(text, prefix);
+        return text.replace(prefix, "").trimEnd();
+      }),
+  );
+  // the steps that block the event loop (inputs, CPython, the sequential runs) and a contender of each work
+  for (const step of [
+    "making the inputs",
+    "CPython (hashlib, zlib, json)",
+    "hashAndGzip · sequential (this thread)",
+    "hashAndGzip · piscina, run() per item",
+    "parseAndReduce · sequential (this thread)",
+    "parseAndReduce · piscina, run() per item",
+  ]) {
+    assert.ok(steps.has(step), `${step} in ${JSON.stringify([...steps])}`);
+  }
+  assert.deepEqual(shownLines(screen).filter(Boolean), [], "the terminal is blank at the end");
+  const file = readFileSync(out, "utf8");
+  assert.doesNotMatch(file, /[\r█░]|bench \d+:/);
+  assert.match(file, /workloads +piscina, run\(\) per item, JSON\.parse/);
+});
