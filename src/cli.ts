@@ -20,7 +20,7 @@ const COMMANDS: Record<string, string> = {
 
 Runs the same CPU-bound tasks sequentially, then on a Pool with one worker per core in each start
 method (thread, spawn), checks that the results agree and prints the times and speed-ups (pool
-start-up included).
+start-up included). On a terminal, each run shows a progress bar on stderr while it goes.
 
   --tasks N   how many tasks (default: twice the number of cores, at least 4)
   --size N    loop iterations per task (default 150000000); small sizes show the pool's start-up cost
@@ -29,7 +29,9 @@ start-up included).
 
 Measures this library against piscina, tinypool, workerpool, bare worker_threads and
 child_process pools and CPython's multiprocessing on the same work, 2 workers each. Peers that are
-not installed, and CPython when python3 is missing, are skipped with the reason.
+not installed, and CPython when python3 is missing, are skipped with the reason. On a terminal, a
+line on stderr says how long it has run and which suite and row it is on; nothing of it goes to a
+file or a pipe.
 
   --quick         smaller counts and one run per figure
   --scale F       multiply every count by F (default 1; e.g. 0.01 to check that the suites run)

@@ -11,6 +11,7 @@ import { CancelledError, ProcessError, TimeoutError } from "./errors.js";
 import { withCallerFrames } from "./internal/codec.js";
 import { resolveMethod } from "./internal/methods.js";
 import type { StartMethod } from "./internal/runtime.js";
+import { checkProgress } from "./internal/progress.js";
 import { type Input, lazyResults, watch } from "./internal/streaming.js";
 import {
   checkFunction,
@@ -331,21 +332,30 @@ export class ProcessPoolExecutor {
 
   /**
    * `fn(item)` for every item, results in input order. Await it for the array, or iterate it to
-   * stream results while the input is pulled lazily. `timeout` bounds the whole call.
+   * stream results while the input is pulled lazily. `timeout` bounds the whole call;
+   * `onProgress` and `progress` report progress as for `Pool.map` (see `MapOptions`).
    */
   map<T, R>(
     fn: (item: T) => R,
     items: Input<T>,
-    options: { chunksize?: number; timeout?: number; signal?: AbortSignal } = {},
+    options: {
+      chunksize?: number;
+      timeout?: number;
+      signal?: AbortSignal;
+      onProgress?: (done: number, total: number | undefined) => void;
+      progress?: boolean | string;
+    } = {},
   ): MapResult<Awaited<R>> {
     if (this.#shutdown) throw new ProcessError("cannot schedule new futures after shutdown");
     checkFunction(fn, "fn");
     checkOptionNames(options, mapOptionNames, "executor.map()");
     if (options.chunksize !== undefined) checkInteger(options.chunksize, "options.chunksize", 1);
     checkTimeout(options.timeout, "options.timeout");
+    checkFunction(options.onProgress, "options.onProgress");
+    checkProgress(options.progress, "options.progress");
     this.#workers.prepare(fn, "the task function");
     const iterate = () =>
-      lazyResults(this.#workers, fn, items, true, options, this.#size) as AsyncGenerator<Awaited<R>>;
+      lazyResults(this.#workers, fn, items, true, options, this.#size, "executor.map") as AsyncGenerator<Awaited<R>>;
     return {
       [Symbol.asyncIterator]: iterate,
       // biome-ignore lint/suspicious/noThenProperty: awaiting the result collects the stream
@@ -416,6 +426,8 @@ const mapOptionNames = optionNames<Options<ProcessPoolExecutor["map"], 2>>({
   chunksize: true,
   timeout: true,
   signal: true,
+  onProgress: true,
+  progress: true,
 });
 const shutdownOptionNames = optionNames<Options<ProcessPoolExecutor["shutdown"], 0>>({
   wait: true,

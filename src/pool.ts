@@ -5,13 +5,14 @@
  *   apply/applyAsync     ─► one job
  *   imap/imapUnordered   ─► pull input lazily, at most a few chunks per worker in flight ─► yield
  *
- * Every call takes `{ signal, timeout }`; map-like calls also take `{ chunksize, onProgress }`.
+ * Every call takes `{ signal, timeout }`; map-like calls also take `{ chunksize, onProgress, progress }`.
  * A worker that dies costs only the task it was running (WorkerCrashedError); the pool replaces it.
  */
 import { inspect } from "node:util";
 import { ProcessError, TimeoutError } from "./errors.js";
 import { rethrowWithCallerFrames, withCallerFrames } from "./internal/codec.js";
 import { resolveMethod } from "./internal/methods.js";
+import { checkProgress, progressFor } from "./internal/progress.js";
 import type { StartMethod } from "./internal/runtime.js";
 import {
   type OptionNames,
@@ -82,9 +83,16 @@ export interface MapOptions extends CallOptions {
    * a generator, an iterator or an async input).
    */
   onProgress?: (done: number, total: number | undefined) => void;
+  /**
+   * Draws a progress bar on stderr while the call runs, when stderr is a terminal (nothing at all
+   * otherwise): done/total, rate and ETA (done and rate when the total is unknown), redrawn at most
+   * 10 times a second and blanked when the call ends. A string is the bar's label (default: the
+   * call's name). Default false.
+   */
+  progress?: boolean | string;
 }
 
-const mapNames: OptionNames<MapOptions> = { ...callNames, chunksize: true, onProgress: true };
+const mapNames: OptionNames<MapOptions> = { ...callNames, chunksize: true, onProgress: true, progress: true };
 const mapOptionNames = optionNames<MapOptions>(mapNames);
 
 /** Callbacks of the `...Async` calls, as in Python. */
@@ -379,8 +387,19 @@ export class Pool {
       const chunksize = options.chunksize ?? Math.max(1, Math.ceil(list.length / (4 * this.#size)));
       const chunks: unknown[][] = [];
       for (let i = 0; i < list.length; i += chunksize) chunks.push(list.slice(i, i + chunksize));
-      const results = await this.#run(fn, mode, chunks, options, list.length);
-      return joinChunks(results, list.length);
+      const bar = progressFor(options.progress, where.slice(0, -2));
+      if (!bar) return joinChunks(await this.#run(fn, mode, chunks, options, list.length), list.length);
+      const { onProgress } = options;
+      const onBoth = (done: number, total: number | undefined) => {
+        bar.update(done, total);
+        onProgress?.(done, total);
+      };
+      try {
+        const results = await this.#run(fn, mode, chunks, { ...options, onProgress: onBoth }, list.length);
+        return joinChunks(results, list.length);
+      } finally {
+        bar.end();
+      }
     })();
     return new AsyncResult(work, options);
   }
@@ -444,14 +463,15 @@ export class Pool {
     this.#workers.prepare(fn, "the task function");
     const workers = this.#workers;
     const size = this.#size;
+    const label = where.slice(0, -2);
     return {
-      [Symbol.asyncIterator]: () => lazyResults(workers, fn, items, ordered, options, size),
+      [Symbol.asyncIterator]: () => lazyResults(workers, fn, items, ordered, options, size, label),
     };
   }
 }
 
 function checkCall(
-  options: CallOptions & AsyncCallbacks<never> & { onProgress?: unknown },
+  options: CallOptions & AsyncCallbacks<never> & { onProgress?: unknown; progress?: unknown },
   names: ReadonlySet<string>,
   where: string,
 ): void {
@@ -464,6 +484,7 @@ function checkCall(
   checkFunction(options.callback, "options.callback");
   checkFunction(options.errorCallback, "options.errorCallback");
   checkFunction(options.onProgress, "options.onProgress");
+  checkProgress(options.progress, "options.progress");
 }
 
 function checkInput(items: unknown): void {

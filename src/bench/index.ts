@@ -34,10 +34,13 @@ import {
   runPython,
   versusTable,
 } from "./shared.js";
+import { BenchStatus } from "./status.js";
 import { cpuLoop, identity } from "./tasks-min.js";
 import { workloadsSuite, workloadsTable } from "./workloads.js";
 
 const WORKERS = 2;
+/** The progress line of the run under way (every suite reports through it). */
+let status = new BenchStatus([]);
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 
 export interface Row {
@@ -292,6 +295,7 @@ function pythonRow(
 
 async function calls(rows: Row[], factories: Factory[], n: number, runs: number): Promise<void> {
   for (const f of factories) {
+    status.at("calls", f.name);
     try {
       const pool = await f.make();
       await pool.call(0);
@@ -314,6 +318,7 @@ async function calls(rows: Row[], factories: Factory[], n: number, runs: number)
 async function mapSuite(rows: Row[], factories: Factory[], n: number, runs: number): Promise<void> {
   const xs = Array.from({ length: n }, (_, i) => i);
   for (const f of factories) {
+    status.at("map", f.name);
     try {
       const pool = await f.make();
       if (!pool.mapAll) {
@@ -337,10 +342,12 @@ async function mapSuite(rows: Row[], factories: Factory[], n: number, runs: numb
 
 async function cpuSuite(rows: Row[], size: number): Promise<void> {
   const inputs = Array.from({ length: 8 }, () => size);
+  status.at("cpu", "sequential");
   const t0 = performance.now();
   for (const n of inputs) cpuLoop(n);
   const sequential = performance.now() - t0;
   const measure = async (name: string, run: () => Promise<number>) => {
+    status.at("cpu", name);
     try {
       rows.push({ suite: "cpu", name, value: sequential / (await run()), unit: "× speed-up" });
     } catch (error) {
@@ -382,6 +389,7 @@ async function cpuSuite(rows: Row[], size: number): Promise<void> {
 
 async function startupSuite(rows: Row[], factories: Factory[], runs: number): Promise<void> {
   for (const f of factories) {
+    status.at("startup", f.name);
     try {
       const ms = await median(runs, async () => {
         const t0 = performance.now();
@@ -402,6 +410,7 @@ async function startupSuite(rows: Row[], factories: Factory[], runs: number): Pr
 async function transferSuite(rows: Row[], runs: number): Promise<void> {
   const data = new Float64Array((10 * 1024 * 1024) / 8).fill(1.5);
   for (const context of ["thread", "spawn"] as const) {
+    status.at("transfer", `multiprocessing-ts (${context})`);
     const pool = new Pool({ processes: 1, context });
     let kept = true;
     const ms = await median(runs, async () => {
@@ -429,7 +438,7 @@ function report(row: Row): void {
       ? `skipped (${row.note})`
       : `${format(row.value)} ${row.unit}${row.note ? ` (${row.note})` : ""}`;
   const name = row.task ? `${row.name}, ${row.task}` : row.name;
-  console.log(`  ${row.suite.padEnd(9)} ${name.padEnd(34)} ${value}`);
+  status.print(`  ${row.suite.padEnd(9)} ${name.padEnd(34)} ${value}`);
 }
 
 function format(x: number): string {
@@ -515,6 +524,17 @@ export async function runBench(argv: string[]): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  console.log(`multiprocessing-ts bench — ${machine()}\n`);
+  status = new BenchStatus(SUITES.filter((suite) => !options.only || options.only.has(suite)));
+  try {
+    await runSuites(argv, options);
+  } finally {
+    status.end();
+  }
+}
+
+/** The suites `options.only` picks (all by default), their rows printed as they come. */
+async function runSuites(argv: string[], options: ReturnType<typeof parseOptions>): Promise<void> {
   const { only, scale, quick } = options;
   const wants = (suite: string) => !only || only.has(suite);
   /** A count of the full run, times --scale, at least 1. */
@@ -523,15 +543,16 @@ export async function runBench(argv: string[]): Promise<void> {
   const nCalls = scaled(quick ? 20_000 : 100_000);
   const nMap = scaled(quick ? 200_000 : 1_000_000);
   const rows: Row[] = [];
-  console.log(`multiprocessing-ts bench — ${machine()}\n`);
   const threadPeers = [ours("thread"), piscina(), tinypool("worker_threads"), workerpool("thread"), bareThreads()];
   const processPeers = [ours("spawn"), tinypool("child_process"), workerpool("process"), bareForks()];
-  const py = wants("calls") || wants("map") || wants("startup") ? python(nCalls, nMap) : { error: "not run" };
+  const pySuite = ["calls", "map", "startup"].find(wants);
+  if (pySuite) status.at(pySuite, "CPython (its figures for calls, map and startup)");
+  const py = pySuite ? python(nCalls, nMap) : { error: "not run" };
   const emit = (row: Row) => {
     rows.push(row);
     report(row);
   };
-  const printTable = (suite: string, compare = false) => console.log(`\n${table(rows, suite, compare)}\n`);
+  const printTable = (suite: string, compare = false) => status.print(`\n${table(rows, suite, compare)}\n`);
   if (wants("calls")) {
     await calls(rows, [...threadPeers, ...processPeers], nCalls, runs);
     emit(pythonRow("calls", "CPython Pool(2).apply_async", py, (r) => r.calls, "calls/s"));
@@ -548,8 +569,8 @@ export async function runBench(argv: string[]): Promise<void> {
   }
   if (wants("workloads")) {
     const sizes = { buffers: scaled(quick ? 500 : 2_000), documents: scaled(quick ? 50 : 200), runs };
-    await workloadsSuite(emit, sizes);
-    console.log(`\n${workloadsTable(rows, format)}\n`);
+    await workloadsSuite(emit, sizes, (row) => status.at("workloads", row));
+    status.print(`\n${workloadsTable(rows, format)}\n`);
   }
   if (wants("startup")) {
     await startupSuite(rows, [...threadPeers, ...processPeers], runs);
@@ -562,8 +583,9 @@ export async function runBench(argv: string[]): Promise<void> {
   }
   let start = "";
   if (wants("start")) {
+    status.at("start", "Process start-up against raw fork / Worker");
     start = formatStartRows(await runProcessStartBench(quick ? 3 : 8));
-    console.log(`\n${start}`);
+    status.print(`\n${start}`);
   }
   /** Every count of `c` times --scale, but its rounds; a count of 0 (not measured) stays 0. */
   const scaledCounts = (c: SharedCounts): SharedCounts => {
@@ -602,14 +624,25 @@ export async function runBench(argv: string[]): Promise<void> {
   );
   const sharedSuites = (["manager", "locks", "queue"] as const).filter((suite) => wants(suite));
   if (sharedSuites.length) {
+    let emitted = 0; // rows of the suite under way
+    const emitShared = (row: Row) => {
+      emit(row);
+      status.at(row.suite, `row ${++emitted + 1}`);
+    };
+    status.at(sharedSuites[0]!, "CPython (its figures for these suites)");
     const py = pythonShared([...sharedSuites], counts);
-    if (py.error) console.log(`  CPython skipped: ${py.error}`);
+    if (py.error) status.print(`  CPython skipped: ${py.error}`);
     const suites = { manager: managerSuite, locks: locksSuite, queue: queueSuite };
     for (const suite of sharedSuites) {
-      await suites[suite](emit, counts);
-      if (fallbackSuites.includes(suite)) for (const row of await fallbackRows(suite, fallbackCounts)) emit(row);
-      for (const row of py.result ? pythonRows(suite, py.result) : []) emit(row);
-      console.log(`\n${versusTable(rows, suite, format)}\n`);
+      emitted = 0;
+      status.at(suite, "row 1");
+      await suites[suite](emitShared, counts);
+      if (fallbackSuites.includes(suite)) {
+        status.at(suite, "without the native addon");
+        for (const row of await fallbackRows(suite, fallbackCounts)) emitShared(row);
+      }
+      for (const row of py.result ? pythonRows(suite, py.result) : []) emitShared(row);
+      status.print(`\n${versusTable(rows, suite, format)}\n`);
     }
   }
   if (argv.includes("--write")) {
@@ -621,7 +654,7 @@ export async function runBench(argv: string[]): Promise<void> {
       ran: (suite) => wants(suite),
       only: only ? [...only].join(",") : undefined,
     });
-    console.log("\nwrote BENCHMARKS.md");
+    status.print("\nwrote BENCHMARKS.md");
   }
 }
 

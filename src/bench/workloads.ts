@@ -343,9 +343,15 @@ const speedUp = (sequential: number, ms: number) => `${(sequential / ms).toFixed
  * Runs the workloads suite: for each kind of work, the sequential reference, then every contender
  * (ours in both start methods with map and imapUnordered, piscina, workerpool, CPython). Each row's
  * value is the median time in ms; its note, the speed-up over the sequential run, or why there is
- * no figure (not installed, failed, or a wrong result).
+ * no figure (not installed, failed, or a wrong result). `at` is told what runs next, before it
+ * starts (the bench's progress line).
  */
-export async function workloadsSuite(emit: (row: Row) => void, sizes: WorkloadSizes): Promise<void> {
+export async function workloadsSuite(
+  emit: (row: Row) => void,
+  sizes: WorkloadSizes,
+  at: (what: string) => void = () => {},
+): Promise<void> {
+  at("making the inputs");
   const buffers = makeBuffers(sizes.buffers);
   const documents = makeDocuments(sizes.documents);
   const works: Work[] = [
@@ -380,9 +386,11 @@ export async function workloadsSuite(emit: (row: Row) => void, sizes: WorkloadSi
     note,
   });
   // CPython first, while no pool of ours runs; its results are checked with each kind of work
+  at("CPython (hashlib, zlib, json)");
   const py = python(buffers, documents, sizes.runs);
   for (const work of works) {
     const fn = work.fn as (x: unknown) => unknown;
+    at(`${work.name} · ${SEQUENTIAL}`);
     fn(work.inputs[0]);
     const ms: number[] = [];
     let results: unknown[] = [];
@@ -393,7 +401,10 @@ export async function workloadsSuite(emit: (row: Row) => void, sizes: WorkloadSi
     }
     const reference = { ms: median(ms), results };
     emit(row(work, SEQUENTIAL, reference.ms, "the reference"));
-    for (const contender of contenders) emit(await measure(work, contender, reference, sizes.runs, row));
+    for (const contender of contenders) {
+      at(`${work.name} · ${contender.name}`);
+      emit(await measure(work, contender, reference, sizes.runs, row));
+    }
     // gzip's output differs between zlib builds: CPython's is checked on what does not
     const key = work.name === "hashAndGzip" ? (r: unknown) => JSON.stringify((r as unknown[]).slice(0, 2)) : undefined;
     for (const [name, which] of [

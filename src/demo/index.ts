@@ -1,8 +1,10 @@
 /**
  * `multiprocessing-ts demo`: the library's main job on this machine. The same CPU-bound work runs
- * sequentially, then on a pool in each start method, and the speed-ups are printed.
+ * sequentially, then on a pool in each start method, and the speed-ups are printed. On a
+ * terminal, each run shows a progress bar on stderr while it goes.
  */
 import { Pool, cpuCount } from "../index.js";
+import { ProgressBar } from "../internal/progress.js";
 import { crunch } from "./tasks.js";
 
 /** Runs the demo; `argv` may hold `--tasks N` and `--size N` (loop iterations per task). */
@@ -18,7 +20,14 @@ export async function runDemo(argv: string[]): Promise<void> {
   console.log(`multiprocessing-ts demo: ${tasks} CPU-bound tasks on ${cores} cores (Node.js ${process.version})\n`);
 
   let start = performance.now();
-  const expected = inputs.map(crunch);
+  // the same bar as the pools' below; drawn between tasks, since they block the event loop
+  const bar = ProgressBar.open("sequential");
+  const expected: number[] = [];
+  for (const n of inputs) {
+    expected.push(crunch(n));
+    bar?.update(expected.length, tasks);
+  }
+  bar?.end();
   const sequential = performance.now() - start;
   console.log(`  sequential            ${seconds(sequential)}`);
 
@@ -27,7 +36,7 @@ export async function runDemo(argv: string[]): Promise<void> {
     let results: number[];
     {
       await using pool = new Pool({ processes: cores, context });
-      results = await pool.map(crunch, inputs, { chunksize: 1 });
+      results = await pool.map(crunch, inputs, { chunksize: 1, progress: `Pool(${cores}), ${context}` });
     }
     const parallel = performance.now() - start;
     if (results.some((r, i) => r !== expected[i])) throw new Error(`${context} pool returned wrong results`);

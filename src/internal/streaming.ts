@@ -9,6 +9,7 @@
  */
 import { TimeoutError } from "../errors.js";
 import { withCallerFrames } from "./codec.js";
+import { progressFor } from "./progress.js";
 import type { Job, WorkerSet } from "./worker-set.js";
 
 /** An input: any iterable or async iterable. */
@@ -22,6 +23,8 @@ export interface StreamOptions {
   signal?: AbortSignal;
   timeout?: number;
   onProgress?: (done: number, total: number | undefined) => void;
+  /** A progress bar on stderr when it is a terminal (see `MapOptions.progress`). */
+  progress?: boolean | string;
 }
 
 /** True for a synchronous iterable (arrays, generators, sets...). */
@@ -31,7 +34,10 @@ export function isSyncIterable<T>(items: Input<T>): items is Iterable<T> {
 
 type Outcome = { ok: true; value: unknown[] } | { ok: false; error: unknown };
 
-/** Streams results of `fn` over `items`: in input order when `ordered`, else as they finish. */
+/**
+ * Streams results of `fn` over `items`: in input order when `ordered`, else as they finish.
+ * `label` names the call on its progress bar.
+ */
 export async function* lazyResults(
   workers: WorkerSet,
   fn: Fn,
@@ -39,6 +45,7 @@ export async function* lazyResults(
   ordered: boolean,
   options: StreamOptions,
   size: number,
+  label: string,
 ): AsyncGenerator<unknown> {
   const chunksize = options.chunksize ?? 1;
   // Enough chunks in flight to keep every worker busy with prefetch, and no more: memory stays
@@ -56,6 +63,7 @@ export async function* lazyResults(
   let itemsSeen = 0;
   let itemsDone = 0;
   let aborted: { error: unknown } | undefined;
+  const bar = progressFor(options.progress, label);
   const stop = watch(options, (reason) => {
     aborted = { error: reason };
     wake?.();
@@ -90,6 +98,7 @@ export async function* lazyResults(
             finished.set(index, outcome as Outcome);
             if (outcome.ok) {
               itemsDone += chunk.length;
+              bar?.update(itemsDone, total);
               options.onProgress?.(itemsDone, total);
             }
             wake?.();
@@ -115,6 +124,7 @@ export async function* lazyResults(
     if (inputError) throw inputError.error;
   } finally {
     stop();
+    bar?.end();
     for (const job of jobs.values()) workers.cancel(job, aborted !== undefined);
     if (!inputDone) await source.return?.();
   }
