@@ -1,5 +1,5 @@
 /**
- * `Pool`: Python's `multiprocessing.Pool` on the `WorkerSet` engine.
+ * `Pool`: Python's `multiprocessing.Pool` on the start method's pool engine (internal/engine.ts).
  *
  *   map/starmap/mapAsync ─► materialize input ─► chunks (≈4 per worker) ─► jobs ─► results in order
  *   apply/applyAsync     ─► one job
@@ -22,7 +22,8 @@ import {
   checkTimeout,
   optionNames,
 } from "./internal/validate.js";
-import { type Job, WorkerSet } from "./internal/worker-set.js";
+import type { Job, PoolEngine } from "./internal/engine.js";
+import { engineFor } from "./internal/engines.js";
 import { type Input, isSyncIterable, lazyResults, watch } from "./internal/streaming.js";
 import { checkMayStartChildren } from "./process.js";
 import { cpuCount } from "./util.js";
@@ -163,7 +164,7 @@ export class AsyncResult<R> {
  * ```
  */
 export class Pool {
-  readonly #workers: WorkerSet;
+  readonly #workers: PoolEngine;
   readonly #method: StartMethod;
   readonly #size: number;
 
@@ -184,11 +185,10 @@ export class Pool {
     if (o.initargs !== undefined && !Array.isArray(o.initargs)) {
       throw new TypeError(`options.initargs must be an array (got ${typeof o.initargs})`);
     }
-    this.#method = resolveMethod(typeof o.context === "object" && o.context ? o.context.startMethod : o.context);
+    this.#method = resolveMethod(o);
     checkMayStartChildren();
     this.#size = processes;
-    this.#workers = new WorkerSet({
-      method: this.#method,
+    this.#workers = engineFor(this.#method, {
       size: processes,
       initializer: o.initializer,
       initargs: o.initargs ?? [],

@@ -74,7 +74,7 @@ export class Process {
       throw new TypeError(`Process options must be an object such as { target, args } (got ${typeof options})`);
     }
     checkOptionNames(options, processOptionNames, "new Process()");
-    const { target, args = [], name, daemon, context, maxHeapMb } = options;
+    const { target, args = [], name, daemon, maxHeapMb } = options;
     if (target !== undefined && typeof target !== "function") {
       throw new TypeError(`options.target must be a function (got ${typeof target})`);
     }
@@ -89,7 +89,7 @@ export class Process {
       throw new RangeError(`options.maxHeapMb must be a whole number of MiB >= 1 (got ${maxHeapMb})`);
     }
     this.#maxHeapMb = maxHeapMb;
-    this.#method = resolveMethod(typeof context === "object" && context ? context.startMethod : context);
+    this.#method = resolveMethod(options, "process", "Process");
     this.#target = target;
     this.#args = args;
     const n = ++runtime.childCounter;

@@ -20,50 +20,22 @@
  * worker has claimed it. Without shared memory (the spawn method without the native addon) nothing
  * is prefetched, and a job sent counts as running, as in Python's call queue.
  */
-import type { RunningChild } from "../backends/backend.js";
+import type { Backend, RunningChild } from "../backends/backend.js";
 import { BootstrapError, BrokenProcessPool, ProcessError, WorkerCrashedError } from "../errors.js";
 import { type CodeRef, codeRef } from "../reduction.js";
 import { decode, decodeOrImport, encode } from "./codec.js";
 import { Deque } from "./deque.js";
 import { trace } from "./debug.js";
-import { backendFor } from "./methods.js";
 import { stopOnInterrupt } from "./interrupt.js";
 import { loadNative } from "./native.js";
 import { type BlockRef, allocate } from "./shared-memory.js";
-import { type StartMethod, runtime } from "./runtime.js";
+import type { EngineOptions, Job, PoolEngine } from "./engine.js";
+import { runtime } from "./runtime.js";
 import type { ToParent } from "./wire.js";
 
-/** One unit of work for one worker. */
-export interface Job {
-  fn: Function;
-  mode: "call" | "map" | "star";
-  /** Arguments: for "call" the argument list, else the chunk of items. */
-  args: unknown[];
-  /** Called once with the outcome. */
-  settle(outcome: { ok: true; value: unknown } | { ok: false; error: unknown }): void;
-  /** Set by `cancel()`: the job is dropped if queued and its outcome ignored if running. */
-  cancelled?: boolean;
-  /** The arguments already encoded at submit time (so errors surface there). */
-  encoded?: { value: unknown; changed: boolean };
-  /** How many times the job was lost with a crashed worker and run again. */
-  retried?: number;
-}
-
-/** Options of the engine. */
-export interface WorkerSetOptions {
-  method: StartMethod;
-  size: number;
-  initializer: Function | undefined;
-  initargs: unknown[];
-  maxTasksPerChild: number;
-  /** Run a job again, up to this many times, when the worker running it crashes (default 0). */
-  retries?: number;
-  /** Heap limit of each worker, in MiB. */
-  maxHeapMb?: number;
-  /** Start all workers at once (Pool) or as work arrives (executor). */
-  eager: boolean;
-  /** Name prefix, e.g. "PoolWorker". */
-  name: string;
+/** Options of the engine: what Pool and Executor ask for, and the backend that launches its workers. */
+export interface WorkerSetOptions extends EngineOptions {
+  backend: Backend;
 }
 
 interface Worker {
@@ -78,8 +50,6 @@ interface Worker {
   /** What a dying worker said about its death (see wire.Crash). */
   crash: { running: number | null; error: unknown } | undefined;
   stopping: boolean;
-  /** Set when the set was terminated while this worker was starting. */
-  killWhenReady?: boolean;
   /** Set when the set stopped this worker itself (a cancelled call): its exit is no failure. */
   killed: boolean;
   /** Its claim cell's index, or -1 without claim cells. */
@@ -95,12 +65,12 @@ interface Claims {
   free: number[];
 }
 
-type State = "running" | "closing" | "terminated" | "broken";
+type State = PoolEngine["state"];
 
-/** The engine: workers, a job queue, dispatch, crash recovery. */
-export class WorkerSet {
+/** The engine of the local start methods: workers, a job queue, dispatch, crash recovery. */
+export class WorkerSet implements PoolEngine {
   readonly #options: WorkerSetOptions;
-  readonly #backend;
+  readonly #backend: Backend;
   readonly #workers = new Set<Worker>();
   readonly #queue = new Deque<Job>();
   readonly #fnIds = new Map<Function, { id: number; ref: CodeRef }>();
@@ -123,7 +93,7 @@ export class WorkerSet {
 
   constructor(options: WorkerSetOptions) {
     this.#options = options;
-    this.#backend = backendFor(options.method);
+    this.#backend = options.backend;
     this.#initializer = options.initializer ? codeRef(options.initializer, "options.initializer") : undefined;
     this.#initargs = encode(options.initargs, this.#backend.transport, "options.initargs");
     this.#untrack = stopOnInterrupt({ interrupt: (reason) => this.terminate(reason) });
@@ -148,11 +118,6 @@ export class WorkerSet {
     let n = 0;
     for (const w of this.#workers) n += w.inflight.length;
     return n;
-  }
-
-  /** The OS pids (or the process pid, for threads) of the live workers. */
-  get pids(): number[] {
-    return [...this.#workers].filter((w) => !w.exited).map((w) => w.child.pid);
   }
 
   /** Checks that `fn` can be sent, at submit time (throws at once otherwise). */
@@ -284,13 +249,13 @@ export class WorkerSet {
     this.#updateRef();
   }
 
-  /** Stops every worker now (SIGKILL unless told); queued and running jobs reject with `reason`. */
-  terminate(reason: Error, signal: "SIGTERM" | "SIGKILL" = "SIGKILL"): void {
+  /** Stops every worker now (SIGKILL, or SIGTERM for "terminate"); queued and running jobs reject with `reason`. */
+  terminate(reason: Error, how: "terminate" | "kill" = "kill"): void {
     if (this.#state === "terminated") return;
     this.#state = "terminated";
     this.#untrack();
     this.#failAll(reason);
-    for (const w of this.#workers) this.#kill(w, signal);
+    for (const w of this.#workers) how === "terminate" ? w.child.terminate() : w.child.kill();
     this.#updateRef();
   }
 
@@ -298,21 +263,6 @@ export class WorkerSet {
   detach(): void {
     this.#detached = true;
     this.#updateRef();
-  }
-
-  /**
-   * Stops a worker. A worker thread still loading its modules is killed once it is ready instead
-   * (within a few seconds at most): Node leaks the file descriptors of module files a thread was
-   * reading when it is terminated.
-   */
-  #kill(worker: Worker, signal: "SIGTERM" | "SIGKILL" = "SIGKILL"): void {
-    const stop = () => (signal === "SIGTERM" ? worker.child.terminate() : worker.child.kill());
-    if (worker.ready || this.#options.method !== "thread") {
-      stop();
-      return;
-    }
-    worker.killWhenReady = true;
-    setTimeout(stop, 5000).unref();
   }
 
   /** Resolves when every worker has exited (after `close()` or `terminate()`). */
@@ -328,7 +278,7 @@ export class WorkerSet {
       const size = this.#options.size;
       if (this.#backend.sharedMemory === "shm" && !loadNative()) this.#claims = null;
       else {
-        const block = allocate(4 * size, this.#options.method);
+        const block = allocate(4 * size, this.#backend.method);
         const free = Array.from({ length: size }, (_, i) => size - 1 - i);
         this.#claims = { cell: new Int32Array(block.buffer, block.offset, size), block: block.ref, free };
       }
@@ -337,7 +287,7 @@ export class WorkerSet {
   }
 
   #spawn(): void {
-    trace(`starting a ${this.#options.method} worker`);
+    trace(`starting a ${this.#backend.method} worker`);
     // at most `size` workers are alive, and an exited one gives its slot back
     const claims = this.#claimCells();
     const slot = claims ? claims.free.pop()! : -1;
@@ -386,10 +336,6 @@ export class WorkerSet {
         trace(`worker ${worker.child.pid} ready`);
         worker.ready = true;
         this.#started = true;
-        if (worker.killWhenReady) {
-          worker.child.kill();
-          return;
-        }
         this.#dispatch();
         return;
       case "done":
@@ -499,7 +445,7 @@ export class WorkerSet {
     this.#state = "broken";
     this.#brokenBy = error;
     this.#failAll(error);
-    for (const w of this.#workers) this.#kill(w);
+    for (const w of this.#workers) w.child.kill();
     this.#updateRef();
   }
 
