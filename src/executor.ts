@@ -20,7 +20,7 @@ import {
   checkTimeout,
   optionNames,
 } from "./internal/validate.js";
-import type { Job, PoolEngine } from "./internal/engine.js";
+import type { Job, PoolEngine, PoolStats } from "./internal/engine.js";
 import { engineFor } from "./internal/engines.js";
 import { checkMayStartChildren } from "./process.js";
 import { cpuCount } from "./util.js";
@@ -385,6 +385,15 @@ export class ProcessPoolExecutor {
       signal === "SIGTERM" ? "terminate" : "kill",
     );
     await this.#workers.join();
+  }
+
+  /**
+   * What the executor is doing now, as `pool.stats()` reports it: calls queued and running, calls
+   * completed and failed, utilization (0 to 1; workers not started yet count as idle) and each
+   * worker's name, pid and state. A call is one `submit` or one chunk of `map`.
+   */
+  stats(): PoolStats {
+    return this.#workers.stats();
   }
 
   /** `await using` waits for submitted work and shuts down, like Python's `with`. */

@@ -22,7 +22,7 @@ import {
   checkTimeout,
   optionNames,
 } from "./internal/validate.js";
-import type { Job, PoolEngine } from "./internal/engine.js";
+import type { Job, PoolEngine, PoolStats } from "./internal/engine.js";
 import { engineFor } from "./internal/engines.js";
 import { type Input, isSyncIterable, lazyResults, watch } from "./internal/streaming.js";
 import { checkMayStartChildren } from "./process.js";
@@ -349,8 +349,22 @@ export class Pool {
     await this.terminate();
   }
 
+  /**
+   * What the pool is doing now: tasks queued and running, tasks completed and failed since it was
+   * created, its utilization (0 to 1) and each worker's name, pid and state. A task is one `apply`
+   * call or one chunk of a map-like call. See `PoolStats` for the exact meaning of each field.
+   *
+   * ```ts
+   * const { queued, running, utilization, workers } = pool.stats();
+   * ```
+   */
+  stats(): PoolStats {
+    return this.#workers.stats();
+  }
+
   [inspect.custom](): string {
-    return `Pool { state: '${this.#workers.state}', method: '${this.#method}', size: ${this.#size}, queued: ${this.#workers.queued}, running: ${this.#workers.inflight} }`;
+    const { queued, running } = this.#workers.stats();
+    return `Pool { state: '${this.#workers.state}', method: '${this.#method}', size: ${this.#size}, queued: ${queued}, running: ${running} }`;
   }
 
   #mapLike(

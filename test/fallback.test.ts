@@ -5,3 +5,4 @@ await import("./synchronize.test.ts");
 await import("./queue.test.ts");
 await import("./connection.test.ts");
 await import("./scheduling.test.ts");
+await import("./stats.test.ts");

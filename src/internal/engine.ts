@@ -55,6 +55,44 @@ export interface EngineOptions {
 /** The engine's lifecycle: accepting work, draining after `close()`, stopped, or unable to run work. */
 export type EngineState = "running" | "closing" | "terminated" | "broken";
 
+/** What one worker of a pool is doing. */
+export type WorkerState = "starting" | "idle" | "busy" | "stopping";
+
+/** One worker, as `stats()` reports it. */
+export interface WorkerStats {
+  /** Its name, e.g. `PoolWorker-3` (a replacement gets the next number). */
+  readonly name: string;
+  /** Its OS process id (for the "thread" method: this process's pid); undefined where unknown (remote). */
+  readonly pid: number | undefined;
+  /** `"starting"` until its initializer is done, then `"busy"` while it holds a task, else `"idle"`; `"stopping"` once told to exit. */
+  readonly state: WorkerState;
+  /** Tasks it finished, with a value or an error. */
+  readonly completed: number;
+}
+
+/**
+ * A snapshot of a pool's work. A task is one `apply`/`submit` call or one chunk of a map-like call.
+ */
+export interface PoolStats {
+  /** Tasks submitted and not started yet: waiting in the queue, or sent ahead to a busy worker. */
+  readonly queued: number;
+  /** Tasks a worker has started and not finished. */
+  readonly running: number;
+  /** Tasks finished with a value. */
+  readonly completed: number;
+  /** Tasks that a worker ran and that ended in an error: the function threw, or its worker died running it. */
+  readonly failed: number;
+  /**
+   * The share of the pool's capacity spent on tasks since the pool was created, from 0 to 1: the
+   * time each worker held a started task, summed over the workers (finished tasks and the ones
+   * running now), divided by `size` × the wall time since the pool was created. A pool whose workers
+   * are all busy all the time has 1; an executor that has not started its workers yet has 0.
+   */
+  readonly utilization: number;
+  /** The live workers, oldest first. */
+  readonly workers: readonly WorkerStats[];
+}
+
 /**
  * What `Pool`, `ProcessPoolExecutor` and `lazyResults` use to run tasks. Every member is called by
  * the parent's main code only; nothing here blocks.
@@ -92,10 +130,8 @@ export interface PoolEngine {
   detach(): void;
   /** Resolves once every worker has exited, after `close()` or `terminate()`; never rejects. */
   join(): Promise<void>;
-  /** Jobs waiting for a worker. */
-  readonly queued: number;
-  /** Jobs handed to workers and not answered yet. */
-  readonly inflight: number;
+  /** A snapshot of the queue, the counters and the workers, computed now. */
+  stats(): PoolStats;
 }
 
 /** What a start method can do besides pools: the registry's record, asked by the code that needs it. */

@@ -29,7 +29,8 @@ import { trace } from "./debug.js";
 import { stopOnInterrupt } from "./interrupt.js";
 import { loadNative } from "./native.js";
 import { type BlockRef, allocate } from "./shared-memory.js";
-import type { EngineOptions, Job, PoolEngine } from "./engine.js";
+import type { EngineOptions, Job, PoolEngine, PoolStats, WorkerStats } from "./engine.js";
+import { type PoolChild, poolChildren } from "./pool-children.js";
 import { runtime } from "./runtime.js";
 import type { ToParent } from "./wire.js";
 
@@ -40,6 +41,8 @@ export interface WorkerSetOptions extends EngineOptions {
 
 interface Worker {
   child: RunningChild;
+  /** Its entry in the process's list of pool workers (its name, for activeChildren()). */
+  entry: PoolChild;
   ready: boolean;
   inflight: Job[];
   ids: number[];
@@ -56,6 +59,10 @@ interface Worker {
   slot: number;
   /** The id of the last task sent to it (ids count 1, 2, 3… per worker, wrapping as Int32). */
   seq: number;
+  /** Tasks it answered. */
+  completed: number;
+  /** Since when it holds a started task (it is ready and has one), for utilization; else undefined. */
+  busySince: number | undefined;
 }
 
 /** The claim cells of a set's workers: one per slot; a slot is reused once its worker has exited. */
@@ -90,6 +97,11 @@ export class WorkerSet implements PoolEngine {
   #referenced = false;
   #detached = false;
   #untrack: () => void;
+  readonly #createdAt = performance.now();
+  /** Worker-time spent holding started tasks, in ms, over the intervals that have ended. */
+  #busyMs = 0;
+  #completed = 0;
+  #failed = 0;
 
   constructor(options: WorkerSetOptions) {
     this.#options = options;
@@ -108,16 +120,53 @@ export class WorkerSet implements PoolEngine {
     return this.#state;
   }
 
-  /** Jobs waiting for a worker. */
-  get queued(): number {
-    return this.#queue.length;
-  }
-
   /** Jobs sent to workers and not answered yet. */
-  get inflight(): number {
+  get #inflight(): number {
     let n = 0;
     for (const w of this.#workers) n += w.inflight.length;
     return n;
+  }
+
+  /**
+   * A snapshot (see PoolStats). A job sent ahead to a worker counts as queued until the worker
+   * claims it; without claim cells every job sent counts as running, as `started()` says.
+   */
+  stats(): PoolStats {
+    const now = performance.now();
+    let queued = 0;
+    for (const job of this.#queue) if (!job.cancelled) queued++;
+    let running = 0;
+    let busy = this.#busyMs;
+    const workers: WorkerStats[] = [];
+    for (const w of this.#workers) {
+      // jobs run in the order sent: the started ones come first
+      let started = 0;
+      while (started < w.inflight.length && this.#hasStarted(w, started)) started++;
+      running += started;
+      for (let i = started; i < w.inflight.length; i++) if (!w.inflight[i]!.cancelled) queued++;
+      if (w.busySince !== undefined) busy += now - w.busySince;
+      const state = w.stopping || w.killed ? "stopping" : !w.ready ? "starting" : w.inflight.length ? "busy" : "idle";
+      workers.push({ name: w.entry.name, pid: w.child.pid, state, completed: w.completed });
+    }
+    const capacity = this.#options.size * (now - this.#createdAt);
+    return {
+      queued,
+      running,
+      completed: this.#completed,
+      failed: this.#failed,
+      utilization: capacity > 0 ? Math.min(1, busy / capacity) : 0,
+      workers,
+    };
+  }
+
+  /** Opens or closes the worker's busy interval: it is busy while it is ready and holds a task. */
+  #account(w: Worker): void {
+    const busy = w.ready && !w.exited && w.inflight.length > 0;
+    if (busy && w.busySince === undefined) w.busySince = performance.now();
+    else if (!busy && w.busySince !== undefined) {
+      this.#busyMs += performance.now() - w.busySince;
+      w.busySince = undefined;
+    }
   }
 
   /** Checks that `fn` can be sent, at submit time (throws at once otherwise). */
@@ -169,6 +218,7 @@ export class WorkerSet implements PoolEngine {
     if (!interrupt || at !== 0) return;
     worker.inflight.shift();
     worker.ids.shift();
+    this.#account(worker);
     worker.stopping = true; // no new work for a worker about to die
     worker.killed = true;
     worker.child.kill();
@@ -222,6 +272,7 @@ export class WorkerSet implements PoolEngine {
       const jobs = worker.inflight.splice(worker.inflight.length - unstarted);
       worker.ids.splice(worker.ids.length - unstarted);
       worker.sent -= unstarted;
+      this.#account(worker);
       trace(`took back ${unstarted} job(s) from worker ${worker.child.pid}`);
       const live = jobs.filter((job) => !job.cancelled);
       this.#queue.unshiftAll(live);
@@ -310,8 +361,11 @@ export class WorkerSet implements PoolEngine {
         claim: claims ? { block: claims.block, index: slot } : undefined,
       },
     });
+    const entry: PoolChild = { name: identity.name, method: this.#backend.method, child };
+    poolChildren.add(entry);
     const worker: Worker = {
       child,
+      entry,
       ready: false,
       inflight: [],
       ids: [],
@@ -323,6 +377,8 @@ export class WorkerSet implements PoolEngine {
       killed: false,
       slot,
       seq: 0,
+      completed: 0,
+      busySince: undefined,
     };
     this.#workers.add(worker);
     if (!this.#referenced) child.unref();
@@ -336,6 +392,7 @@ export class WorkerSet implements PoolEngine {
         trace(`worker ${worker.child.pid} ready`);
         worker.ready = true;
         this.#started = true;
+        this.#account(worker);
         this.#dispatch();
         return;
       case "done":
@@ -344,6 +401,10 @@ export class WorkerSet implements PoolEngine {
         if (at < 0) return;
         const [job] = worker.inflight.splice(at, 1);
         worker.ids.splice(at, 1);
+        worker.completed++;
+        if (message.t === "done") this.#completed++;
+        else this.#failed++;
+        this.#account(worker);
         if (message.t === "done") {
           this.#serviceMs = Number.isNaN(this.#serviceMs) ? message.ms : this.#serviceMs * 0.8 + message.ms * 0.2;
           if (!job!.cancelled) {
@@ -379,7 +440,9 @@ export class WorkerSet implements PoolEngine {
     const startedFirst =
       worker.inflight.length > 0 && this.#hasStarted(worker, 0) && (worker.slot >= 0 || worker.ready);
     worker.exited = true;
+    this.#account(worker);
     this.#workers.delete(worker);
+    poolChildren.delete(worker.entry);
     if (worker.slot >= 0) this.#claims!.free.push(worker.slot);
     if (!worker.ready && !worker.killed && !this.#started && (this.#state === "running" || this.#state === "closing")) {
       // No worker of this set ever started: replacing it would only fail again (a preload that
@@ -411,6 +474,7 @@ export class WorkerSet implements PoolEngine {
       trace(`retrying a job whose worker died (attempt ${running!.retried + 1})`);
       notStarted.unshift(running!);
     } else if (running && !running.cancelled && this.#state !== "terminated") {
+      this.#failed++;
       const how = outOfMemory
         ? `ran out of memory (its heap limit is ${this.#options.maxHeapMb ?? "the default"} MiB)`
         : signal
@@ -455,6 +519,7 @@ export class WorkerSet implements PoolEngine {
       jobs.push(...w.inflight);
       w.inflight = [];
       w.ids = [];
+      this.#account(w);
     }
     for (const job of jobs) if (!job.cancelled) job.settle({ ok: false, error });
   }
@@ -519,7 +584,7 @@ export class WorkerSet implements PoolEngine {
     // submitted call is assigned, and counts as running, at once, as in Python's call queue.
     // Prefetch, but never more than a fair share of the outstanding work: a worker that happens to be
     // ready first must not take the jobs another (still starting) worker would run in parallel.
-    const fairShare = Math.ceil((this.#queue.length + this.inflight) / Math.max(1, this.#workers.size));
+    const fairShare = Math.ceil((this.#queue.length + this.#inflight) / Math.max(1, this.#workers.size));
     const depth = Math.min(this.#depth(), Math.max(1, fairShare));
     let best: Worker | undefined;
     for (const w of this.#workers) {
@@ -554,6 +619,7 @@ export class WorkerSet implements PoolEngine {
     worker.inflight.push(job);
     worker.ids.push(id);
     worker.sent++;
+    this.#account(worker);
     worker.child.send({ t: "task", id, fn: entry.id, mode: job.mode, args: args.value, h: args.changed });
   }
 
@@ -563,7 +629,7 @@ export class WorkerSet implements PoolEngine {
    */
   #updateRef(): void {
     // a closing or terminated set is waited for until its workers have exited
-    const busy = !this.#detached && (this.#queue.length > 0 || this.inflight > 0 || this.#state !== "running");
+    const busy = !this.#detached && (this.#queue.length > 0 || this.#inflight > 0 || this.#state !== "running");
     if (busy === this.#referenced) return;
     this.#referenced = busy;
     for (const w of this.#workers) busy ? w.child.ref() : w.child.unref();
