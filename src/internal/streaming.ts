@@ -9,8 +9,8 @@
  */
 import { TimeoutError } from "../errors.js";
 import { withCallerFrames } from "./codec.js";
+import type { Job, PoolEngine } from "./engine.js";
 import { progressFor } from "./progress.js";
-import type { Job, WorkerSet } from "./worker-set.js";
 
 /** An input: any iterable or async iterable. */
 export type Input<T> = Iterable<T> | AsyncIterable<T>;
@@ -39,7 +39,7 @@ type Outcome = { ok: true; value: unknown[] } | { ok: false; error: unknown };
  * `label` names the call on its progress bar.
  */
 export async function* lazyResults(
-  workers: WorkerSet,
+  workers: PoolEngine,
   fn: Fn,
   items: Input<unknown>,
   ordered: boolean,
