@@ -22,6 +22,7 @@ await build({
   absWorkingDir: root,
   entryPoints: {
     index: "src/index.ts",
+    tools: "src/tools.ts",
     "spawn-entry": "src/backends/spawn-entry.ts",
     "thread-entry": "src/backends/thread-entry.ts",
     "agent-entry": "src/backends/agent-entry.ts",
@@ -44,10 +45,12 @@ await build({
   logLevel: "warning",
 });
 
-// tsc's dist/index.js forwards to the bundle, so the command-line tools (which import it) run the
-// same library a program gets from `import "multiprocessing-ts"`, one copy of it.
-writeFileSync(join(root, "dist", "index.js"), 'export * from "./bundle/index.js";\n');
-rmSync(join(root, "dist", "index.js.map"), { force: true });
+// tsc's dist/index.js and dist/tools.js forward to the bundle, so the command-line tools (which import
+// them) run the same library a program gets from `import "multiprocessing-ts"`, one copy of it.
+for (const entry of ["index", "tools"]) {
+  writeFileSync(join(root, "dist", `${entry}.js`), `export * from "./bundle/${entry}.js";\n`);
+  rmSync(join(root, "dist", `${entry}.js.map`), { force: true });
+}
 
 // The names survived (keepNames sets each one at run time: a hot path should not create named
 // closures, e.g. `{ settle: (x) => … }` per call, which pay for it every time).

@@ -88,7 +88,7 @@ test("the tarball holds what users run, and nothing else", { timeout: 10_000 }, 
     [/^src\//, "TypeScript sources"],
     [/^test\//, "tests"],
     [/^build\//, "this machine's build folder"],
-    [/^dist\/(?!index\.js$|cli\.js$)[^/]+\.js$/, "the unbundled per-module library"],
+    [/^dist\/(?!index\.js$|cli\.js$|tools\.js$)[^/]+\.js$/, "the unbundled per-module library"],
     [/^dist\/(internal|backends)\/.*\.js$/, "the unbundled per-module library"],
     [/^dist\/(bench|demo)\/.*\.d\.ts$|^dist\/cli\.d\.ts$/, "declarations of the command line"],
     [/^dist\/bench\/workers\/workerpool-task\.js$/, "bench code that needs a dev dependency"],
@@ -135,6 +135,25 @@ test("the README's examples run as shown from the installed package", { timeout:
     [],
     "a core dump",
   );
+});
+
+test("installed without install scripts, the counter uses the prebuilt addon and the demo runs", {
+  timeout: 300_000,
+}, async () => {
+  const counter = readmeExamples().find((e) => e.code.includes("const counter = new Value"));
+  assert.ok(counter, "the README's counter example");
+  const script = `${counter.code}\nimport { nativeAddonStatus } from "multiprocessing-ts";\nif (isMain(import.meta)) console.log(JSON.stringify(nativeAddonStatus()));\n`;
+  writeFileSync(join(app, "counter-status.ts"), script);
+  const ran = await run(process.execPath, ["--import", tsx, "counter-status.ts"], app);
+  assert.equal(ran.code, 0, ran.stderr);
+  assert.equal(ran.stderr, "", "no warning about a slower fallback");
+  assert.deepEqual(ran.stdout.trim().split("\n"), ["40000", JSON.stringify({ available: true })]);
+  const cli = join(app, "node_modules", ".bin", "multiprocessing-ts");
+  const demo = await run(cli, ["demo", "--tasks", "4", "--size", "2000000"], app, 280_000);
+  assert.equal(demo.code, 0, demo.stderr);
+  assert.match(demo.stdout, /sequential/);
+  assert.match(demo.stdout, /thread/);
+  assert.match(demo.stdout, /spawn/);
 });
 
 test("require() loads the package where Node.js can require ES modules", { timeout: 60_000 }, async () => {

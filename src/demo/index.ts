@@ -4,7 +4,7 @@
  * terminal, each run shows a progress bar on stderr while it goes.
  */
 import { Pool, cpuCount } from "../index.js";
-import { ProgressBar } from "../internal/progress.js";
+import { ProgressBar } from "../tools.js";
 import { crunch } from "./tasks.js";
 
 /** Runs the demo; `argv` may hold `--tasks N` and `--size N` (loop iterations per task). */
