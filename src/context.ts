@@ -3,7 +3,7 @@
  * bound to that method, so `new ctx.Process(...)`, `new ctx.Pool(2)` and `new ctx.Queue()` use it
  * without passing `{ context }` each time.
  */
-import { checkMethod } from "./internal/methods.js";
+import { DEFAULT_METHOD, checkMethod, startMethodNames } from "./internal/methods.js";
 import { type StartMethod, runtime } from "./internal/runtime.js";
 import { checkOptionNames, optionNames } from "./internal/validate.js";
 import { Pool, type PoolOptions } from "./pool.js";
@@ -219,12 +219,13 @@ export function setStartMethod(method: StartMethod, options: { force?: boolean }
 
 /** The default start method: "spawn" unless `setStartMethod` chose another. */
 export function getStartMethod(): StartMethod {
-  return runtime.startMethod ?? "spawn";
+  return runtime.startMethod ?? DEFAULT_METHOD;
 }
 
 /** Every start method, the default first. */
 export function getAllStartMethods(): StartMethod[] {
-  return getStartMethod() === "spawn" ? ["spawn", "thread"] : ["thread", "spawn"];
+  const current = getStartMethod();
+  return [current, ...startMethodNames().filter((m) => m !== current)];
 }
 
 function isObject(value: unknown): value is object {

@@ -1,6 +1,6 @@
 /**
  * `ProcessPoolExecutor`, `Future`, `wait` and `asCompleted`: Python's `concurrent.futures` on the
- * `WorkerSet` engine. Workers start on demand, idle ones first.
+ * start method's pool engine (internal/engine.ts). Workers start on demand, idle ones first.
  *
  * Unlike Python's, a worker that dies does not break the executor: only the future it was running
  * fails (WorkerCrashedError), and the executor goes on. A failing initializer does break it
@@ -20,7 +20,8 @@ import {
   checkTimeout,
   optionNames,
 } from "./internal/validate.js";
-import { type Job, WorkerSet } from "./internal/worker-set.js";
+import type { Job, PoolEngine, PoolStats } from "./internal/engine.js";
+import { engineFor } from "./internal/engines.js";
 import { checkMayStartChildren } from "./process.js";
 import { cpuCount } from "./util.js";
 
@@ -209,7 +210,7 @@ export interface MapResult<R> extends AsyncIterable<R>, PromiseLike<R[]> {}
  * `concurrent.futures.ProcessPoolExecutor`. Leave it with `await using` (waits for the work).
  */
 export class ProcessPoolExecutor {
-  readonly #workers: WorkerSet;
+  readonly #workers: PoolEngine;
   readonly #method: StartMethod;
   readonly #size: number;
   readonly #pending = new Set<Future<unknown>>();
@@ -229,12 +230,10 @@ export class ProcessPoolExecutor {
     if (options.initargs !== undefined && !Array.isArray(options.initargs)) {
       throw new TypeError(`options.initargs must be an array (got ${typeof options.initargs})`);
     }
-    const context = options.context;
-    this.#method = resolveMethod(typeof context === "object" && context ? context.startMethod : context);
+    this.#method = resolveMethod(options);
     checkMayStartChildren();
     this.#size = maxWorkers;
-    this.#workers = new WorkerSet({
-      method: this.#method,
+    this.#workers = engineFor(this.#method, {
       size: maxWorkers,
       initializer: options.initializer,
       initargs: options.initargs ?? [],
@@ -395,9 +394,18 @@ export class ProcessPoolExecutor {
     this.#shutdown = true;
     this.#workers.terminate(
       new ProcessError("the executor's workers were terminated before this task finished"),
-      signal,
+      signal === "SIGTERM" ? "terminate" : "kill",
     );
     await this.#workers.join();
+  }
+
+  /**
+   * What the executor is doing now, as `pool.stats()` reports it: calls queued and running, calls
+   * completed and failed, utilization (0 to 1; workers not started yet count as idle) and each
+   * worker's name, pid and state. A call is one `submit` or one chunk of `map`.
+   */
+  stats(): PoolStats {
+    return this.#workers.stats();
   }
 
   /** `await using` waits for submitted work and shuts down, like Python's `with`. */

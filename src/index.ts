@@ -33,6 +33,7 @@ export { nativeAddonStatus } from "./internal/native.js";
 export type { NativeAddonStatus } from "./internal/native.js";
 export { AsyncResult, Pool } from "./pool.js";
 export type { AsyncCallbacks, CallOptions, Input, MapOptions, PoolOptions } from "./pool.js";
+export type { PoolStats, WorkerState, WorkerStats } from "./internal/engine.js";
 export { Process, activeChildren, currentProcess, parentProcess } from "./process.js";
 export type { ProcessInfo, ProcessOptions } from "./process.js";
 export { JoinableQueue, Queue, SimpleQueue } from "./queues.js";

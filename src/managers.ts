@@ -876,8 +876,7 @@ export class BaseManager {
     checkOptionNames(options, managerOptionNames, `new ${new.target.name}()`);
     this.#address = options.address === undefined ? undefined : checkAddress(options.address, "options.address");
     this.#authkey = checkAuthkey(options.authkey, "options.authkey") ?? randomBytes(32);
-    const context = options.context;
-    this.#method = resolveMethod(typeof context === "object" && context ? context.startMethod : context);
+    this.#method = resolveMethod(options, "process", new.target.name);
     this.#registry = registryOf(new.target);
   }
 

@@ -1,5 +1,5 @@
 /**
- * `Pool`: Python's `multiprocessing.Pool` on the `WorkerSet` engine.
+ * `Pool`: Python's `multiprocessing.Pool` on the start method's pool engine (internal/engine.ts).
  *
  *   map/starmap/mapAsync ─► materialize input ─► chunks (≈4 per worker) ─► jobs ─► results in order
  *   apply/applyAsync     ─► one job
@@ -22,7 +22,8 @@ import {
   checkTimeout,
   optionNames,
 } from "./internal/validate.js";
-import { type Job, WorkerSet } from "./internal/worker-set.js";
+import type { Job, PoolEngine, PoolStats } from "./internal/engine.js";
+import { engineFor } from "./internal/engines.js";
 import { type Input, isSyncIterable, lazyResults, watch } from "./internal/streaming.js";
 import { checkMayStartChildren } from "./process.js";
 import { cpuCount } from "./util.js";
@@ -168,7 +169,7 @@ export class AsyncResult<R> {
  * ```
  */
 export class Pool {
-  readonly #workers: WorkerSet;
+  readonly #workers: PoolEngine;
   readonly #method: StartMethod;
   readonly #size: number;
 
@@ -189,11 +190,10 @@ export class Pool {
     if (o.initargs !== undefined && !Array.isArray(o.initargs)) {
       throw new TypeError(`options.initargs must be an array (got ${typeof o.initargs})`);
     }
-    this.#method = resolveMethod(typeof o.context === "object" && o.context ? o.context.startMethod : o.context);
+    this.#method = resolveMethod(o);
     checkMayStartChildren();
     this.#size = processes;
-    this.#workers = new WorkerSet({
-      method: this.#method,
+    this.#workers = engineFor(this.#method, {
       size: processes,
       initializer: o.initializer,
       initargs: o.initargs ?? [],
@@ -354,9 +354,23 @@ export class Pool {
     await this.terminate();
   }
 
+  /**
+   * What the pool is doing now: tasks queued and running, tasks completed and failed since it was
+   * created, its utilization (0 to 1) and each worker's name, pid and state. A task is one `apply`
+   * call or one chunk of a map-like call. See `PoolStats` for the exact meaning of each field.
+   *
+   * ```ts
+   * const { queued, running, utilization, workers } = pool.stats();
+   * ```
+   */
+  stats(): PoolStats {
+    return this.#workers.stats();
+  }
+
   /** Shows the state, the start method, the size, the tasks queued and the tasks running. */
   [inspect.custom](): string {
-    return `Pool { state: '${this.#workers.state}', method: '${this.#method}', size: ${this.#size}, queued: ${this.#workers.queued}, running: ${this.#workers.inflight} }`;
+    const { queued, running } = this.#workers.stats();
+    return `Pool { state: '${this.#workers.state}', method: '${this.#method}', size: ${this.#size}, queued: ${queued}, running: ${running} }`;
   }
 
   #mapLike(

@@ -14,6 +14,7 @@ import type { RunningChild } from "./backends/backend.js";
 import { BootstrapError, ProcessError } from "./errors.js";
 import { encode } from "./internal/codec.js";
 import { stopOnInterrupt } from "./internal/interrupt.js";
+import { type PoolChild, poolChildren } from "./internal/pool-children.js";
 import { backendFor, resolveMethod } from "./internal/methods.js";
 import { type StartMethod, runtime } from "./internal/runtime.js";
 import { checkOptionNames, checkTimeout, optionNames } from "./internal/validate.js";
@@ -57,6 +58,10 @@ type State = "initial" | "started" | "stopped" | "closed";
 
 const alive = new Set<Process>();
 let exitHooksInstalled = false;
+/** Set while a pool worker is wrapped as a Process: it takes no number from the child counter. */
+let wrapping = false;
+/** The Process that stands for each pool worker, once activeChildren() has listed it. */
+const poolWorkerViews = new WeakMap<PoolChild, Process>();
 
 /**
  * A unit of work running in its own process (start method `"spawn"`) or worker thread (`"thread"`),
@@ -76,13 +81,15 @@ export class Process {
   #exited: Promise<void> | undefined;
   #joiners = 0;
   #maxHeapMb: number | undefined;
+  /** True for a pool worker's view: its pool decides whether it keeps the program alive. */
+  #pooled = false;
 
   constructor(options: ProcessOptions = {}) {
     if (options === null || typeof options !== "object") {
       throw new TypeError(`Process options must be an object such as { target, args } (got ${typeof options})`);
     }
     checkOptionNames(options, processOptionNames, "new Process()");
-    const { target, args = [], name, daemon, context, maxHeapMb } = options;
+    const { target, args = [], name, daemon, maxHeapMb } = options;
     if (target !== undefined && typeof target !== "function") {
       throw new TypeError(`options.target must be a function (got ${typeof target})`);
     }
@@ -97,10 +104,10 @@ export class Process {
       throw new RangeError(`options.maxHeapMb must be a whole number of MiB >= 1 (got ${maxHeapMb})`);
     }
     this.#maxHeapMb = maxHeapMb;
-    this.#method = resolveMethod(typeof context === "object" && context ? context.startMethod : context);
+    this.#method = resolveMethod(options, "process", "Process");
     this.#target = target;
     this.#args = args;
-    const n = ++runtime.childCounter;
+    const n = wrapping ? 0 : ++runtime.childCounter;
     this.#name = name ?? (runtime.child ? `${runtime.name}:${n}` : `Process-${n}`);
     this.#daemon = daemon ?? runtime.daemon;
   }
@@ -201,15 +208,39 @@ export class Process {
     checkTimeout(timeout, "timeout");
     if (!this.#exited) throw new ProcessError(`can only join a started process (${this.#name} was not started)`);
     // A daemon does not keep the program alive, but one being joined must (as in Python).
-    if (this.#joiners++ === 0 && this.#daemon) this.#child?.ref();
+    const hold = this.#daemon && !this.#pooled;
+    if (this.#joiners++ === 0 && hold) this.#child?.ref();
     try {
       if (timeout === undefined) return await this.#exited;
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([this.#exited, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))]);
       clearTimeout(timer);
     } finally {
-      if (--this.#joiners === 0 && this.#daemon) this.#child?.unref();
+      if (--this.#joiners === 0 && hold) this.#child?.unref();
     }
+  }
+
+  /**
+   * @internal A pool worker as a started daemon Process, for activeChildren(): its pid, name,
+   * `isAlive()`, `join()` and `exitcode` are the worker's; `terminate()` or `kill()` stops it, and
+   * its pool replaces it (the task it ran fails with WorkerCrashedError), as in Python.
+   */
+  static _ofPoolWorker(worker: PoolChild): Process {
+    wrapping = true;
+    let view: Process;
+    try {
+      view = new Process({ name: worker.name, daemon: true, context: worker.method });
+    } finally {
+      wrapping = false;
+    }
+    view.#child = worker.child;
+    view.#state = "started";
+    view.#pooled = true;
+    view.#exited = worker.child.exited.then((exit) => {
+      view.#exitcode = exit.exitcode;
+      if (view.#state === "started") view.#state = "stopped";
+    });
+    return view;
   }
 
   /** @internal Resolves when the child has ended, without keeping the program alive. */
@@ -314,7 +345,17 @@ export function parentProcess(): {
   return runtime.parent ? Object.freeze({ ...runtime.parent }) : null;
 }
 
-/** The children of this process that are still running. */
+/**
+ * The children of this process that are still running: its `Process`es, then the workers of its
+ * pools and executors (as Python lists them too), each a daemon `Process` named like
+ * `PoolWorker-1`. The same worker is the same object on every call.
+ */
 export function activeChildren(): Process[] {
-  return [...alive].filter((p) => p.exitcode === null);
+  const workers: Process[] = [];
+  for (const worker of poolChildren) {
+    let view = poolWorkerViews.get(worker);
+    if (!view) poolWorkerViews.set(worker, (view = Process._ofPoolWorker(worker)));
+    workers.push(view);
+  }
+  return [...alive, ...workers].filter((p) => p.exitcode === null);
 }

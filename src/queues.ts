@@ -69,8 +69,7 @@ export class Queue<T = unknown> implements Reducible, AsyncIterable<T> {
       return;
     }
     checkOptionNames(options ?? {}, primitiveOptionNames, `new ${this._kind()}()`);
-    const context = options?.context;
-    const method = resolveMethod(typeof context === "object" && context ? context.startMethod : context);
+    const method = resolveMethod(options, "primitives", this._kind());
     this.#flavor = needsFallback(method)
       ? new BrokerQueue(this.#maxsize)
       : RingQueue.create(method, this.#maxsize, this._kind() === "JoinableQueue");

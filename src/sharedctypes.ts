@@ -89,8 +89,7 @@ const sharedOptionNames = optionNames<SharedOptions>({ lock: true, context: true
 /** The start method `options` of the constructor `where` ask for, once their names are checked. */
 function methodOf(options: SharedOptions, where: string): StartMethod {
   checkOptionNames(options, sharedOptionNames, where);
-  const context = options.context;
-  return resolveMethod(typeof context === "object" && context ? context.startMethod : context);
+  return resolveMethod(options, "primitives", where.replace(/^new |\(\)$/g, ""));
 }
 
 function lockFor(option: boolean | Lock | undefined, method: StartMethod): Lock | undefined {

@@ -59,9 +59,8 @@ const DEPTH = 3;
 /** This thread's owner id: unique among the processes and threads of the machine. */
 const me = ((process.pid % 0x1000000) * 64 + (threadId % 64)) | 0 || 1;
 
-function methodOf(options: PrimitiveOptions | undefined): StartMethod {
-  const context = options?.context;
-  return resolveMethod(typeof context === "object" && context ? context.startMethod : context);
+function methodOf(options: PrimitiveOptions | undefined, what: string): StartMethod {
+  return resolveMethod(options, "primitives", what);
 }
 
 type Kind = "Lock" | "RLock" | "Semaphore" | "BoundedSemaphore";
@@ -90,7 +89,7 @@ export class SemLock implements Reducible {
     if ("k" in options) this._block = attach(options);
     else {
       checkOptionNames(options, primitiveOptionNames, `new ${this.#kind}()`);
-      const method = methodOf(options);
+      const method = methodOf(options, this.#kind);
       if (needsFallback(method)) {
         this._remote = remoteCreate(this.#kind, this.#kind.endsWith("Lock") ? [] : [value]);
         return;
@@ -329,9 +328,9 @@ export class Event implements Reducible {
   constructor(options: Source = {}) {
     if (!("remote" in options || "k" in options)) checkOptionNames(options, primitiveOptionNames, "new Event()");
     if ("remote" in options) this.#remote = options.remote;
-    else if (!("k" in options) && needsFallback(methodOf(options))) this.#remote = remoteCreate("Event", []);
+    else if (!("k" in options) && needsFallback(methodOf(options, "Event"))) this.#remote = remoteCreate("Event", []);
     if (this.#remote) return;
-    this.#block = "k" in options ? attach(options) : allocate(8, methodOf(options as PrimitiveOptions));
+    this.#block = "k" in options ? attach(options) : allocate(8, methodOf(options as PrimitiveOptions, "Event"));
     this.#w = new Int32Array(this.#block.buffer, this.#block.offset, 2);
   }
 
@@ -440,12 +439,12 @@ export class Condition implements Reducible {
     }
     if (!("k" in options)) checkOptionNames(options, primitiveOptionNames, "new Condition()");
     this.#lock = lock ?? new RLock("k" in options ? {} : options);
-    if (!("k" in options) && needsFallback(methodOf(options))) {
+    if (!("k" in options) && needsFallback(methodOf(options, "Condition"))) {
       if (!this.#lock._remote) throw new TypeError("the lock must be made for the same start method as the Condition");
       this.#remote = remoteCreate("Condition", [remoteArg(this.#lock._remote)]);
       return;
     }
-    this.#block = "k" in options ? attach(options) : allocate(28, methodOf(options));
+    this.#block = "k" in options ? attach(options) : allocate(28, methodOf(options, "Condition"));
     this.#w = new Int32Array(this.#block.buffer, this.#block.offset, 7);
     if (!("k" in options)) Atomics.store(this.#w, JOIN, 1);
   }
@@ -692,12 +691,12 @@ export class Barrier implements Reducible {
     this.#actionRef = actionRef;
     this.#action = actionRef ? async () => (await resolveCode(actionRef, { importing() {} }))() : options.action;
     if (attachTo && "remote" in attachTo) this.#remote = attachTo.remote;
-    else if (!attachTo && needsFallback(methodOf(options))) {
+    else if (!attachTo && needsFallback(methodOf(options, "Barrier"))) {
       this.#remote = remoteCreate("Barrier", [parties, { timeout: options.timeout }]);
     }
     if (this.#remote || (attachTo && "remote" in attachTo)) return;
     this.#mutex = attachTo?.mutex ?? new Lock({ context: options.context });
-    this.#block = attachTo ? attach(attachTo.ref) : allocate(16, methodOf(options));
+    this.#block = attachTo ? attach(attachTo.ref) : allocate(16, methodOf(options, "Barrier"));
     this.#w = new Int32Array(this.#block.buffer, this.#block.offset, 4);
   }
 

@@ -4,3 +4,4 @@
 process.env.MULTIPROCESSING_TS_NO_NATIVE = "1";
 await import("./synchronize.test.ts");
 await import("./scheduling.test.ts");
+await import("./stats.test.ts");

@@ -31,6 +31,7 @@ let running = false;
 let exiting = false;
 const link = {
   transport: "bytes" as const,
+  ownProcess: true,
   send: (message: unknown) => channel.send(pack(message)),
   flush: () => channel.flush(),
   onMessage: (_message: ToChild) => {},

@@ -30,6 +30,7 @@ const port = parentPort!;
 const out = new Batcher((message, transfer) => port.postMessage(message, transfer as never));
 const link = {
   transport: "clone" as const,
+  ownProcess: false,
   send: (message: unknown, transfer?: readonly unknown[]) => out.send(message, transfer),
   flush: () => {
     out.flush();

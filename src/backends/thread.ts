@@ -5,6 +5,11 @@
  *
  * On Node 20, tsx does not register its loader in worker threads by itself, so a worker started
  * under tsx registers it (from `tsx/esm/api`) before it imports its first TypeScript module.
+ *
+ * A pool worker told to stop while it still loads its modules (before it says "ready") is stopped
+ * once it is ready instead, or after 5 s at most: Node leaks the file descriptors of the module
+ * files a thread was reading when it is terminated, and a pool that fails to start, or is
+ * terminated at once, would leak them for every worker.
  */
 import { Worker } from "node:worker_threads";
 import { pack, unpack, type ToParent } from "../internal/wire.js";
@@ -86,6 +91,20 @@ export const threadBackend: Backend = {
     threadLaunched(id);
     let intent: number | undefined;
     let exit: ChildExit | undefined;
+    // a pool worker is loading until it says "ready"; a stop asked for meanwhile waits for that
+    let loading = options.boot.t === "pool";
+    let deferred: (() => void) | undefined;
+    const stop = (code: -9 | -15) => {
+      if (exit) return;
+      intent ??= code;
+      if (!loading) {
+        void worker.terminate();
+        return;
+      }
+      if (deferred) return;
+      deferred = () => void worker.terminate();
+      setTimeout(() => deferred?.(), 5000).unref();
+    };
     let outOfMemory = false;
     const exited = new Promise<ChildExit>((resolve) => {
       worker.on("exit", (code) => {
@@ -114,14 +133,10 @@ export const threadBackend: Backend = {
       onMessage: () => {},
       exited,
       terminate() {
-        if (exit) return;
-        intent ??= -15;
-        void worker.terminate();
+        stop(-15);
       },
       kill() {
-        if (exit) return;
-        intent ??= -9;
-        void worker.terminate();
+        stop(-9);
       },
       unref() {
         worker.unref();
@@ -130,7 +145,18 @@ export const threadBackend: Backend = {
         worker.ref();
       },
     };
-    worker.on("message", (message) => unbatch(message, (m) => handle.onMessage(m as ToParent)));
+    worker.on("message", (message) =>
+      unbatch(message, (m) => {
+        if (loading && (m as ToParent).t === "ready") {
+          loading = false;
+          if (deferred) {
+            deferred();
+            return;
+          }
+        }
+        handle.onMessage(m as ToParent);
+      }),
+    );
     return handle;
   },
 };

@@ -27,6 +27,8 @@ import {
 /** The child's end of the channel to its parent. */
 export interface ParentLink {
   readonly transport: Transport;
+  /** True when this child is an OS process of its own (not a thread sharing its parent's). */
+  readonly ownProcess: boolean;
   send(message: ToParent, transfer?: readonly unknown[]): void;
   /** Resolves when everything sent so far has left this process. */
   flush(): Promise<void>;
@@ -139,7 +141,7 @@ async function runPoolWorker(boot: RunPoolWorker, link: ParentLink): Promise<voi
   process.on("uncaughtException", die);
   process.on("unhandledRejection", die);
   // Ctrl-C reaches every process of the terminal's group: the parent decides what stops
-  if (link.transport === "bytes") process.on("SIGINT", () => {});
+  if (link.ownProcess) process.on("SIGINT", () => {});
   link.onMessage = (message: ToChild) => {
     switch (message.t) {
       case "define":

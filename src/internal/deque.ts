@@ -36,6 +36,10 @@ export class Deque<T> {
     return item;
   }
 
+  *[Symbol.iterator](): IterableIterator<T> {
+    for (let i = this.#head; i < this.#items.length; i++) yield this.#items[i] as T;
+  }
+
   /** Removes and returns everything. */
   drain(): T[] {
     const all = this.#items.slice(this.#head) as T[];

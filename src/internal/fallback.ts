@@ -8,7 +8,7 @@
 import type { StartMethod } from "./runtime.js";
 import { fallbackAgent } from "../backends/agent.js";
 import type { Token } from "./manager-server.js";
-import { backendFor } from "./methods.js";
+import { capabilitiesOf } from "./methods.js";
 import { loadNative, nativeUnavailableReason } from "./native.js";
 
 /** A primitive held by a broker: the proxy token of its object there. */
@@ -18,7 +18,7 @@ export interface Remote {
 
 /** True when primitives of `method` must use the broker: processes, and no addon. */
 export function needsFallback(method: StartMethod): boolean {
-  if (backendFor(method).sharedMemory !== "shm" || loadNative()) return false;
+  if (capabilitiesOf(method).sharedMemory !== "shm" || loadNative()) return false;
   warnOnce();
   return true;
 }

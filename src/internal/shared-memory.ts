@@ -14,7 +14,7 @@ import { randomBytes } from "node:crypto";
 import { readdirSync, readlinkSync } from "node:fs";
 import { ProcessError } from "../errors.js";
 import type { SharedMemoryKind } from "../backends/backend.js";
-import { backendFor } from "./methods.js";
+import { capabilitiesOf } from "./methods.js";
 import { type NativeShm, loadNative, nativeUnavailableReason } from "./native.js";
 import type { StartMethod } from "./runtime.js";
 import type { Transport } from "./codec.js";
@@ -106,7 +106,10 @@ function waiterFor(kind: "sab" | "shm"): Waiter {
 /** Allocates `bytes` (zeroed) for a primitive of the `method` context. */
 export function allocate(bytes: number, method: StartMethod): Block {
   const size = Math.ceil(bytes / 8) * 8;
-  const kind = backendFor(method).sharedMemory;
+  const kind = capabilitiesOf(method).sharedMemory;
+  if (kind === "none") {
+    throw new ProcessError(`the "${method}" start method has no memory its workers share with this process`);
+  }
   let arena = arenas[kind];
   if (size > ARENA / 4) {
     // a large block (a queue's ring) gets an arena of its own, leaving the shared one to small blocks

@@ -9,7 +9,7 @@
  */
 import { TimeoutError } from "../errors.js";
 import { withCallerFrames } from "./codec.js";
-import type { Job, WorkerSet } from "./worker-set.js";
+import type { Job, PoolEngine } from "./engine.js";
 
 /** An input: any iterable or async iterable. */
 export type Input<T> = Iterable<T> | AsyncIterable<T>;
@@ -33,7 +33,7 @@ type Outcome = { ok: true; value: unknown[] } | { ok: false; error: unknown };
 
 /** Streams results of `fn` over `items`: in input order when `ordered`, else as they finish. */
 export async function* lazyResults(
-  workers: WorkerSet,
+  workers: PoolEngine,
   fn: Fn,
   items: Input<unknown>,
   ordered: boolean,

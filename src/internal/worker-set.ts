@@ -20,54 +20,29 @@
  * worker has claimed it. Without shared memory (the spawn method without the native addon) nothing
  * is prefetched, and a job sent counts as running, as in Python's call queue.
  */
-import type { RunningChild } from "../backends/backend.js";
+import type { Backend, RunningChild } from "../backends/backend.js";
 import { BootstrapError, BrokenProcessPool, ProcessError, WorkerCrashedError } from "../errors.js";
 import { type CodeRef, codeRef } from "../reduction.js";
 import { decode, decodeOrImport, encode } from "./codec.js";
 import { Deque } from "./deque.js";
 import { trace } from "./debug.js";
-import { backendFor } from "./methods.js";
 import { stopOnInterrupt } from "./interrupt.js";
 import { loadNative } from "./native.js";
 import { type BlockRef, allocate } from "./shared-memory.js";
-import { type StartMethod, runtime } from "./runtime.js";
+import type { EngineOptions, Job, PoolEngine, PoolStats, WorkerStats } from "./engine.js";
+import { type PoolChild, poolChildren } from "./pool-children.js";
+import { runtime } from "./runtime.js";
 import type { ToParent } from "./wire.js";
 
-/** One unit of work for one worker. */
-export interface Job {
-  fn: Function;
-  mode: "call" | "map" | "star";
-  /** Arguments: for "call" the argument list, else the chunk of items. */
-  args: unknown[];
-  /** Called once with the outcome. */
-  settle(outcome: { ok: true; value: unknown } | { ok: false; error: unknown }): void;
-  /** Set by `cancel()`: the job is dropped if queued and its outcome ignored if running. */
-  cancelled?: boolean;
-  /** The arguments already encoded at submit time (so errors surface there). */
-  encoded?: { value: unknown; changed: boolean };
-  /** How many times the job was lost with a crashed worker and run again. */
-  retried?: number;
-}
-
-/** Options of the engine. */
-export interface WorkerSetOptions {
-  method: StartMethod;
-  size: number;
-  initializer: Function | undefined;
-  initargs: unknown[];
-  maxTasksPerChild: number;
-  /** Run a job again, up to this many times, when the worker running it crashes (default 0). */
-  retries?: number;
-  /** Heap limit of each worker, in MiB. */
-  maxHeapMb?: number;
-  /** Start all workers at once (Pool) or as work arrives (executor). */
-  eager: boolean;
-  /** Name prefix, e.g. "PoolWorker". */
-  name: string;
+/** Options of the engine: what Pool and Executor ask for, and the backend that launches its workers. */
+export interface WorkerSetOptions extends EngineOptions {
+  backend: Backend;
 }
 
 interface Worker {
   child: RunningChild;
+  /** Its entry in the process's list of pool workers (its name, for activeChildren()). */
+  entry: PoolChild;
   ready: boolean;
   inflight: Job[];
   ids: number[];
@@ -78,14 +53,16 @@ interface Worker {
   /** What a dying worker said about its death (see wire.Crash). */
   crash: { running: number | null; error: unknown } | undefined;
   stopping: boolean;
-  /** Set when the set was terminated while this worker was starting. */
-  killWhenReady?: boolean;
   /** Set when the set stopped this worker itself (a cancelled call): its exit is no failure. */
   killed: boolean;
   /** Its claim cell's index, or -1 without claim cells. */
   slot: number;
   /** The id of the last task sent to it (ids count 1, 2, 3… per worker, wrapping as Int32). */
   seq: number;
+  /** Tasks it answered. */
+  completed: number;
+  /** Since when it holds a started task (it is ready and has one), for utilization; else undefined. */
+  busySince: number | undefined;
 }
 
 /** The claim cells of a set's workers: one per slot; a slot is reused once its worker has exited. */
@@ -95,12 +72,12 @@ interface Claims {
   free: number[];
 }
 
-type State = "running" | "closing" | "terminated" | "broken";
+type State = PoolEngine["state"];
 
-/** The engine: workers, a job queue, dispatch, crash recovery. */
-export class WorkerSet {
+/** The engine of the local start methods: workers, a job queue, dispatch, crash recovery. */
+export class WorkerSet implements PoolEngine {
   readonly #options: WorkerSetOptions;
-  readonly #backend;
+  readonly #backend: Backend;
   readonly #workers = new Set<Worker>();
   readonly #queue = new Deque<Job>();
   readonly #fnIds = new Map<Function, { id: number; ref: CodeRef }>();
@@ -120,10 +97,15 @@ export class WorkerSet {
   #referenced = false;
   #detached = false;
   #untrack: () => void;
+  readonly #createdAt = performance.now();
+  /** Worker-time spent holding started tasks, in ms, over the intervals that have ended. */
+  #busyMs = 0;
+  #completed = 0;
+  #failed = 0;
 
   constructor(options: WorkerSetOptions) {
     this.#options = options;
-    this.#backend = backendFor(options.method);
+    this.#backend = options.backend;
     this.#initializer = options.initializer ? codeRef(options.initializer, "options.initializer") : undefined;
     this.#initargs = encode(options.initargs, this.#backend.transport, "options.initargs");
     this.#untrack = stopOnInterrupt({ interrupt: (reason) => this.terminate(reason) });
@@ -138,21 +120,53 @@ export class WorkerSet {
     return this.#state;
   }
 
-  /** Jobs waiting for a worker. */
-  get queued(): number {
-    return this.#queue.length;
-  }
-
   /** Jobs sent to workers and not answered yet. */
-  get inflight(): number {
+  get #inflight(): number {
     let n = 0;
     for (const w of this.#workers) n += w.inflight.length;
     return n;
   }
 
-  /** The OS pids (or the process pid, for threads) of the live workers. */
-  get pids(): number[] {
-    return [...this.#workers].filter((w) => !w.exited).map((w) => w.child.pid);
+  /**
+   * A snapshot (see PoolStats). A job sent ahead to a worker counts as queued until the worker
+   * claims it; without claim cells every job sent counts as running, as `started()` says.
+   */
+  stats(): PoolStats {
+    const now = performance.now();
+    let queued = 0;
+    for (const job of this.#queue) if (!job.cancelled) queued++;
+    let running = 0;
+    let busy = this.#busyMs;
+    const workers: WorkerStats[] = [];
+    for (const w of this.#workers) {
+      // jobs run in the order sent: the started ones come first
+      let started = 0;
+      while (started < w.inflight.length && this.#hasStarted(w, started)) started++;
+      running += started;
+      for (let i = started; i < w.inflight.length; i++) if (!w.inflight[i]!.cancelled) queued++;
+      if (w.busySince !== undefined) busy += now - w.busySince;
+      const state = w.stopping || w.killed ? "stopping" : !w.ready ? "starting" : w.inflight.length ? "busy" : "idle";
+      workers.push({ name: w.entry.name, pid: w.child.pid, state, completed: w.completed });
+    }
+    const capacity = this.#options.size * (now - this.#createdAt);
+    return {
+      queued,
+      running,
+      completed: this.#completed,
+      failed: this.#failed,
+      utilization: capacity > 0 ? Math.min(1, busy / capacity) : 0,
+      workers,
+    };
+  }
+
+  /** Opens or closes the worker's busy interval: it is busy while it is ready and holds a task. */
+  #account(w: Worker): void {
+    const busy = w.ready && !w.exited && w.inflight.length > 0;
+    if (busy && w.busySince === undefined) w.busySince = performance.now();
+    else if (!busy && w.busySince !== undefined) {
+      this.#busyMs += performance.now() - w.busySince;
+      w.busySince = undefined;
+    }
   }
 
   /** Checks that `fn` can be sent, at submit time (throws at once otherwise). */
@@ -204,6 +218,7 @@ export class WorkerSet {
     if (!interrupt || at !== 0) return;
     worker.inflight.shift();
     worker.ids.shift();
+    this.#account(worker);
     worker.stopping = true; // no new work for a worker about to die
     worker.killed = true;
     worker.child.kill();
@@ -257,6 +272,7 @@ export class WorkerSet {
       const jobs = worker.inflight.splice(worker.inflight.length - unstarted);
       worker.ids.splice(worker.ids.length - unstarted);
       worker.sent -= unstarted;
+      this.#account(worker);
       trace(`took back ${unstarted} job(s) from worker ${worker.child.pid}`);
       const live = jobs.filter((job) => !job.cancelled);
       this.#queue.unshiftAll(live);
@@ -284,13 +300,13 @@ export class WorkerSet {
     this.#updateRef();
   }
 
-  /** Stops every worker now (SIGKILL unless told); queued and running jobs reject with `reason`. */
-  terminate(reason: Error, signal: "SIGTERM" | "SIGKILL" = "SIGKILL"): void {
+  /** Stops every worker now (SIGKILL, or SIGTERM for "terminate"); queued and running jobs reject with `reason`. */
+  terminate(reason: Error, how: "terminate" | "kill" = "kill"): void {
     if (this.#state === "terminated") return;
     this.#state = "terminated";
     this.#untrack();
     this.#failAll(reason);
-    for (const w of this.#workers) this.#kill(w, signal);
+    for (const w of this.#workers) how === "terminate" ? w.child.terminate() : w.child.kill();
     this.#updateRef();
   }
 
@@ -298,21 +314,6 @@ export class WorkerSet {
   detach(): void {
     this.#detached = true;
     this.#updateRef();
-  }
-
-  /**
-   * Stops a worker. A worker thread still loading its modules is killed once it is ready instead
-   * (within a few seconds at most): Node leaks the file descriptors of module files a thread was
-   * reading when it is terminated.
-   */
-  #kill(worker: Worker, signal: "SIGTERM" | "SIGKILL" = "SIGKILL"): void {
-    const stop = () => (signal === "SIGTERM" ? worker.child.terminate() : worker.child.kill());
-    if (worker.ready || this.#options.method !== "thread") {
-      stop();
-      return;
-    }
-    worker.killWhenReady = true;
-    setTimeout(stop, 5000).unref();
   }
 
   /** Resolves when every worker has exited (after `close()` or `terminate()`). */
@@ -328,7 +329,7 @@ export class WorkerSet {
       const size = this.#options.size;
       if (this.#backend.sharedMemory === "shm" && !loadNative()) this.#claims = null;
       else {
-        const block = allocate(4 * size, this.#options.method);
+        const block = allocate(4 * size, this.#backend.method);
         const free = Array.from({ length: size }, (_, i) => size - 1 - i);
         this.#claims = { cell: new Int32Array(block.buffer, block.offset, size), block: block.ref, free };
       }
@@ -337,7 +338,7 @@ export class WorkerSet {
   }
 
   #spawn(): void {
-    trace(`starting a ${this.#options.method} worker`);
+    trace(`starting a ${this.#backend.method} worker`);
     // at most `size` workers are alive, and an exited one gives its slot back
     const claims = this.#claimCells();
     const slot = claims ? claims.free.pop()! : -1;
@@ -360,8 +361,11 @@ export class WorkerSet {
         claim: claims ? { block: claims.block, index: slot } : undefined,
       },
     });
+    const entry: PoolChild = { name: identity.name, method: this.#backend.method, child };
+    poolChildren.add(entry);
     const worker: Worker = {
       child,
+      entry,
       ready: false,
       inflight: [],
       ids: [],
@@ -373,6 +377,8 @@ export class WorkerSet {
       killed: false,
       slot,
       seq: 0,
+      completed: 0,
+      busySince: undefined,
     };
     this.#workers.add(worker);
     if (!this.#referenced) child.unref();
@@ -386,10 +392,7 @@ export class WorkerSet {
         trace(`worker ${worker.child.pid} ready`);
         worker.ready = true;
         this.#started = true;
-        if (worker.killWhenReady) {
-          worker.child.kill();
-          return;
-        }
+        this.#account(worker);
         this.#dispatch();
         return;
       case "done":
@@ -398,6 +401,10 @@ export class WorkerSet {
         if (at < 0) return;
         const [job] = worker.inflight.splice(at, 1);
         worker.ids.splice(at, 1);
+        worker.completed++;
+        if (message.t === "done") this.#completed++;
+        else this.#failed++;
+        this.#account(worker);
         if (message.t === "done") {
           this.#serviceMs = Number.isNaN(this.#serviceMs) ? message.ms : this.#serviceMs * 0.8 + message.ms * 0.2;
           if (!job!.cancelled) {
@@ -433,7 +440,9 @@ export class WorkerSet {
     const startedFirst =
       worker.inflight.length > 0 && this.#hasStarted(worker, 0) && (worker.slot >= 0 || worker.ready);
     worker.exited = true;
+    this.#account(worker);
     this.#workers.delete(worker);
+    poolChildren.delete(worker.entry);
     if (worker.slot >= 0) this.#claims!.free.push(worker.slot);
     if (!worker.ready && !worker.killed && !this.#started && (this.#state === "running" || this.#state === "closing")) {
       // No worker of this set ever started: replacing it would only fail again (a preload that
@@ -465,6 +474,7 @@ export class WorkerSet {
       trace(`retrying a job whose worker died (attempt ${running!.retried + 1})`);
       notStarted.unshift(running!);
     } else if (running && !running.cancelled && this.#state !== "terminated") {
+      this.#failed++;
       const how = outOfMemory
         ? `ran out of memory (its heap limit is ${this.#options.maxHeapMb ?? "the default"} MiB)`
         : signal
@@ -499,7 +509,7 @@ export class WorkerSet {
     this.#state = "broken";
     this.#brokenBy = error;
     this.#failAll(error);
-    for (const w of this.#workers) this.#kill(w);
+    for (const w of this.#workers) w.child.kill();
     this.#updateRef();
   }
 
@@ -509,6 +519,7 @@ export class WorkerSet {
       jobs.push(...w.inflight);
       w.inflight = [];
       w.ids = [];
+      this.#account(w);
     }
     for (const job of jobs) if (!job.cancelled) job.settle({ ok: false, error });
   }
@@ -573,7 +584,7 @@ export class WorkerSet {
     // submitted call is assigned, and counts as running, at once, as in Python's call queue.
     // Prefetch, but never more than a fair share of the outstanding work: a worker that happens to be
     // ready first must not take the jobs another (still starting) worker would run in parallel.
-    const fairShare = Math.ceil((this.#queue.length + this.inflight) / Math.max(1, this.#workers.size));
+    const fairShare = Math.ceil((this.#queue.length + this.#inflight) / Math.max(1, this.#workers.size));
     const depth = Math.min(this.#depth(), Math.max(1, fairShare));
     let best: Worker | undefined;
     for (const w of this.#workers) {
@@ -608,6 +619,7 @@ export class WorkerSet {
     worker.inflight.push(job);
     worker.ids.push(id);
     worker.sent++;
+    this.#account(worker);
     worker.child.send({ t: "task", id, fn: entry.id, mode: job.mode, args: args.value, h: args.changed });
   }
 
@@ -617,7 +629,7 @@ export class WorkerSet {
    */
   #updateRef(): void {
     // a closing or terminated set is waited for until its workers have exited
-    const busy = !this.#detached && (this.#queue.length > 0 || this.inflight > 0 || this.#state !== "running");
+    const busy = !this.#detached && (this.#queue.length > 0 || this.#inflight > 0 || this.#state !== "running");
     if (busy === this.#referenced) return;
     this.#referenced = busy;
     for (const w of this.#workers) busy ? w.child.ref() : w.child.unref();
