@@ -54,7 +54,8 @@ export async function openRedis(connection: Record<string, unknown>, timeout: nu
     ]);
   } catch (error) {
     client.disconnect();
-    throw error;
+    // ioredis reports "Connection is closed" where the server's own reply (WRONGPASS) says why
+    throw lastError ?? error;
   } finally {
     clearTimeout(timer);
   }

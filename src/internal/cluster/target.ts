@@ -85,6 +85,17 @@ export function parseRedisUrl(url: unknown, what: string): { connection: Record<
       `${what} must be a Redis URL such as redis://host:6379, rediss://host:6380 or unix:///path/redis.sock (got ${url === "" ? '""' : typeof url})`,
     );
   }
+  const display = hidePassword(url);
+  // unix://[user:password@]/path: a URL parser wants a host before the path, which a socket has not
+  const unix = /^unix:\/\/(?:([^:@/]*):([^@/]*)@)?(\/.*)$/.exec(url);
+  if (unix) {
+    const [, user, pass, path] = unix;
+    const auth = {
+      ...(pass && { password: decodeURIComponent(pass) }),
+      ...(user && { username: decodeURIComponent(user) }),
+    };
+    return { connection: { path: decodeURIComponent(path!), ...auth }, display };
+  }
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -93,7 +104,6 @@ export function parseRedisUrl(url: unknown, what: string): { connection: Record<
       `${what} is not a URL (got ${JSON.stringify(hidePassword(url))}): use redis://host:6379, rediss://host:6380 or unix:///path/redis.sock`,
     );
   }
-  const display = hidePassword(url);
   const password = parsed.password ? decodeURIComponent(parsed.password) : undefined;
   const username = parsed.username ? decodeURIComponent(parsed.username) : undefined;
   const auth = { ...(password !== undefined && { password }), ...(username !== undefined && { username }) };
@@ -110,11 +120,8 @@ export function parseRedisUrl(url: unknown, what: string): { connection: Record<
       const tls = parsed.protocol === "rediss:" ? { tls: { servername: host } } : {};
       return { connection: { host, port, db, ...auth, ...tls }, display };
     }
-    case "unix:": {
-      const path = decodeURIComponent(parsed.pathname);
-      if (!path || path === "/") throw new TypeError(`${what} names no socket path (got ${JSON.stringify(display)})`);
-      return { connection: { path, ...auth }, display };
-    }
+    case "unix:":
+      throw new TypeError(`${what} names no socket path (got ${JSON.stringify(display)}): use unix:///path/redis.sock`);
     default:
       throw new TypeError(`${what} must start with redis://, rediss:// or unix:// (got ${JSON.stringify(display)})`);
   }
