@@ -252,6 +252,29 @@ describe("cluster", { skip, timeout: 120_000 }, () => {
     assert.ok(error instanceof WorkerLostError, String(error));
   });
 
+  test("MULTIPROCESSING_TS_CLUSTER sends an unchanged program's pools to the cluster; its Queue stays local", async () => {
+    const script = fileURLToPath(new URL("./fixtures/cluster-dropin.ts", import.meta.url));
+    const child = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), script], {
+      env: { ...process.env, MULTIPROCESSING_TS_CLUSTER: server.url },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    const guard = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    const code = await new Promise((resolve) => child.on("exit", resolve));
+    clearTimeout(guard);
+    assert.equal(code, 0, err);
+    assert.deepEqual(JSON.parse(out), {
+      pool: "cluster",
+      executor: "cluster",
+      map: [1, 4, 9],
+      submitted: 16,
+      queue: 1,
+    });
+  });
+
   test("bad cluster values, an unreachable server, a refused password: clear errors naming the URL without its password", async () => {
     assert.throws(() => new Pool({ cluster: "http://x" }), /must start with redis:\/\/, rediss:\/\/ or unix:\/\//);
     assert.throws(() => new Pool({ cluster: 42 as never }), TypeError);
