@@ -27,6 +27,8 @@ await build({
     "thread-entry": "src/backends/thread-entry.ts",
     "agent-entry": "src/backends/agent-entry.ts",
     "manager-server": "src/internal/manager-server.ts",
+    "cluster-worker": "src/internal/cluster/worker.ts",
+    "cluster-task": "src/internal/cluster/cluster-task.ts",
   },
   outdir,
   bundle: true,

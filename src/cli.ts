@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The command line: `multiprocessing-ts demo | bench | soak | help | --version`. `--help` (or `-h`)
+ * The command line: `multiprocessing-ts demo | bench | soak | worker | help | --version`. `--help` (or `-h`)
  * after a command prints that command's usage without running it.
  */
 import { readFileSync } from "node:fs";
@@ -10,6 +10,7 @@ const USAGE = `usage: multiprocessing-ts <command> [options]
   demo     sequential vs parallel on this machine (thread and spawn start methods)
   bench    benchmarks against piscina, tinypool, workerpool and CPython (npm run bench)
   soak     long leak checks: pool cycles, then minutes of steady work (npm run soak)
+  worker   a cluster worker: runs the tasks of cluster pools (new Pool({ cluster: url })) from Redis
 
   multiprocessing-ts <command> --help   what a command does and its options
   multiprocessing-ts --version          the installed version
@@ -73,10 +74,16 @@ else if (command === "demo") {
   const { runSoak } = (await import(soak)) as { runSoak(argv: string[]): Promise<void> };
   await runSoak(rest);
 } else if (command === "worker") {
-  console.error("multiprocessing-ts worker: the cluster backend is not available in this version.");
-  process.exitCode = 2;
+  // the bundle's entry, so that the worker and its local children share one copy of the library
+  const entry = import.meta.url.endsWith(".ts") ? "./internal/cluster/worker.ts" : "./bundle/cluster-worker.js";
+  const { WORKER_USAGE, runWorker } = (await import(entry)) as typeof import("./internal/cluster/worker.js");
+  if (wantsHelp) console.log(WORKER_USAGE);
+  else await runWorker(rest);
 } else if (command === "help" || command === "--help" || command === "-h") {
-  console.log(rest[0] && Object.hasOwn(COMMANDS, rest[0]) ? COMMANDS[rest[0]] : USAGE);
+  if (rest[0] === "worker") {
+    const entry = import.meta.url.endsWith(".ts") ? "./internal/cluster/worker.ts" : "./bundle/cluster-worker.js";
+    console.log(((await import(entry)) as typeof import("./internal/cluster/worker.js")).WORKER_USAGE);
+  } else console.log(rest[0] && Object.hasOwn(COMMANDS, rest[0]) ? COMMANDS[rest[0]] : USAGE);
 } else {
   console.error(`multiprocessing-ts: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
   process.exitCode = 2;

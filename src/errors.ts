@@ -113,6 +113,31 @@ export class FileNotFoundError extends ProcessError {
   override readonly code = "ERR_MP_FILE_NOT_FOUND";
 }
 
+/**
+ * A cluster task was lost with its worker twice (the worker process or its machine died while
+ * running it, or stopped renewing its lock): it ran once more after the first loss, as promised,
+ * and is not tried a third time.
+ */
+export class WorkerLostError extends ProcessError {
+  override readonly code = "ERR_MP_WORKER_LOST";
+}
+
+/**
+ * A cluster pool lost its Redis server for longer than its `brokerTimeout` (or could not reach it
+ * at all): the calls still waiting reject with this error instead of hanging.
+ */
+export class BrokerLostError extends ProcessError {
+  override readonly code = "ERR_MP_BROKER_LOST";
+}
+
+/**
+ * No cluster worker took a cluster pool's task within `workerWaitTimeout`: start workers with
+ * `npx multiprocessing-ts worker --connect <url>` on the machines that should run the tasks.
+ */
+export class NoWorkersError extends ProcessError {
+  override readonly code = "ERR_MP_NO_WORKERS";
+}
+
 /** Every library error class by name, for rebuilding errors that crossed a process boundary. */
 export const libraryErrors: Record<string, new (message?: string) => Error> = {
   ProcessError,
@@ -131,6 +156,9 @@ export const libraryErrors: Record<string, new (message?: string) => Error> = {
   ClosedError,
   FileExistsError,
   FileNotFoundError,
+  WorkerLostError,
+  BrokerLostError,
+  NoWorkersError,
 };
 
 /** Formats a value for an error message: short, and never throwing. */

@@ -9,6 +9,7 @@
 import { inspect } from "node:util";
 import { CancelledError, ProcessError, TimeoutError } from "./errors.js";
 import { withCallerFrames } from "./internal/codec.js";
+import type { ClusterOption } from "./internal/cluster/target.js";
 import { resolveMethod } from "./internal/methods.js";
 import type { StartMethod } from "./internal/runtime.js";
 import { checkProgress } from "./internal/progress.js";
@@ -40,6 +41,17 @@ export interface ExecutorOptions {
   retries?: number;
   /** Heap limit of each worker in MiB: a worker that exceeds it dies (its call gets WorkerCrashedError). */
   maxHeapMb?: number;
+  /**
+   * Run the tasks on a cluster instead of this machine: a Redis URL
+   * (`redis://[:password@]host:port[/db]`, `rediss://…` for TLS, `unix:///path/redis.sock`) or
+   * `{ url, queue, brokerTimeout, workerWaitTimeout }`. Workers started with
+   * `npx multiprocessing-ts worker --connect <url>` on any machine run them; the size is then the
+   * most tasks this pool keeps in flight, not a number of machines. Without it, and without
+   * `context`, the `MULTIPROCESSING_TS_CLUSTER` environment variable chooses a cluster. Task
+   * functions must be exported from a module of the project (or be self-contained), and arguments
+   * may not hold objects that exist only on this machine (queues, locks, shared memory).
+   */
+  cluster?: ClusterOption;
   /** The start method: `"spawn"` (default) or `"thread"`. */
   context?:
     | StartMethod
@@ -57,6 +69,7 @@ const executorOptionNames = optionNames<ExecutorOptions>({
   retries: true,
   maxHeapMb: true,
   context: true,
+  cluster: true,
 });
 
 type FutureState = "PENDING" | "RUNNING" | "CANCELLED" | "FINISHED";
@@ -212,7 +225,7 @@ export interface MapResult<R> extends AsyncIterable<R>, PromiseLike<R[]> {}
  */
 export class ProcessPoolExecutor {
   readonly #workers: PoolEngine;
-  readonly #method: StartMethod;
+  readonly #method: StartMethod | "cluster";
   readonly #size: number;
   readonly #pending = new Set<Future<unknown>>();
   #shutdown = false;
@@ -243,11 +256,12 @@ export class ProcessPoolExecutor {
       maxHeapMb: options.maxHeapMb,
       eager: false,
       name: "ExecutorWorker",
+      cluster: options.cluster,
     });
   }
 
   /** The start method of this executor. */
-  get startMethod(): StartMethod {
+  get startMethod(): StartMethod | "cluster" {
     return this.#method;
   }
 

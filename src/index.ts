@@ -7,6 +7,7 @@ export type { Context, StartMethod } from "./context.js";
 export {
   AuthenticationError,
   BootstrapError,
+  BrokerLostError,
   BrokenBarrierError,
   BrokenProcessPool,
   CancelledError,
@@ -16,11 +17,13 @@ export {
   FileExistsError,
   FileNotFoundError,
   Full,
+  NoWorkersError,
   ProcessError,
   RemoteError,
   SerializationError,
   TimeoutError,
   WorkerCrashedError,
+  WorkerLostError,
 } from "./errors.js";
 export { Future, ProcessPoolExecutor, asCompleted, wait } from "./executor.js";
 export type { ExecutorOptions, MapResult, ReturnWhen, SubmitOptions } from "./executor.js";

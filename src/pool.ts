@@ -11,6 +11,7 @@
 import { inspect } from "node:util";
 import { ProcessError, TimeoutError } from "./errors.js";
 import { rethrowWithCallerFrames, withCallerFrames } from "./internal/codec.js";
+import type { ClusterOption } from "./internal/cluster/target.js";
 import { resolveMethod } from "./internal/methods.js";
 import { checkProgress, progressFor } from "./internal/progress.js";
 import type { StartMethod } from "./internal/runtime.js";
@@ -46,6 +47,17 @@ export interface PoolOptions {
   retries?: number;
   /** Heap limit of each worker in MiB: a worker that exceeds it dies (its task gets WorkerCrashedError). */
   maxHeapMb?: number;
+  /**
+   * Run the tasks on a cluster instead of this machine: a Redis URL
+   * (`redis://[:password@]host:port[/db]`, `rediss://…` for TLS, `unix:///path/redis.sock`) or
+   * `{ url, queue, brokerTimeout, workerWaitTimeout }`. Workers started with
+   * `npx multiprocessing-ts worker --connect <url>` on any machine run them; the size is then the
+   * most tasks this pool keeps in flight, not a number of machines. Without it, and without
+   * `context`, the `MULTIPROCESSING_TS_CLUSTER` environment variable chooses a cluster. Task
+   * functions must be exported from a module of the project (or be self-contained), and arguments
+   * may not hold objects that exist only on this machine (queues, locks, shared memory).
+   */
+  cluster?: ClusterOption;
   /** The start method: `"spawn"` (default) or `"thread"`. */
   context?:
     | StartMethod
@@ -63,6 +75,7 @@ const poolOptionNames = optionNames<PoolOptions>({
   retries: true,
   maxHeapMb: true,
   context: true,
+  cluster: true,
 });
 
 /** Options every pool call accepts. */
@@ -178,7 +191,7 @@ export class AsyncResult<R> {
  */
 export class Pool {
   readonly #workers: PoolEngine;
-  readonly #method: StartMethod;
+  readonly #method: StartMethod | "cluster";
   readonly #size: number;
 
   constructor(options?: number | PoolOptions) {
@@ -210,6 +223,7 @@ export class Pool {
       maxHeapMb: o.maxHeapMb,
       eager: true,
       name: "PoolWorker",
+      cluster: o.cluster,
     });
   }
 
@@ -219,7 +233,7 @@ export class Pool {
   }
 
   /** The start method of this pool. */
-  get startMethod(): StartMethod {
+  get startMethod(): StartMethod | "cluster" {
     return this.#method;
   }
 

@@ -50,6 +50,8 @@ export interface EngineOptions {
   eager: boolean;
   /** Name prefix of the workers, e.g. "PoolWorker". */
   name: string;
+  /** The `cluster` option as given (checked by the cluster engine; the environment's when undefined). */
+  cluster?: unknown;
 }
 
 /** The engine's lifecycle: accepting work, draining after `close()`, stopped, or unable to run work. */

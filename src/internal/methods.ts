@@ -11,6 +11,7 @@ import { spawnBackend } from "../backends/spawn.js";
 import { threadBackend } from "../backends/thread.js";
 import { ProcessError } from "../errors.js";
 import type { Capabilities, EngineOptions, PoolEngine } from "./engine.js";
+import { CLUSTER_ENV, ClusterEngine } from "./cluster/engine.js";
 import { type StartMethod, runtime } from "./runtime.js";
 
 /** One start method as the registry knows it. */
@@ -38,6 +39,15 @@ function local(backend: Backend): StartMethodEntry {
 const registry = new Map<string, StartMethodEntry>([
   ["spawn", local(spawnBackend)],
   ["thread", local(threadBackend)],
+  // pools only, on remote workers: chosen by { cluster: url } or MULTIPROCESSING_TS_CLUSTER, never by name
+  [
+    "cluster",
+    {
+      name: "cluster",
+      capabilities: { process: false, primitives: false, sharedMemory: "none" },
+      engine: (options) => new ClusterEngine(options),
+    },
+  ],
 ]);
 
 /** The method used when none is given or set. */
@@ -65,11 +75,16 @@ export function registerStartMethod(entry: StartMethodEntry): () => void {
 
 /** Every registered start method, in registration order. */
 export function startMethodNames(): StartMethod[] {
-  return [...registry.keys()] as StartMethod[];
+  return [...registry.keys()].filter((name) => name !== "cluster") as StartMethod[];
 }
 
 /** Checks a start method name, with advice for Python's methods that Node.js cannot offer. */
 export function checkMethod(method: unknown, what = "start method"): StartMethod {
+  if (method === "cluster") {
+    throw new TypeError(
+      `"cluster" is not a ${what} to name: give a Pool or ProcessPoolExecutor { cluster: "redis://host:6379" }, or set ${CLUSTER_ENV}`,
+    );
+  }
   if (typeof method === "string" && registry.has(method)) return method as StartMethod;
   if (method === "fork" || method === "forkserver") {
     throw new ProcessError(
@@ -77,7 +92,7 @@ export function checkMethod(method: unknown, what = "start method"): StartMethod
         'Use "spawn" (a fresh Node.js process per child, the default) or "thread" (a worker thread, lowest overhead).',
     );
   }
-  const names = [...registry.keys()].map((name) => `"${name}"`);
+  const names = [...registry.keys()].filter((name) => name !== "cluster").map((name) => `"${name}"`);
   const list = names.length > 1 ? `${names.slice(0, -1).join(", ")} or ${names.at(-1)}` : names[0];
   throw new TypeError(`${what} must be ${list} (got ${JSON.stringify(method)})`);
 }
@@ -91,11 +106,20 @@ export type Need = "process" | "primitives";
  * naming `what` (the class, e.g. "Queue") and the methods that offer it.
  */
 export function resolveMethod(
-  options: { readonly context?: unknown } | null | undefined,
+  options: { readonly context?: unknown; readonly cluster?: unknown } | null | undefined,
   need?: Need,
   what?: string,
 ): StartMethod {
   const context = options?.context;
+  // a pool with { cluster }, or one without a context when the environment names a cluster
+  if (need === undefined && (options?.cluster !== undefined || (context === undefined && process.env[CLUSTER_ENV]))) {
+    if (context !== undefined) {
+      throw new TypeError(
+        "options.cluster and options.context cannot be given together: a cluster pool runs on remote workers",
+      );
+    }
+    return "cluster" as StartMethod;
+  }
   const named = typeof context === "object" && context ? (context as { startMethod?: unknown }).startMethod : context;
   const method =
     named === undefined || named === null ? (runtime.startMethod ?? DEFAULT_METHOD) : checkMethod(named, "context");

@@ -1,0 +1,162 @@
+/**
+ * A private `redis-server` for tests, CI and the cluster demo: found on the PATH (or where Debian
+ * puts it), started on a Unix socket in a fresh temporary folder (no TCP port, so no clash with a
+ * system Redis on 6379 and nothing exposed to the network), daemonized with a pidfile, and stopped
+ * by that pid only, never by name.
+ *
+ *   findRedisServer() ─► startRedisServer() ─► { url: "unix:///tmp/mpts-redis-…/redis.sock", pid, stop() }
+ *
+ * Installing the server is the caller's business (a test helper may run apt-get as root; the demo
+ * says how to install it): this module never installs anything.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+
+/** A running private Redis server. */
+export interface RedisServer {
+  /** `unix:///…/redis.sock` (or `redis://127.0.0.1:<port>` when started with a port). */
+  readonly url: string;
+  /** The socket's path (undefined when listening on TCP). */
+  readonly socket: string | undefined;
+  /** The server's pid, read from its pidfile. */
+  readonly pid: number;
+  /** The temporary folder holding the socket, the pidfile and the log. */
+  readonly dir: string;
+  /** Stops the server by its pid (SIGTERM, then SIGKILL after 2 s) and removes its folder. */
+  stop(): Promise<void>;
+}
+
+/** Options of {@link startRedisServer}. */
+export interface RedisServerOptions {
+  /** A password the server requires (`requirepass`). */
+  password?: string;
+  /** Listen on 127.0.0.1:`port` instead of a Unix socket (0 picks none: socket only). */
+  port?: number;
+  /** How long to wait for the server to answer PING, in ms (default 5000). */
+  timeout?: number;
+}
+
+/** The path of `redis-server`, or undefined when it is not installed. */
+export function findRedisServer(): string | undefined {
+  const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/bin", "/usr/sbin", "/usr/local/bin"];
+  for (const dir of dirs) {
+    if (!dir) continue;
+    const candidate = join(dir, "redis-server");
+    if (existsSync(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+/** Starts a private Redis server; rejects with the server's log when it does not come up. */
+export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
+  const binary = findRedisServer();
+  if (!binary) {
+    throw new Error(
+      "redis-server is not installed: install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis)",
+    );
+  }
+  const dir = mkdtempSync(join(tmpdir(), "mpts-redis-"));
+  const socket = options.port ? undefined : join(dir, "redis.sock");
+  const pidfile = join(dir, "redis.pid");
+  const args = [
+    "--port",
+    String(options.port ?? 0),
+    ...(socket ? ["--unixsocket", socket, "--unixsocketperm", "700"] : ["--bind", "127.0.0.1"]),
+    "--protected-mode",
+    "yes",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--dir",
+    dir,
+    "--daemonize",
+    "yes",
+    "--pidfile",
+    pidfile,
+    "--logfile",
+    join(dir, "redis.log"),
+    ...(options.password ? ["--requirepass", options.password] : []),
+  ];
+  const launched = await new Promise<number | null>((resolve, reject) => {
+    const child = spawn(binary, args, { stdio: "ignore" });
+    child.on("error", reject);
+    child.on("exit", (code) => resolve(code));
+  });
+  const deadline = Date.now() + (options.timeout ?? 5000);
+  let pid: number | undefined;
+  while (Date.now() < deadline) {
+    pid ??= readPid(pidfile);
+    if (pid !== undefined && (await answers(socket, options.port))) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  if (pid === undefined || !(await answers(socket, options.port))) {
+    const log = existsSync(join(dir, "redis.log")) ? readFileSync(join(dir, "redis.log"), "utf8") : "";
+    if (pid !== undefined) kill(pid, "SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(
+      `redis-server did not start (exit code ${launched}):\n${log.trim().split("\n").slice(-5).join("\n")}`,
+    );
+  }
+  const serverPid = pid;
+  const auth = options.password ? `:${encodeURIComponent(options.password)}@` : "";
+  const url = socket ? `unix://${auth}${socket}` : `redis://${auth}127.0.0.1:${options.port}`;
+  return {
+    url,
+    socket,
+    pid: serverPid,
+    dir,
+    async stop() {
+      kill(serverPid, "SIGTERM");
+      const end = Date.now() + 2000;
+      while (alive(serverPid) && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 20));
+      if (alive(serverPid)) kill(serverPid, "SIGKILL");
+      while (alive(serverPid)) await new Promise((resolve) => setTimeout(resolve, 20));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function readPid(pidfile: string): number | undefined {
+  try {
+    const pid = Number.parseInt(readFileSync(pidfile, "utf8"), 10);
+    return pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a server answers PING there (a password-protected one answers NOAUTH, which counts). */
+function answers(socket: string | undefined, port: number | undefined): Promise<boolean> {
+  return new Promise((resolve) => {
+    const conn = socket ? connect(socket) : connect(port!, "127.0.0.1");
+    const done = (ok: boolean) => {
+      conn.destroy();
+      resolve(ok);
+    };
+    conn.setTimeout(500, () => done(false));
+    conn.on("error", () => done(false));
+    conn.on("connect", () => conn.write("PING\r\n"));
+    conn.on("data", (data) => done(/^(\+PONG|-NOAUTH)/.test(data.toString())));
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function kill(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
+}

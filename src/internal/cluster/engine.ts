@@ -1,0 +1,420 @@
+/**
+ * The pool engine of the "cluster" start method: jobs go to a BullMQ queue on Redis, workers on any
+ * machine (`multiprocessing-ts worker`) run them, results come back on the queue's event stream.
+ *
+ *   submit(job) ─► waiting ─► pump: at most `size` in flight ─► addBulk (jobId = <pool>-<n>)
+ *   QueueEvents: active ─► started;  completed ─► settle once;  failed (stalled twice) ─► WorkerLostError
+ *   every second: reconcile in-flight jobs from their hashes (a missed or trimmed event), the pool's
+ *   heartbeat key (workers skip the jobs of a caller that died), NoWorkersError, BrokerLostError
+ *
+ * Delivery is at least once (BullMQ runs a job again after its worker is lost); each job settles
+ * exactly once here: the first outcome wins and the entry is gone. BullMQ and ioredis are loaded on
+ * the first pool only.
+ */
+import { randomBytes } from "node:crypto";
+import { BrokerLostError, NoWorkersError, ProcessError, WorkerLostError } from "../../errors.js";
+import type { EngineOptions, EngineState, Job, PoolEngine, PoolStats } from "../engine.js";
+import { type WireJob, type WireRef, type WireResult, encodeRemote, readResult, taskRef } from "./protocol.js";
+import { keys, loadBullmq, openRedis } from "./redis.js";
+import { type ClusterTarget, clusterTarget, connectError } from "./target.js";
+
+/** The environment variable that sends pools without a `context` to a cluster. */
+export const CLUSTER_ENV = "MULTIPROCESSING_TS_CLUSTER";
+
+interface Entry {
+  job: Job;
+  id: string | undefined;
+  started: boolean;
+  sentAt: number;
+}
+
+type Connected = {
+  redis: import("ioredis").Redis;
+  queue: import("bullmq").Queue;
+  events: import("bullmq").QueueEvents;
+};
+
+const STALLED = /stalled more than allowable limit/;
+
+/** A cluster pool's engine; see the file's comment. */
+export class ClusterEngine implements PoolEngine {
+  readonly #target: ClusterTarget;
+  readonly #size: number;
+  readonly #retries: number;
+  readonly #id = randomBytes(6).toString("hex");
+  readonly #keys: ReturnType<typeof keys>;
+  #state: EngineState = "running";
+  #next = 0;
+  readonly #waiting: Entry[] = [];
+  readonly #inflight = new Map<string, Entry>();
+  readonly #entries = new Map<Job, Entry>();
+  readonly #refs = new Map<Function, WireRef>();
+  #conn: Connected | undefined;
+  readonly #connecting: Promise<void>;
+  #failure: Error | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #downSince: number | undefined;
+  #noWorkersSince: number | undefined;
+  #completed = 0;
+  #failed = 0;
+  #pumping = false;
+  #stopped: Promise<void> | undefined;
+  #resolveJoined!: () => void;
+  readonly #joined = new Promise<void>((resolve) => (this.#resolveJoined = resolve));
+
+  constructor(options: EngineOptions) {
+    const given = options.cluster ?? process.env[CLUSTER_ENV];
+    this.#target = clusterTarget(given, options.cluster === undefined ? CLUSTER_ENV : "options.cluster");
+    if (options.initializer) {
+      throw new TypeError(
+        "options.initializer is not available on a cluster pool: its workers are shared by every pool on the queue. Do the setup inside the task (once per process, in a module-level variable).",
+      );
+    }
+    this.#size = options.size;
+    this.#retries = options.retries ?? 0;
+    this.#keys = keys(this.#target.queue);
+    this.#connecting = this.#connect().catch((error) => this.#break(connectError(this.#target, error)));
+  }
+
+  async #connect(): Promise<void> {
+    const t = this.#target;
+    const redis = await openRedis(t.connection, Math.min(t.brokerTimeout, 5000));
+    const { Queue, QueueEvents } = await loadBullmq();
+    await redis.set(this.#keys.pool(this.#id), "1", "PX", 5000);
+    // read events from the last one now: none of this pool's can be missed before the reader starts
+    const last = (await redis.xrevrange(`bull:${t.queue}:events`, "+", "-", "COUNT", 1)) as [string, string[]][];
+    const connection = { ...t.connection, maxRetriesPerRequest: null };
+    const queue = new Queue(t.queue, { connection });
+    const events = new QueueEvents(t.queue, { connection, lastEventId: last[0]?.[0] ?? "0-0" });
+    queue.on("error", () => {});
+    events.on("error", () => {});
+    const mine = (jobId: string) => jobId.startsWith(`${this.#id}-`);
+    events.on("active", ({ jobId }) => {
+      if (!mine(jobId)) return;
+      const entry = this.#inflight.get(jobId);
+      if (entry) entry.started = true;
+    });
+    events.on("completed", ({ jobId, returnvalue }) => {
+      if (mine(jobId)) this.#finished(jobId, returnvalue as unknown);
+    });
+    events.on("failed", ({ jobId, failedReason }) => {
+      if (mine(jobId)) this.#lost(jobId, failedReason);
+    });
+    redis.on("close", () => (this.#downSince ??= Date.now()));
+    redis.on("ready", () => {
+      this.#downSince = undefined;
+      this.#reconcile();
+    });
+    await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
+    this.#conn = { redis, queue, events };
+    if (this.#state === "terminated") return;
+    this.#timer = setInterval(() => this.#tick(), 1000);
+    this.#pump();
+  }
+
+  get state(): EngineState {
+    return this.#state;
+  }
+
+  prepare(fn: Function): void {
+    this.#ref(fn);
+  }
+
+  #ref(fn: Function): WireRef {
+    let ref = this.#refs.get(fn);
+    if (!ref) this.#refs.set(fn, (ref = taskRef(fn)));
+    return ref;
+  }
+
+  encodeArgs(args: unknown[], path: string): { value: unknown; changed: boolean } {
+    return { value: encodeRemote(args, path), changed: true };
+  }
+
+  submit(job: Job): void {
+    if (this.#state !== "running") {
+      throw this.#failure ?? new ProcessError(`the cluster pool is ${this.#state}: it accepts no more work`);
+    }
+    this.#ref(job.fn);
+    job.encoded ??= this.encodeArgs(job.args, job.mode === "call" ? "args" : "items");
+    const entry: Entry = { job, id: undefined, started: false, sentAt: 0 };
+    this.#entries.set(job, entry);
+    this.#waiting.push(entry);
+    this.#pump();
+  }
+
+  /** Sends waiting jobs while fewer than `size` are in flight. */
+  #pump(): void {
+    const conn = this.#conn;
+    if (!conn || this.#pumping || this.#downSince !== undefined) return;
+    const batch: Entry[] = [];
+    while (this.#waiting.length > 0 && this.#inflight.size < this.#size) {
+      const entry = this.#waiting.shift()!;
+      entry.id = `${this.#id}-${this.#next++}`;
+      entry.sentAt = Date.now();
+      this.#inflight.set(entry.id, entry);
+      batch.push(entry);
+    }
+    if (batch.length === 0) return;
+    const age = Math.max(60, Math.ceil((3 * this.#target.brokerTimeout) / 1000));
+    const jobs = batch.map((entry) => {
+      const { job } = entry;
+      const encoded = job.encoded!.value as { data: string; changed: boolean };
+      const data: WireJob = {
+        v: 1,
+        pool: this.#id,
+        fn: this.#ref(job.fn),
+        mode: job.mode,
+        args: encoded.data,
+        changed: encoded.changed,
+      };
+      return {
+        name: job.fn.name || "task",
+        data,
+        opts: { jobId: entry.id!, attempts: 1, removeOnComplete: { age }, removeOnFail: { age } },
+      };
+    });
+    this.#pumping = true;
+    conn.queue
+      .addBulk(jobs)
+      .catch(() => {
+        // the connection is down: the jobs are sent again once it is back (#reconcile)
+        for (const entry of batch) if (this.#inflight.get(entry.id!) === entry) entry.sentAt = -1;
+      })
+      .finally(() => {
+        this.#pumping = false;
+        this.#pump();
+      });
+  }
+
+  #finished(jobId: string, returnvalue: unknown): void {
+    const entry = this.#inflight.get(jobId);
+    if (!entry) return;
+    const result = (typeof returnvalue === "string" ? JSON.parse(returnvalue) : returnvalue) as WireResult | null;
+    if (!result || typeof result !== "object" || !("ok" in result)) return;
+    this.#inflight.delete(jobId);
+    readResult(result).then(
+      (outcome) => this.#settle(entry, outcome),
+      (error) => this.#settle(entry, { ok: false, error }),
+    );
+  }
+
+  #lost(jobId: string, reason: string): void {
+    const entry = this.#inflight.get(jobId);
+    if (!entry) return;
+    this.#inflight.delete(jobId);
+    const error = STALLED.test(reason)
+      ? new WorkerLostError(
+          "the worker running this task was lost twice (its process or machine died, or it stopped renewing the job's lock): the task ran again once after the first loss and is not tried again",
+        )
+      : new ProcessError(`the cluster job failed: ${reason}`);
+    this.#settle(entry, { ok: false, error });
+  }
+
+  #settle(entry: Entry, outcome: { ok: true; value: unknown } | { ok: false; error: unknown }): void {
+    if (this.#entries.get(entry.job) !== entry) return;
+    const { job } = entry;
+    if (!outcome.ok && (job.retried ?? 0) < this.#retries && this.#state === "running") {
+      job.retried = (job.retried ?? 0) + 1;
+      entry.id = undefined;
+      entry.started = false;
+      this.#waiting.push(entry);
+      this.#pump();
+      return;
+    }
+    this.#entries.delete(job);
+    if (outcome.ok) this.#completed++;
+    else this.#failed++;
+    this.#pump();
+    if (!job.cancelled) job.settle(outcome);
+    this.#maybeStop();
+  }
+
+  /** Reads the outcome of in-flight jobs from their hashes: an event missed while disconnected, or trimmed. */
+  #reconcile(): void {
+    const conn = this.#conn;
+    if (!conn || this.#inflight.size === 0) return;
+    const now = Date.now();
+    const entries = [...this.#inflight.values()].filter((e) => e.sentAt < 0 || now - e.sentAt > 1000);
+    if (entries.length === 0) return;
+    const multi = conn.redis.multi();
+    for (const e of entries)
+      multi.hmget(`bull:${this.#target.queue}:${e.id}`, "returnvalue", "failedReason", "finishedOn");
+    multi
+      .exec()
+      .then((replies) => {
+        const resend: Entry[] = [];
+        replies?.forEach(([error, reply], i) => {
+          const entry = entries[i]!;
+          if (error || this.#inflight.get(entry.id!) !== entry) return;
+          const [returnvalue, failedReason, finishedOn] = reply as (string | null)[];
+          if (finishedOn && returnvalue) this.#finished(entry.id!, returnvalue);
+          else if (finishedOn && failedReason) this.#lost(entry.id!, failedReason);
+          else if (finishedOn === null && returnvalue === null && failedReason === null && entry.sentAt < 0)
+            resend.push(entry);
+        });
+        for (const entry of resend) {
+          this.#inflight.delete(entry.id!);
+          entry.id = undefined;
+          this.#waiting.unshift(entry);
+        }
+        this.#pump();
+      })
+      .catch(() => {});
+  }
+
+  #tick(): void {
+    const conn = this.#conn!;
+    const now = Date.now();
+    if (this.#downSince !== undefined) {
+      if (now - this.#downSince > this.#target.brokerTimeout) {
+        this.#break(
+          new BrokerLostError(
+            `the connection to the Redis server at ${this.#target.display} was lost for more than brokerTimeout (${this.#target.brokerTimeout} ms)`,
+          ),
+        );
+      }
+      return;
+    }
+    conn.redis.set(this.#keys.pool(this.#id), "1", "PX", 5000).catch(() => {});
+    this.#reconcile();
+    if (this.#entries.size === 0) {
+      this.#noWorkersSince = undefined;
+      return;
+    }
+    conn.redis
+      .zcount(this.#keys.workers, now, "+inf")
+      .then((count) => {
+        if (count > 0) {
+          this.#noWorkersSince = undefined;
+          return;
+        }
+        this.#noWorkersSince ??= now;
+        if (Date.now() - this.#noWorkersSince < this.#target.workerWaitTimeout) return;
+        this.#noWorkersSince = undefined;
+        const error = new NoWorkersError(
+          `no cluster worker is serving the queue "${this.#target.queue}" at ${this.#target.display} (waited ${this.#target.workerWaitTimeout} ms): ` +
+            `start one with npx multiprocessing-ts worker --connect ${this.#target.display}${this.#target.queue === "mp" ? "" : ` --queue ${this.#target.queue}`}`,
+        );
+        for (const entry of [...this.#entries.values()]) {
+          if (!entry.started) {
+            this.#drop(entry, false);
+            this.#failed++;
+            if (!entry.job.cancelled) entry.job.settle({ ok: false, error });
+          }
+        }
+        this.#maybeStop();
+      })
+      .catch(() => {});
+  }
+
+  /** Forgets an entry; removes its job from the queue, or stops it on its worker with `interrupt`. */
+  #drop(entry: Entry, interrupt: boolean): void {
+    this.#entries.delete(entry.job);
+    const i = this.#waiting.indexOf(entry);
+    if (i >= 0) this.#waiting.splice(i, 1);
+    if (entry.id === undefined) return;
+    this.#inflight.delete(entry.id);
+    const conn = this.#conn;
+    if (!conn) return;
+    if (entry.started) {
+      if (interrupt) conn.redis.publish(this.#keys.cancel, entry.id).catch(() => {});
+    } else {
+      const id = entry.id;
+      conn.queue.remove(id).then(
+        (removed) => {
+          // taken by a worker meanwhile: stop it there
+          if (!removed && interrupt) conn.redis.publish(this.#keys.cancel, id).catch(() => {});
+        },
+        () => {},
+      );
+    }
+    this.#pump();
+  }
+
+  cancel(job: Job, interrupt = false): void {
+    job.cancelled = true;
+    const entry = this.#entries.get(job);
+    if (entry) this.#drop(entry, interrupt);
+    this.#maybeStop();
+  }
+
+  withdraw(job: Job): boolean {
+    const entry = this.#entries.get(job);
+    if (!entry || entry.started) return false;
+    this.cancel(job, true);
+    return true;
+  }
+
+  started(job: Job): boolean {
+    return this.#entries.get(job)?.started ?? false;
+  }
+
+  close(): void {
+    if (this.#state === "running") this.#state = "closing";
+    this.#maybeStop();
+  }
+
+  terminate(reason: Error): void {
+    if (this.#state === "terminated") return;
+    const wasBroken = this.#state === "broken";
+    this.#state = "terminated";
+    for (const entry of [...this.#entries.values()]) {
+      this.#drop(entry, true);
+      if (!wasBroken && !entry.job.cancelled) entry.job.settle({ ok: false, error: reason });
+    }
+    this.#stop();
+  }
+
+  #break(error: Error): void {
+    if (this.#state === "terminated" || this.#state === "broken") return;
+    this.#failure = error;
+    this.#state = "broken";
+    for (const entry of [...this.#entries.values()]) {
+      this.#entries.delete(entry.job);
+      if (!entry.job.cancelled) entry.job.settle({ ok: false, error });
+    }
+    this.#waiting.length = 0;
+    this.#inflight.clear();
+    this.#stop();
+  }
+
+  #maybeStop(): void {
+    if (this.#state === "closing" && this.#entries.size === 0) this.#stop();
+  }
+
+  /** Disconnects; after terminate() a last round removes what is left of this pool's jobs. */
+  #stop(): void {
+    this.#stopped ??= (async () => {
+      if (this.#state === "closing") this.#state = "terminated";
+      await this.#connecting;
+      clearInterval(this.#timer);
+      const conn = this.#conn;
+      if (!conn) return;
+      await conn.redis.del(this.#keys.pool(this.#id)).catch(() => {});
+      await Promise.allSettled([conn.events.close(), conn.queue.close()]);
+      conn.redis.disconnect();
+    })();
+    this.#stopped.then(this.#resolveJoined);
+  }
+
+  detach(): void {
+    this.close();
+  }
+
+  join(): Promise<void> {
+    return this.#joined;
+  }
+
+  stats(): PoolStats {
+    let running = 0;
+    for (const entry of this.#inflight.values()) if (entry.started) running++;
+    return {
+      queued: this.#entries.size - running,
+      running,
+      completed: this.#completed,
+      failed: this.#failed,
+      utilization: 0,
+      workers: [],
+    };
+  }
+}
