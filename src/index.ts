@@ -28,6 +28,7 @@ export {
 export { Future, ProcessPoolExecutor, asCompleted, wait } from "./executor.js";
 export type { ExecutorOptions, MapResult, ReturnWhen, SubmitOptions } from "./executor.js";
 export { registerErrorClass } from "./internal/codec.js";
+export type { ClusterOption } from "./internal/cluster/target.js";
 export { isMain } from "./internal/runtime.js";
 export { nativeAddonStatus } from "./internal/native.js";
 export type { NativeAddonStatus } from "./internal/native.js";
