@@ -348,7 +348,7 @@ export class ManagerServer {
       if (!client?.open || n <= client.created) {
         throw new ProcessError(`the manager holds no object ${id} (it was never created, or the manager restarted)`);
       }
-      await client.arrived.wait(undefined);
+      await client.arrived.wait(Number.POSITIVE_INFINITY);
     }
   }
 
