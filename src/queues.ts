@@ -16,7 +16,8 @@
 import { inspect } from "node:util";
 import { ClosedError } from "./errors.js";
 import { type Address, isLocal } from "./internal/broker.js";
-import { type Reducible, type Reduced, type Transport, Arrival, reduce, registerRebuilder } from "./internal/codec.js";
+import { Arrival } from "./internal/arrival.js";
+import { type Reducible, type Reduced, type Transport, reduce, registerRebuilder } from "./internal/codec.js";
 import { needsFallback } from "./internal/fallback.js";
 import { resolveMethod } from "./internal/methods.js";
 import { BrokerQueue } from "./internal/queue-core.js";

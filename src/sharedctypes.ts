@@ -6,7 +6,8 @@
 import { inspect } from "node:util";
 import { ProcessError } from "./errors.js";
 import { checkOptionNames, optionNames } from "./internal/validate.js";
-import { type Reduced, type Transport, Arrival, reduce, registerRebuilder } from "./internal/codec.js";
+import { Arrival } from "./internal/arrival.js";
+import { type Reduced, type Transport, reduce, registerRebuilder } from "./internal/codec.js";
 import { resolveMethod } from "./internal/methods.js";
 import type { StartMethod } from "./internal/runtime.js";
 import { type Remote, needsFallback, remoteCreate, remoteSync } from "./internal/fallback.js";

@@ -15,7 +15,8 @@
  * was sent and calls the public constructor through an `Arrival`.
  */
 import { inspect } from "node:util";
-import { type Reduced, type Reducible, type Transport, Arrival, reduce, registerRebuilder } from "./internal/codec.js";
+import { Arrival } from "./internal/arrival.js";
+import { type Reduced, type Reducible, type Transport, reduce, registerRebuilder } from "./internal/codec.js";
 import { needsFallback } from "./internal/fallback.js";
 import { resolveMethod } from "./internal/methods.js";
 import type { StartMethod } from "./internal/runtime.js";

@@ -79,32 +79,6 @@ export function registerRebuilder(kind: string, rebuild: (state: unknown) => unk
   rebuilders.set(kind, rebuild);
 }
 
-/**
- * The one way a library object is rebuilt on arrival: its rebuilder calls the public constructor
- * inside `with(made, ...)`, and the constructor, finding `take()` set, uses what arrived instead
- * of making a new object. Public constructors thus take public options only.
- */
-export class Arrival<T> {
-  #made: T | undefined;
-
-  /** Runs `construct` with `made` waiting for the constructor it calls. */
-  with<R>(made: T, construct: () => R): R {
-    this.#made = made;
-    try {
-      return construct();
-    } finally {
-      this.#made = undefined;
-    }
-  }
-
-  /** In a constructor: what arrived (once, so that objects it makes in turn are new), or undefined. */
-  take(): T | undefined {
-    const made = this.#made;
-    this.#made = undefined;
-    return made;
-  }
-}
-
 const errorClasses = new Map<string, new (message?: string) => Error>([
   ["Error", Error],
   ["TypeError", TypeError],
