@@ -42,10 +42,11 @@ export type { QueueWaitOptions } from "./queues.js";
 export { cpuCount } from "./util.js";
 export { Client, Connection, Listener, Pipe, SocketConnection } from "./connection.js";
 export type { SocketOptions } from "./connection.js";
+export { BaseManager, Manager } from "./managers.js";
+export type { ManagerOptions, ManagerServerHandle, RegisterOptions, SocketAddress } from "./managers.js";
 export {
   ArrayProxy,
   BarrierProxy,
-  BaseManager,
   BaseProxy,
   ConditionProxy,
   DictProxy,
@@ -53,21 +54,13 @@ export {
   JoinableQueueProxy,
   ListProxy,
   LockProxy,
-  Manager,
   NamespaceProxy,
   QueueProxy,
   RLockProxy,
   SemaphoreProxy,
   ValueProxy,
-} from "./managers.js";
-export type {
-  AutoProxy,
-  ManagerOptions,
-  ManagerServerHandle,
-  ProxyWaitOptions,
-  RegisterOptions,
-  SocketAddress,
-} from "./managers.js";
+} from "./proxies.js";
+export type { AutoProxy, ProxyWaitOptions } from "./proxies.js";
 export { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, SemLock, Semaphore } from "./synchronize.js";
 export type { AcquireOptions, PrimitiveOptions } from "./synchronize.js";
 export { RawArray, RawValue, SharedArray, Value } from "./sharedctypes.js";

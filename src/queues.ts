@@ -16,6 +16,7 @@
 import { inspect } from "node:util";
 import { ClosedError } from "./errors.js";
 import { type Address, isLocal } from "./internal/broker.js";
+import { Arrival } from "./internal/arrival.js";
 import { type Reducible, type Reduced, type Transport, reduce, registerRebuilder } from "./internal/codec.js";
 import { needsFallback } from "./internal/fallback.js";
 import { resolveMethod } from "./internal/methods.js";
@@ -41,8 +42,8 @@ interface QueueState {
 const owned = new Map<number, Queue<unknown>>();
 const joinOptionNames = optionNames<NonNullable<Parameters<JoinableQueue["join"]>[0]>>({ signal: true });
 
-/** Set while rebuilding a queue received from another process, so the constructor creates nothing. */
-let attaching: QueueFlavor | undefined;
+/** What a queue arriving from another process is made of. */
+const arrival = new Arrival<{ flavor: QueueFlavor; maxsize: number }>();
 
 /**
  * A FIFO queue shared between processes, like Python's `multiprocessing.Queue`. Pass it to a
@@ -63,35 +64,18 @@ export class Queue<T = unknown> implements Reducible, AsyncIterable<T> {
     if (typeof maxsize !== "number" || Number.isNaN(maxsize)) {
       throw new TypeError(`maxsize must be a number (got ${typeof maxsize})`);
     }
-    this.#maxsize = maxsize > 0 ? Math.floor(maxsize) : 0;
-    if (attaching) {
-      this.#flavor = attaching;
+    const arrived = arrival.take();
+    if (arrived) {
+      this.#flavor = arrived.flavor;
+      this.#maxsize = arrived.maxsize;
       return;
     }
+    this.#maxsize = maxsize > 0 ? Math.floor(maxsize) : 0;
     checkOptionNames(options ?? {}, primitiveOptionNames, `new ${this._kind()}()`);
     const method = resolveMethod(options, "primitives", this._kind());
     this.#flavor = needsFallback(method)
       ? new BrokerQueue(this.#maxsize)
       : RingQueue.create(method, this.#maxsize, this._kind() === "JoinableQueue");
-  }
-
-  /** @internal Rebuilds a queue received from another process. */
-  static _attach<T>(state: QueueState, cls: typeof Queue<T>): Queue<T> {
-    if (isLocal(state.flavor.owner)) {
-      const local = owned.get(state.flavor.owner.id);
-      if (local) return local as Queue<T>;
-    }
-    const { flavor, maxsize, kind } = state;
-    attaching = flavor.ring
-      ? RingQueue.attach(flavor as RingState, maxsize, kind === "JoinableQueue")
-      : new BrokerQueue(maxsize, flavor.owner as Address);
-    try {
-      const queue = new cls();
-      queue.#maxsize = maxsize;
-      return queue;
-    } finally {
-      attaching = undefined;
-    }
   }
 
   /**
@@ -256,7 +240,15 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
 }
 
 registerRebuilder("mpts.Queue", (state) => {
-  const s = state as QueueState;
-  const cls = s.kind === "JoinableQueue" ? JoinableQueue : s.kind === "SimpleQueue" ? SimpleQueue : Queue;
-  return Queue._attach(s, cls as typeof Queue<unknown>);
+  const { flavor, maxsize, kind } = state as QueueState;
+  // a queue of this process that comes back is the same object
+  if (isLocal(flavor.owner)) {
+    const local = owned.get(flavor.owner.id);
+    if (local) return local;
+  }
+  const made = flavor.ring
+    ? RingQueue.attach(flavor as RingState, maxsize, kind === "JoinableQueue")
+    : new BrokerQueue(maxsize, flavor.owner as Address);
+  const cls = kind === "JoinableQueue" ? JoinableQueue : kind === "SimpleQueue" ? SimpleQueue : Queue;
+  return arrival.with({ flavor: made, maxsize }, () => new cls());
 });

@@ -6,6 +6,7 @@
 import { inspect } from "node:util";
 import { ProcessError } from "./errors.js";
 import { checkOptionNames, optionNames } from "./internal/validate.js";
+import { Arrival } from "./internal/arrival.js";
 import { type Reduced, type Transport, reduce, registerRebuilder } from "./internal/codec.js";
 import { resolveMethod } from "./internal/methods.js";
 import type { StartMethod } from "./internal/runtime.js";
@@ -106,6 +107,9 @@ interface ValueState {
   lock: Lock | null;
 }
 
+/** What a Value arriving from another process is made of. */
+const valueArrival = new Arrival<{ lock: Lock | undefined; remote: Remote | undefined; block: Block | undefined }>();
+
 /**
  * One number in shared memory, like Python's `multiprocessing.Value`. With a lock (the default),
  * each read and write of `.value` holds it; `counter.value += 1` is still two steps, so guard it
@@ -122,15 +126,15 @@ export class Value<T extends Typecode = Typecode> {
    * @param typecode - Python's typecode: `"i"` int32, `"d"` float64, `"q"` int64 (bigint), ...
    * @param init - the first value (default 0).
    * @param options - the lock and the start method.
-   * @param attachTo - used by the library when a Value arrives in another process; leave it out.
    */
-  constructor(typecode: T, init?: Scalar<T>, options: SharedOptions = {}, attachTo?: ValueState) {
+  constructor(typecode: T, init?: Scalar<T>, options: SharedOptions = {}) {
     checkTypecode(typecode);
     this.#typecode = typecode;
-    if (attachTo) {
-      this.#lock = attachTo.lock ?? undefined;
-      this.#remote = attachTo.remote;
-      if (attachTo.ref) this.#block = attach(attachTo.ref);
+    const arrived = valueArrival.take();
+    if (arrived) {
+      this.#lock = arrived.lock;
+      this.#remote = arrived.remote;
+      this.#block = arrived.block;
     } else {
       if (init !== undefined) checkScalar(typecode, init, "init");
       const method = methodOf(options, "new Value()");
@@ -140,7 +144,7 @@ export class Value<T extends Typecode = Typecode> {
     }
     if (!this.#block) return;
     this.#cell = new classes[typecode](this.#block.buffer, this.#block.offset, 1);
-    if (!attachTo && init !== undefined) this.#cell[0] = init as never;
+    if (!arrived && init !== undefined) this.#cell[0] = init as never;
   }
 
   #read(): Scalar<T> {
@@ -209,7 +213,8 @@ export class Value<T extends Typecode = Typecode> {
 
 registerRebuilder("mpts.Value", (state) => {
   const s = state as ValueState;
-  return new Value(s.typecode, undefined, {}, s);
+  const made = { lock: s.lock ?? undefined, remote: s.remote, block: s.ref && attach(s.ref) };
+  return valueArrival.with(made, () => new Value(s.typecode));
 });
 
 /** A Value without a lock, like Python's `RawValue`. */

@@ -54,6 +54,14 @@ for (const method of methods) {
       lock.release();
     });
 
+    test("Lock: a bad option is refused before acquiring, leaving the lock free", async () => {
+      const lock = new ctx.Lock();
+      assert.throws(() => lock.acquireSync({ timeout: -1 }), RangeError);
+      await assert.rejects(lock.acquire({ timeout: -1 }), RangeError);
+      assert.equal(lock.acquireSync({ block: false }), true);
+      lock.release();
+    });
+
     test("RLock: its owner may re-acquire; others may not release it", async () => {
       const lock = new ctx.RLock();
       assert.equal(lock.acquireSync(), true);

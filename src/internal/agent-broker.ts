@@ -5,7 +5,8 @@
  */
 import { randomBytes } from "node:crypto";
 import type { AgentRequest } from "../backends/agent.js";
-import { builtinRegistry, proxyFor } from "../managers.js";
+import { builtinRegistry } from "../managers.js";
+import { proxyFor } from "../proxies.js";
 import { ManagerServer, type Token } from "./manager-server.js";
 import { localAddress } from "./sockets.js";
 

@@ -15,6 +15,7 @@ import { threadId } from "../backends/identity.js";
 import { ProcessError } from "../errors.js";
 import { decode, encodeError } from "./codec.js";
 import { PendingCalls } from "./calls.js";
+import { ServedCalls } from "./rpc.js";
 import { FramedSocket } from "./framing.js";
 import { runtime } from "./runtime.js";
 import { localAddress } from "./sockets.js";
@@ -71,47 +72,23 @@ function startServer(): void {
 function accept(socket: Socket): void {
   const channel = new FramedSocket(socket);
   channel.unref();
-  const pending = new Map<number, AbortController>();
-  channel.onClose = () => {
-    for (const controller of pending.values()) controller.abort(new ProcessError("the caller went away"));
-    pending.clear();
-  };
+  const calls = new ServedCalls();
+  channel.onClose = () => calls.closeAll();
   channel.onMessage = (message) => {
     if ("c" in (message as object)) {
-      pending.get((message as Cancel).c)?.abort(new ProcessError("cancelled by the caller"));
+      calls.cancel((message as Cancel).c);
       return;
     }
     const { q, o, op, a } = message as Request;
-    const target = objects.get(o);
-    if (!target) {
-      channel.send({ q, ok: false, e: encodeError(new ProcessError("the shared object no longer exists"), "bytes") });
-      return;
-    }
-    const controller = new AbortController();
-    pending.set(q, controller);
-    let result: unknown;
-    try {
-      result = target.call(op, a, controller.signal);
-    } catch (error) {
-      pending.delete(q);
-      channel.send({ q, ok: false, e: encodeError(error, "bytes") });
-      return;
-    }
-    if (result instanceof Promise) {
-      result.then(
-        (v) => {
-          pending.delete(q);
-          channel.send({ q, ok: true, v });
-        },
-        (error) => {
-          pending.delete(q);
-          channel.send({ q, ok: false, e: encodeError(error, "bytes") });
-        },
-      );
-    } else {
-      pending.delete(q);
-      channel.send({ q, ok: true, v: result });
-    }
+    calls.run(
+      q,
+      (signal) => {
+        const target = objects.get(o);
+        if (!target) throw new ProcessError("the shared object no longer exists");
+        return target.call(op, a, signal);
+      },
+      (ok, v) => channel.send(ok ? { q, ok, v } : { q, ok, e: encodeError(v, "bytes") }),
+    );
   };
 }
 

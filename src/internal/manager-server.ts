@@ -17,6 +17,7 @@ import { decode, encode, encodeError, importsFor } from "./codec.js";
 import type { FramedSocket } from "./framing.js";
 import { type CallContext, type ClientAware, builtinTypes, withCallContext } from "./manager-types.js";
 import { type SocketAddress, acceptChannel, listenOn } from "./sockets.js";
+import { ServedCalls } from "./rpc.js";
 import { WaitList } from "./waitlist.js";
 
 /** One typeid the server can make. */
@@ -195,20 +196,19 @@ export class ManagerServer {
     const client: Client = { open: true, created: 0, arrived: new WaitList() };
     this.#clients.set(clientId, client);
     this.#sockets.add(channel);
-    const pending = new Map<number, AbortController>();
+    const calls = new ServedCalls();
     const onClose = () => {
       client.open = false;
       client.arrived.wakeAll();
       this.#sockets.delete(channel);
-      for (const controller of pending.values()) controller.abort(new ProcessError("the caller went away"));
-      pending.clear();
+      calls.closeAll();
       for (const held of this.#objects.values()) (held.obj as unknown as Partial<ClientAware>).clientGone?.(clientId);
     };
     const reply = (message: Reply) => channel.send(message);
     const onMessage = (message: unknown) => {
       const request = message as Request;
       if ("c" in request) {
-        pending.get(request.c)?.abort(new ProcessError("cancelled by the caller"));
+        calls.cancel(request.c);
         return;
       }
       const { q } = request;
@@ -217,38 +217,28 @@ export class ManagerServer {
         void channel.flush().then(() => this.close());
         return;
       }
-      const controller = new AbortController();
-      pending.set(q, controller);
-      const context: CallContext = { caller: clientId, signal: controller.signal };
-      let result: unknown;
-      try {
-        const run = () =>
+      const run = (signal: AbortSignal) => {
+        const call = () =>
           request.k === "create"
             ? this.#create(clientId, client, request.id, request.typeid, this.#args(request))
-            : this.#call(request.id, request.m, request, context);
+            : this.#call(request.id, request.m, request, { caller: clientId, signal });
         // arguments naming an exported class or function the server has not imported yet wait for it
         const imports = request.h ? importsFor(request.a) : undefined;
-        result = imports ? imports.then(run) : run();
-      } catch (error) {
-        result = Promise.reject(error);
-      }
-      const send = (v: unknown) => {
-        pending.delete(q);
-        let encoded: ReturnType<typeof encode>;
+        return imports ? imports.then(call) : call();
+      };
+      calls.run(q, run, (ok, v) => {
+        let encoded: ReturnType<typeof encode> | undefined;
         try {
-          encoded = encode(v, "bytes", "result");
+          if (ok) encoded = encode(v, "bytes", "result");
         } catch (error) {
-          reply({ q, ok: false, e: encodeError(error, "bytes") });
-          return;
+          v = error;
         }
-        reply({ q, ok: true, v: encoded.value, h: encoded.changed });
-      };
-      const fail = (error: unknown) => {
-        pending.delete(q);
-        reply({ q, ok: false, e: encodeError(error, "bytes") });
-      };
-      if (result instanceof Promise) result.then(send, fail);
-      else send(result);
+        reply(
+          encoded
+            ? { q, ok: true, v: encoded.value, h: encoded.changed }
+            : { q, ok: false, e: encodeError(v, "bytes") },
+        );
+      });
     };
     channel.listen(onMessage, onClose);
     channel.send({ t: "hello", client: clientId, pid: process.pid });
@@ -348,7 +338,7 @@ export class ManagerServer {
       if (!client?.open || n <= client.created) {
         throw new ProcessError(`the manager holds no object ${id} (it was never created, or the manager restarted)`);
       }
-      await client.arrived.wait(undefined);
+      await client.arrived.wait(Number.POSITIVE_INFINITY);
     }
   }
 

@@ -358,7 +358,7 @@ export class QueueReferent {
   }
   async join(): Promise<void> {
     const { signal } = callContext();
-    while (this.#unfinished > 0) await this.#allDone.wait(undefined, signal);
+    while (this.#unfinished > 0) await this.#allDone.wait(Number.POSITIVE_INFINITY, signal);
   }
 }
 

@@ -104,7 +104,7 @@ class QueueCore implements Served {
   }
 
   async join(signal?: AbortSignal): Promise<void> {
-    while (this.#unfinished > 0) await this.#joiners.wait(undefined, signal);
+    while (this.#unfinished > 0) await this.#joiners.wait(Number.POSITIVE_INFINITY, signal);
   }
 
   /** Remote calls: every reply carries the size, so proxies can answer `qsize()` without a round trip. */

@@ -39,8 +39,3 @@ export function fullMessage(maxsize: number): string {
 export function emptyMessage(block: boolean, timeout: number | undefined): string {
   return block ? `the queue stayed empty for ${timeout} ms` : "the queue is empty";
 }
-
-/** The deadline (a `performance.now()` time) `timeout` ms from now; Infinity for none. */
-export function deadlineOf(timeout: number | undefined): number {
-  return timeout === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeout;
-}

@@ -50,7 +50,8 @@ import {
   unpackInbox,
   unpackItem,
 } from "./item-codec.js";
-import { type FlavorState, type QueueFlavor, deadlineOf, emptyMessage, fullMessage } from "./queue-flavor.js";
+import { type FlavorState, type QueueFlavor, emptyMessage, fullMessage } from "./queue-flavor.js";
+import { deadlineFor } from "./waitlist.js";
 import {
   ALL_DONE,
   CLOSED,
@@ -167,7 +168,7 @@ export class RingQueue implements QueueFlavor {
   }
 
   async #putWhenRoom(bytes: Uint8Array, timeout: number | undefined, signal: AbortSignal | undefined): Promise<void> {
-    const deadline = deadlineOf(timeout);
+    const deadline = deadlineFor(timeout);
     for (;;) {
       const seq = Atomics.load(this.#w, NOT_FULL);
       const result = this.#tryPut(bytes, false);
@@ -312,7 +313,7 @@ export class RingQueue implements QueueFlavor {
   }
 
   async #getWhenThere(timeout: number | undefined, signal: AbortSignal | undefined): Promise<unknown> {
-    const deadline = deadlineOf(timeout);
+    const deadline = deadlineFor(timeout);
     // Look once more after one turn of the event loop before sleeping: a producer that is about as
     // fast as this reader has usually put something by then, and is spared a wake system call.
     await new Promise(setImmediate);
@@ -413,7 +414,7 @@ export class RingQueue implements QueueFlavor {
 
   async poll(timeout: number | undefined): Promise<boolean> {
     const w = this.#w;
-    const deadline = deadlineOf(timeout);
+    const deadline = deadlineFor(timeout);
     for (let asked = false; ; asked = true) {
       const seq = Atomics.load(w, NOT_EMPTY);
       if (this.#spill && Atomics.load(w, RECORDS) === 0 && Atomics.load(w, SPILLED) > 0) this.#spill.feed();

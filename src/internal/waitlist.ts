@@ -33,12 +33,12 @@ export class WaitList {
   }
 
   /**
-   * Parks until woken (true) or until `deadline` (a `performance.now()` time; false). Rejects with
-   * the signal's reason on abort.
+   * Parks until woken (true) or until `deadline` (a `performance.now()` time, Infinity for none;
+   * false). Rejects with the signal's reason on abort.
    */
-  wait(deadline: number | undefined, signal?: AbortSignal): Promise<boolean> {
+  wait(deadline: number, signal?: AbortSignal): Promise<boolean> {
     if (signal?.aborted) return Promise.reject(signal.reason);
-    if (deadline !== undefined && deadline <= performance.now()) return Promise.resolve(false);
+    if (deadline <= performance.now()) return Promise.resolve(false);
     return new Promise<boolean>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const cleanup = () => {
@@ -58,7 +58,7 @@ export class WaitList {
       };
       this.#parked.add(waiter);
       signal?.addEventListener("abort", onAbort, { once: true });
-      if (deadline !== undefined) {
+      if (deadline !== Number.POSITIVE_INFINITY) {
         timer = setTimeout(
           () => {
             cleanup();
@@ -71,7 +71,7 @@ export class WaitList {
   }
 }
 
-/** The deadline for `timeout` ms from now, or undefined for "wait forever". */
-export function deadlineFor(timeout: number | undefined): number | undefined {
-  return timeout === undefined || timeout === null ? undefined : performance.now() + timeout;
+/** The deadline (a `performance.now()` time) `timeout` ms from now; Infinity for none (wait forever). */
+export function deadlineFor(timeout: number | undefined): number {
+  return timeout === undefined || timeout === null ? Number.POSITIVE_INFINITY : performance.now() + timeout;
 }
