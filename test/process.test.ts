@@ -31,7 +31,7 @@ import {
 import { methods } from "./helpers.ts";
 
 for (const method of methods) {
-  describe(`Process (${method})`, { timeout: 60_000 }, () => {
+  describe(`Process (${method})`, { timeout: 180_000 }, () => {
     const ctx = getContext(method);
 
     test("start, join and exit code 0; state before and after", async () => {
