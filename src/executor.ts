@@ -104,6 +104,8 @@ export class Future<R> {
   _withdraw: (() => boolean) | undefined;
   /** @internal True once a worker has started the call. */
   _started: (() => boolean) | undefined;
+  /** @internal True once the call is handed to a worker, started or not. */
+  _assigned: (() => boolean) | undefined;
 
   /** @internal */
   constructor() {
@@ -330,6 +332,7 @@ export class ProcessPoolExecutor {
       return true;
     };
     future._started = () => workers.started(job);
+    future._assigned = () => workers.assigned(job);
     workers.submit(job);
     pending.add(future);
     if (options.signal !== undefined || options.timeout !== undefined) {
@@ -384,7 +387,8 @@ export class ProcessPoolExecutor {
   }
 
   /**
-   * Stops accepting work. With `cancelFutures`, futures no worker has started are cancelled. With
+   * Stops accepting work. With `cancelFutures`, futures still waiting for a worker are cancelled (as
+   * in Python, a call already handed to a worker runs, whether it has started or not). With
    * `wait` (default true), resolves once the submitted work is done and the workers have exited.
    * With `wait: false` it returns at once and the executor no longer keeps the program alive: the
    * workers finish the work while the program runs, and end with it (a call that hangs cannot hold
@@ -394,7 +398,9 @@ export class ProcessPoolExecutor {
     checkOptionNames(options, shutdownOptionNames, "executor.shutdown()");
     const { wait = true, cancelFutures = false } = options;
     this.#shutdown = true;
-    if (cancelFutures) for (const future of [...this.#pending]) future.cancel();
+    // as Python's: what waits for a worker is cancelled; what a worker already holds (its call
+    // queue) runs, though `cancel()` could still take it back while it has not started
+    if (cancelFutures) for (const future of [...this.#pending]) if (!future._assigned?.()) future.cancel();
     this.#workers.close();
     if (wait) await this.#workers.join();
     else this.#workers.detach();

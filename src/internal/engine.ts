@@ -121,6 +121,12 @@ export interface PoolEngine {
   withdraw(job: Job): boolean;
   /** True once a worker has started the job and it has not finished. */
   started(job: Job): boolean;
+  /**
+   * True once the job is handed to a worker, started or not (what Python's call queue holds):
+   * `shutdown({ cancelFutures })` leaves such a job to run. An engine that hands jobs over only as
+   * they start answers as `started` does.
+   */
+  assigned(job: Job): boolean;
   /** Stops accepting work; the workers finish the submitted work, then exit. */
   close(): void;
   /**

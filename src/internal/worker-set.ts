@@ -241,6 +241,14 @@ export class WorkerSet implements PoolEngine {
     return held !== undefined && this.#hasStarted(held.worker, held.at);
   }
 
+  /**
+   * True when the job is the one its worker runs now or next (sent ahead behind another, it is not:
+   * a worker's next job is what Python's call queue holds for it).
+   */
+  assigned(job: Job): boolean {
+    return this.#holder(job)?.at === 0;
+  }
+
   /** The worker a job was sent to, and where it is in that worker's list (on demand only: a scan). */
   #holder(job: Job): { worker: Worker; at: number } | undefined {
     for (const worker of this.#workers) {

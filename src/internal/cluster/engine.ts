@@ -349,6 +349,10 @@ export class ClusterEngine implements PoolEngine {
     return this.#entries.get(job)?.started ?? false;
   }
 
+  assigned(job: Job): boolean {
+    return this.started(job);
+  }
+
   close(): void {
     if (this.#state === "running") this.#state = "closing";
     this.#maybeStop();
