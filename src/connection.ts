@@ -8,7 +8,7 @@
  * process or thread that received it) counts in a table of holders (internal/pipe-holders.ts);
  * `close()` on a copy takes one off, a holder that is gone (exited, killed, crashed) takes all of
  * its own off, and the last one ends the direction that end writes: the other end reads what is
- * left, then gets EOFError. A reader that finds nothing to read looks for gone holders every
+ * left, then gets EOFError. A copy that was sent no longer counts (the one sent does). A reader that finds nothing to read looks for gone holders every
  * `REAP_MS` while it waits.
  *
  * `Listener` and `Client` connect processes that share no parent, over a Unix socket or TCP, with
@@ -80,6 +80,13 @@ export class Connection implements Reducible {
   /** The direction this end writes (a receive-only end reads the other one). */
   #side: Side;
   #closed = false;
+  /**
+   * Whether this copy counts among the holders of the end it writes. A copy that was sent stops
+   * counting: the receiver's copy counts instead, so that the other end gets EOFError once that one
+   * is closed or gone, whether or not the sender ever closes its own (Python's `p.start();
+   * child_conn.close()` and the program that never closes it both work).
+   */
+  #counted = true;
   #sendError: unknown;
 
   /** @internal Use `Pipe()`. */
@@ -173,7 +180,7 @@ export class Connection implements Reducible {
     if (this.#closed) return;
     this.#closed = true;
     received.delete(this);
-    if (this.#outgoing && this.#holders.release(this.#side)) this.#outgoing.close();
+    if (this.#outgoing && this.#counted && this.#holders.release(this.#side)) this.#outgoing.close();
   }
 
   #check(op: "send" | "recv" | "poll"): void {
@@ -187,6 +194,11 @@ export class Connection implements Reducible {
     if (this.#closed) throw new ProcessError("a closed connection cannot be sent to another process");
     // the copy this makes counts from now, so that closing this one at once leaves it working
     const claim = this.#outgoing ? this.#holders.claim(this.#side) : 0;
+    if (this.#outgoing && this.#counted) {
+      // handed over: the copy sent holds the end from now on (its claim, then its receiver)
+      this.#counted = false;
+      this.#holders.release(this.#side);
+    }
     const state: ConnectionState = {
       incoming: this.#incoming,
       outgoing: this.#outgoing,

@@ -28,7 +28,10 @@ const SLOTS = 128;
 const ENDED = 0;
 const LAST_CLAIM = 1;
 const UNSLOTTED = 2;
-const HEADER = 3;
+/** Who closed the last copy: that thread closes the queue too, after what it sent (0: no one, it was reaped). */
+const CLOSER_PID = 3;
+const CLOSER_THREAD = 4;
+const HEADER = 5;
 const END_WORDS = HEADER + SLOTS * 3;
 
 /** An end of the pipe, by the direction it writes. */
@@ -85,25 +88,36 @@ export class PipeHolders {
     });
   }
 
-  /** One copy of `side` held here closed. True when that was the last: the direction it writes ends. */
+  /**
+   * One copy of `side` held here closed. True when that was the last: the direction it writes ends,
+   * and this thread closes its queue (after what it sent, which may still be on its way).
+   */
   release(side: Side): boolean {
     return this.#edit(side, (end) => {
       const slot = find(end, process.pid, threadId);
       if (slot >= 0) {
         if (--end[slot + 2]! === 0) end[slot] = end[slot + 1] = 0;
       } else if (end[UNSLOTTED]! > 0) end[UNSLOTTED]!--;
-      return settle(end);
+      if (end[ENDED]) return false;
+      if (!settle(end)) return false;
+      end[CLOSER_PID] = process.pid;
+      end[CLOSER_THREAD] = threadId;
+      return true;
     });
   }
 
-  /** Forgets the copies and claims of holders that are gone. True once the direction `side` writes has ended. */
+  /**
+   * Forgets the copies and claims of holders that are gone. True when the reader must close the
+   * direction `side` writes itself: it has ended, and no live thread that closed it will.
+   */
   reap(side: Side): boolean {
     return this.#edit(side, (end) => {
       const pids = new Map<number, boolean>();
       for (let i = HEADER; i < END_WORDS; i += 3) {
         if (end[i] !== 0 && gone(end[i]!, end[i + 1]!, pids)) end[i] = end[i + 1] = end[i + 2] = 0;
       }
-      return settle(end);
+      if (!settle(end)) return false;
+      return end[CLOSER_PID] === 0 || gone(end[CLOSER_PID]!, end[CLOSER_THREAD]!, pids);
     });
   }
 
