@@ -18,7 +18,7 @@ const segments = () => readdirSync("/dev/shm").filter((f) => f.startsWith(`mpts-
 const cycles = { thread: 100, spawn: 40 } as const;
 
 for (const method of ["thread", "spawn"] as const) {
-  test(`${cycles[method]} pool create/terminate cycles leak nothing (${method})`, { timeout: 120_000 }, async () => {
+  test(`${cycles[method]} pool create/terminate cycles leak nothing (${method})`, { timeout: 300_000 }, async () => {
     const cycle = async (i: number) => {
       const pool = new Pool({ processes: 2, context: method });
       assert.equal(await pool.apply(answer), 42, `cycle ${i}`);
