@@ -28,9 +28,13 @@ interface Report {
   bun: string | undefined;
 }
 
-/** Runs the fixture as `bin ...flags fixture`; resolves to its report, or rejects with its output. */
-function run(bin: string, flags: string[]): Promise<Record<"parent" | "spawn" | "thread", Report & { cube?: number }>> {
-  const child = spawn(bin, [...flags, fixture], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+/** Runs `script` as `bin ...flags script`; resolves to the JSON of its last line, or rejects with its output. */
+function run<T = Record<"parent" | "spawn" | "thread", Report & { cube?: number }>>(
+  bin: string,
+  flags: string[],
+  script = fixture,
+): Promise<T> {
+  const child = spawn(bin, [...flags, script], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (chunk) => (stdout += chunk));
@@ -80,3 +84,21 @@ for (const { runtime, loader, flags } of cases) {
     }
   });
 }
+
+const bun = fetched("bun");
+test("under Bun, a heap limit (which JavaScriptCore cannot enforce) is refused at once, naming Bun", {
+  skip: bun ? false : "bun is not fetched (run scripts/runtimes.sh fetch bun)",
+  timeout: 60_000,
+}, async () => {
+  const out = await run<Record<string, { name: string; message: string } | null>>(
+    bun!,
+    [],
+    fileURLToPath(new URL("./fixtures/bun-limits.ts", import.meta.url)),
+  );
+  for (const method of ["spawn", "thread"]) {
+    const error = out[`maxHeapMb ${method}`];
+    assert.ok(error, `new Process({ maxHeapMb }) in ${method} did not throw under Bun`);
+    assert.equal(error.name, "ProcessError");
+    assert.match(error.message, /maxHeapMb.*Bun.*Node\.js/);
+  }
+});
