@@ -26,6 +26,7 @@ interface Report {
   execPath: string;
   version: string;
   bun: string | undefined;
+  preloads: number;
 }
 
 /** Runs `script` as `bin ...flags script`; resolves to the JSON of its last line, or rejects with its output. */
@@ -86,6 +87,16 @@ for (const { runtime, loader, flags } of cases) {
 }
 
 const bun = fetched("bun");
+for (const flag of ["--preload", "-r"]) {
+  test(`under Bun, children in both start methods run the program's ${flag} preloads`, {
+    skip: bun ? false : "bun is not fetched (run scripts/runtimes.sh fetch bun)",
+    timeout: 60_000,
+  }, async () => {
+    const out = await run(bun!, [flag, "./test/fixtures/runtime-preload.ts"]);
+    assert.equal(out.parent.preloads, 1);
+    for (const method of ["spawn", "thread"] as const) assert.equal(out[method].preloads, 1, `${method} child`);
+  });
+}
 test("under Bun, a heap limit (which JavaScriptCore cannot enforce) is refused at once, naming Bun", {
   skip: bun ? false : "bun is not fetched (run scripts/runtimes.sh fetch bun)",
   timeout: 60_000,
