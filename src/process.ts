@@ -11,6 +11,7 @@
  */
 import { inspect } from "node:util";
 import type { RunningChild } from "./backends/backend.js";
+import { bunVersion } from "./backends/host.js";
 import { BootstrapError, ProcessError } from "./errors.js";
 import { encode } from "./internal/codec.js";
 import { stopOnInterrupt } from "./internal/interrupt.js";
@@ -41,7 +42,10 @@ export interface ProcessOptions<F extends (...args: any[]) => unknown = (...args
         /** The start method, as a {@link Context} carries it. */
         readonly startMethod: StartMethod;
       };
-  /** Heap limit of the child in MiB: past it the child dies (thread: exit code 1; spawn: SIGABRT). */
+  /**
+   * Heap limit of the child in MiB: past it the child dies (thread: exit code 1; spawn: SIGABRT).
+   * Not on Bun, whose engine cannot limit a heap: there it is a `ProcessError`.
+   */
   maxHeapMb?: number;
 }
 
@@ -102,6 +106,13 @@ export class Process {
     }
     if (maxHeapMb !== undefined && (!Number.isInteger(maxHeapMb) || maxHeapMb < 1)) {
       throw new RangeError(`options.maxHeapMb must be a whole number of MiB >= 1 (got ${maxHeapMb})`);
+    }
+    if (maxHeapMb !== undefined && bunVersion !== undefined) {
+      // JavaScriptCore takes no heap limit: the child would grow without one, so refuse it at once
+      throw new ProcessError(
+        `options.maxHeapMb is not available on Bun ${bunVersion}: its JavaScript engine cannot limit a heap. ` +
+          "Run the program with Node.js to bound a child's heap, or leave maxHeapMb out.",
+      );
     }
     this.#maxHeapMb = maxHeapMb;
     this.#method = resolveMethod(options, "process", "Process");

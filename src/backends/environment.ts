@@ -56,7 +56,8 @@ export function childFlags(kind: "spawn" | "thread"): ChildFlags {
   let tsPreload = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    const m = /^(?:--(import|require|loader|experimental-loader)|-(r))(?:=(.*))?$/.exec(arg);
+    // (--preload is Bun's, which runs its preloads in a spawned Bun but not in its worker threads)
+    const m = /^(?:--(import|require|loader|experimental-loader|preload)|-(r))(?:=(.*))?$/.exec(arg);
     if (!m) {
       kept.push(arg);
       continue;
@@ -77,7 +78,7 @@ export function childFlags(kind: "spawn" | "thread"): ChildFlags {
       else kept.push(flag);
     } else if (option === "require" && !typescript) kept.push(flag);
     else if (option === "require") threadRequires.push(threadPreloadUrl(value));
-    else if (option === "import") threadImports.push(threadPreloadUrl(value));
+    else if (option === "import" || option === "preload") threadImports.push(threadPreloadUrl(value));
   }
   if (launchEnvironment.tsxApi === undefined) {
     launchEnvironment.tsxApi = tsxSpec ? (resolveTsxApi(tsxSpec) ?? null) : null;

@@ -4,7 +4,7 @@
  * in turn closes its own children's channels, so no descendant outlives the tree's root. A child
  * too busy to read it is killed all the same (parent-watch.ts).
  */
-import { Socket } from "node:net";
+import { parentPipe } from "./host.js";
 import { failStart, runChild } from "../internal/child.js";
 import { FramedSocket } from "../internal/framing.js";
 import { importPreloads, useTsxWhenNeeded } from "../internal/loader.js";
@@ -28,7 +28,7 @@ if (inherited.cwd) launchEnvironment.cwd = inherited.cwd;
 useTsxWhenNeeded(inherited.tsx);
 // Preloads the parent left to us run before anything else, as `--import` would have run them.
 const preloads = inherited.preloads?.length ? importPreloads(inherited.preloads) : undefined;
-const channel = new FramedSocket(new Socket({ fd: 3, readable: true, writable: true }), { syncFd: 3 });
+const channel = new FramedSocket(parentPipe(3), { syncFd: 3 });
 // Whatever ends this process (process.exit in a task, an uncaught error), queued messages go first.
 process.on("exit", () => void channel.flush());
 let started = false;

@@ -1,0 +1,115 @@
+// The library under each runtime it supports: Node.js 20, 22 and 24 (with tsx, and with Node.js's
+// own type stripping where it has it) and Bun. The runtimes are the ones scripts/runtimes.sh
+// fetches into its cache; a runtime not fetched is skipped, saying so (CI fetches them all).
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { realpathSync } from "node:fs";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const fixture = fileURLToPath(new URL("./fixtures/runtime-report.ts", import.meta.url));
+
+/** The binary of a fetched runtime, or undefined when scripts/runtimes.sh has not fetched it. */
+function fetched(name: string): string | undefined {
+  try {
+    return execFileSync("bash", [`${root}scripts/runtimes.sh`, "bin", name], {
+      encoding: "utf8",
+      stdio: "pipe",
+    }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+interface Report {
+  execPath: string;
+  version: string;
+  bun: string | undefined;
+  preloads: number;
+}
+
+/** Runs `script` as `bin ...flags script`; resolves to the JSON of its last line, or rejects with its output. */
+function run<T = Record<"parent" | "spawn" | "thread", Report & { cube?: number }>>(
+  bin: string,
+  flags: string[],
+  script = fixture,
+): Promise<T> {
+  const child = spawn(bin, [...flags, script], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk) => (stdout += chunk));
+  child.stderr.on("data", (chunk) => (stderr += chunk));
+  const guard = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  return new Promise((resolve, reject) =>
+    child.on("exit", (code, signal) => {
+      clearTimeout(guard);
+      if (code === 0) resolve(JSON.parse(stdout.trim().split("\n").at(-1)!));
+      else reject(new Error(`${bin} ${flags.join(" ")} exited with ${signal ?? code}:\n${stdout}${stderr}`));
+    }),
+  );
+}
+
+const cases: { runtime: string; loader: string; flags: (version: string) => string[] | string }[] = [
+  { runtime: "node20", loader: "tsx", flags: () => ["--import", "tsx"] },
+  { runtime: "node22", loader: "tsx", flags: () => ["--import", "tsx"] },
+  { runtime: "node22", loader: "type stripping", flags: stripFlags },
+  { runtime: "node24", loader: "tsx", flags: () => ["--import", "tsx"] },
+  { runtime: "node24", loader: "type stripping", flags: stripFlags },
+  { runtime: "bun", loader: "bun", flags: () => [] },
+];
+
+/** Node.js strips types by default from 22.18 on, and behind a flag from 22.6 on. */
+function stripFlags(version: string): string[] | string {
+  const [major = 0, minor = 0] = version.replace(/^v/, "").split(".").map(Number);
+  if (major > 22 || (major === 22 && minor >= 18)) return [];
+  if (major === 22 && minor >= 6) return ["--experimental-strip-types"];
+  return `Node.js ${version} cannot strip types`;
+}
+
+for (const { runtime, loader, flags } of cases) {
+  const bin = fetched(runtime);
+  const skip = bin ? false : `${runtime} is not fetched (run scripts/runtimes.sh fetch ${runtime})`;
+  test(`${runtime} (${loader}): children in both start methods run on the parent's runtime`, {
+    skip,
+    timeout: 120_000,
+  }, async (t) => {
+    const version = execFileSync(bin!, ["--version"], { encoding: "utf8" }).trim();
+    const args = flags(version);
+    if (typeof args === "string") return t.skip(args);
+    const out = await run(bin!, args);
+    assert.equal(realpathSync(out.parent.execPath), realpathSync(bin!));
+    assert.equal(out.parent.bun !== undefined, runtime === "bun");
+    for (const method of ["spawn", "thread"] as const) {
+      assert.deepEqual(out[method], { ...out.parent, cube: 27 }, `${method} child of ${runtime}`);
+    }
+  });
+}
+
+const bun = fetched("bun");
+for (const flag of ["--preload", "-r"]) {
+  test(`under Bun, children in both start methods run the program's ${flag} preloads`, {
+    skip: bun ? false : "bun is not fetched (run scripts/runtimes.sh fetch bun)",
+    timeout: 60_000,
+  }, async () => {
+    const out = await run(bun!, [flag, "./test/fixtures/runtime-preload.ts"]);
+    assert.equal(out.parent.preloads, 1);
+    for (const method of ["spawn", "thread"] as const) assert.equal(out[method].preloads, 1, `${method} child`);
+  });
+}
+test("under Bun, a heap limit (which JavaScriptCore cannot enforce) is refused at once, naming Bun", {
+  skip: bun ? false : "bun is not fetched (run scripts/runtimes.sh fetch bun)",
+  timeout: 60_000,
+}, async () => {
+  const out = await run<Record<string, { name: string; message: string } | null>>(
+    bun!,
+    [],
+    fileURLToPath(new URL("./fixtures/bun-limits.ts", import.meta.url)),
+  );
+  for (const method of ["spawn", "thread"]) {
+    const error = out[`maxHeapMb ${method}`];
+    assert.ok(error, `new Process({ maxHeapMb }) in ${method} did not throw under Bun`);
+    assert.equal(error.name, "ProcessError");
+    assert.match(error.message, /maxHeapMb.*Bun.*Node\.js/);
+  }
+});
