@@ -208,7 +208,7 @@ async function runPoolWorker(boot: RunPoolWorker, link: ParentLink): Promise<voi
         // results of earlier tasks leave before this one starts: if it kills the worker (out of
         // memory, a kill), the parent must know they were done
         void link.flush();
-        const started = performance.now();
+        const started = process.hrtime.bigint();
         current = task.id;
         trace(`task ${task.id} starts`);
         // a synchronous task's result is sent in the same tick as the others: they leave together
@@ -217,7 +217,7 @@ async function runPoolWorker(boot: RunPoolWorker, link: ParentLink): Promise<voi
         trace(`task ${task.id} done`);
         current = null;
         const out = encode(value, link.transport, "result");
-        link.send({ t: "done", id: task.id, value: out.value, h: out.changed, ms: performance.now() - started });
+        link.send({ t: "done", id: task.id, value: out.value, h: out.changed, ms: elapsedMs(started) });
       } catch (error) {
         current = null;
         link.send({ t: "failed", id: task.id, error: encodeError(explainReferenceError(error, ref), link.transport) });
@@ -243,6 +243,14 @@ function claimCell(claim: NonNullable<RunPoolWorker["claim"]>): { cell: Int32Arr
   const { block } = claim;
   const buffer = block.k === "sab" ? block.sab : loadNative()!.open(block.name, block.size, false);
   return { cell: new Int32Array(buffer, block.offset, block.bytes / 4), index: claim.index };
+}
+
+/**
+ * Milliseconds since `since` (process.hrtime.bigint()). Not performance.now(): its first use loads
+ * ten of Node's modules (perf_hooks), on the way to a new worker's first result.
+ */
+function elapsedMs(since: bigint): number {
+  return Number(process.hrtime.bigint() - since) / 1e6;
 }
 
 /** Runs a task; returns a promise only when something in it is asynchronous. */
