@@ -53,3 +53,34 @@ for (const method of methods) {
     });
   });
 }
+
+for (const method of methods) {
+  const ctx = getContext(method);
+
+  describe(`map over a chunk of any shape (${method})`, { timeout: 120_000 }, () => {
+    test("a hole or an undefined is passed to fn as undefined, and an async fn's results keep their order", async () => {
+      await using pool = new ctx.Pool(2);
+      // biome-ignore lint/suspicious/noSparseArray: the hole is the point
+      const sparse = [1, , 3, undefined, 5];
+      assert.deepEqual(await pool.map((x: number | undefined) => (x === undefined ? "u" : x * 2), sparse), [
+        2,
+        "u",
+        6,
+        "u",
+        10,
+      ]);
+      const items = range(1000);
+      assert.deepEqual(
+        await pool.map(async (x: number) => x + 1, items, { chunksize: 250 }),
+        items.map((x) => x + 1),
+      );
+      assert.deepEqual(
+        await pool.starmap(
+          (a: number, b: number) => a * b,
+          items.map((x) => [x, 2] as [number, number]),
+        ),
+        items.map((x) => x * 2),
+      );
+    });
+  });
+}
