@@ -12,6 +12,9 @@ import { identity, square } from "./fixtures/tasks.ts";
 import { methods } from "./helpers.ts";
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+// without the addon a process pool has no claim cells: no job is sent ahead, one message per job
+const noSendAhead =
+  process.env.MULTIPROCESSING_TS_NO_NATIVE === "1" ? "without the addon no job is sent ahead (no claim cells)" : false;
 
 /** Counts what this process sends to its workers while `run` runs: postMessages to threads, writes to pipes. */
 async function messagesSent(run: () => Promise<unknown>): Promise<number> {
@@ -39,7 +42,7 @@ for (const method of methods) {
   const ctx = getContext(method);
 
   describe(`short calls travel to workers in batches (${method})`, { timeout: 120_000 }, () => {
-    test("4000 apply() calls cost the parent at most one message per 4 calls", async () => {
+    test("4000 apply() calls cost the parent at most one message per 4 calls", { skip: noSendAhead }, async () => {
       await using pool = new ctx.Pool(2);
       // short tasks measured first: the pool then sends jobs ahead to busy workers
       await pool.map(square, range(64), { chunksize: 1 });
