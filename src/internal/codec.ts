@@ -109,12 +109,29 @@ export interface Encoded {
 
 /** Encodes `value` for `transport`; `path` names it in error messages (e.g. `"args"`). */
 export function encode(value: unknown, transport: Transport, path: string): Encoded {
+  // Most arguments and results are primitives, or arrays of them (an argument list, a chunk of a
+  // map): one typeof per element says so, without the walker, its map of objects seen and its paths.
+  if (isPlain(value)) return { value, changed: false };
   const walker = new Encoder(transport);
   const out = walker.walk(value, path);
   const shared = walker.shared;
   if (walker.refs)
     return { value: { [TAG]: "r", refs: walker.refs, v: out } satisfies WithRefs, changed: true, shared };
   return { value: out, changed: walker.changed, shared };
+}
+
+/** True for a primitive other than a symbol, or a plain array of those: what `encode` returns as it is. */
+function isPlain(value: unknown): boolean {
+  const type = typeof value;
+  if (type !== "object") return type !== "function" && type !== "symbol";
+  if (value === null) return true;
+  if (!Array.isArray(value) || Object.getPrototypeOf(value) !== Array.prototype) return false;
+  for (let i = 0; i < value.length; i++) {
+    const item = value[i];
+    const kind = typeof item;
+    if ((kind === "object" && item !== null) || kind === "function" || kind === "symbol") return false;
+  }
+  return true;
 }
 
 /** Functions and classes by `refKey`: every one this process sent or rebuilt. */

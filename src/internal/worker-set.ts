@@ -86,6 +86,9 @@ export class WorkerSet implements PoolEngine {
   /** The claim cells; null where there is no shared memory, undefined until the first worker starts. */
   #claims: Claims | null | undefined;
   #dispatchQueued = false;
+  #refillQueued = false;
+  /** The workers sent a job in the current `#assign`: they take up to `depth` now. */
+  readonly #refilled = new Set<Worker>();
   #state: State = "running";
   /** Whether a worker of this set has ever finished starting. */
   #started = false;
@@ -299,6 +302,24 @@ export class WorkerSet implements PoolEngine {
     });
   }
 
+  /**
+   * Sends queued jobs to the workers that answered, once every message that has arrived is handled.
+   * Between threads, each result is a message of its own (a worker sends the results of earlier
+   * tasks before it starts the next one, for its crash to be pinned on the right task), and
+   * microtasks run between two messages: refilling on each result would post one message per job,
+   * each waking a worker thread that has run dry. After the batch, the jobs for a worker leave in
+   * one message, which is what lets a pool of short tasks keep up with a bare one.
+   */
+  #refillSoon(): void {
+    if (this.#refillQueued) return;
+    this.#refillQueued = true;
+    setImmediate(() => {
+      this.#refillQueued = false;
+      this.#dispatch();
+      this.#updateRef();
+    });
+  }
+
   /** Stops accepting work; workers exit once the queue is drained. */
   close(): void {
     if (this.#state !== "running") return;
@@ -420,7 +441,8 @@ export class WorkerSet implements PoolEngine {
             else job!.settle({ ok: true, value: message.value });
           }
         } else if (!job!.cancelled) settleDecoded(job!, message.error, false);
-        this.#dispatch();
+        if (this.#queue.length > 0) this.#refillSoon();
+        else this.#dispatch(); // nothing to send, but a free worker may take back others' jobs
         this.#maybeStopIdle();
         this.#updateRef();
         return;
@@ -574,16 +596,22 @@ export class WorkerSet implements PoolEngine {
   }
 
   #assign(): void {
-    while (this.#queue.length) {
-      const job = this.#queue.peek()!;
-      if (job.cancelled) {
+    const refilled = this.#refilled;
+    try {
+      while (this.#queue.length) {
+        const job = this.#queue.peek()!;
+        if (job.cancelled) {
+          this.#queue.shift();
+          continue;
+        }
+        const worker = this.#pickWorker();
+        if (!worker) break;
         this.#queue.shift();
-        continue;
+        refilled.add(worker);
+        this.#send(worker, job);
       }
-      const worker = this.#pickWorker();
-      if (!worker) break;
-      this.#queue.shift();
-      this.#send(worker, job);
+    } finally {
+      refilled.clear();
     }
   }
 
@@ -598,6 +626,10 @@ export class WorkerSet implements PoolEngine {
     for (const w of this.#workers) {
       if (!this.#mayTake(w)) continue;
       if (w.inflight.length >= (w.ready ? depth : 1)) continue;
+      // A worker with jobs ahead gets more once half of them are done, then up to `depth` at once:
+      // they leave in one message, where a job per result would cost a message (and, between
+      // threads, a wake-up of the worker) per job.
+      if (w.ready && w.inflight.length > depth >> 1 && !this.#refilled.has(w)) continue;
       // the least loaded, and of those a ready one: a starting worker may take a while yet
       if (
         !best ||
