@@ -89,7 +89,10 @@ export interface CallOptions {
 const callNames: OptionNames<CallOptions> = { signal: true, timeout: true };
 const callOptionNames = optionNames<CallOptions>(callNames);
 export interface MapOptions extends CallOptions {
-  /** Items per task. `map` defaults to about four chunks per worker; `imap` to 1. */
+  /**
+   * Items per task. `map` defaults to about four chunks per worker (on a cluster pool, chunks of 256
+   * to 4 096 items; see the README's "Beyond one machine"); `imap` to 1.
+   */
   chunksize?: number;
   /**
    * Called after each chunk with the items done and the input's length: always known for `map`,
@@ -412,7 +415,10 @@ export class Pool {
       this.#workers.prepare(fn, "the task function");
       // an array is only read (chunks are slices), so it need not be copied first
       const list = Array.isArray(items) ? items : isSyncIterable(items) ? Array.from(items) : await collect(items);
-      const chunksize = options.chunksize ?? Math.max(1, Math.ceil(list.length / (4 * this.#size)));
+      const chunksize =
+        options.chunksize ??
+        this.#workers.defaultChunksize?.(list.length) ??
+        Math.max(1, Math.ceil(list.length / (4 * this.#size)));
       const chunks: unknown[][] = [];
       for (let i = 0; i < list.length; i += chunksize) chunks.push(list.slice(i, i + chunksize));
       const bar = progressFor(options.progress, where.slice(0, -2));

@@ -22,64 +22,12 @@ import {
   wait,
 } from "multiprocessing-ts";
 import { add, failOn, failWith, gated, hang, naturals, square } from "./fixtures/cluster-tasks.ts";
+import { startWorker, stopWorker } from "./cluster-workers.ts";
 import { gone } from "./helpers.ts";
 import { type RedisServer, redisUnavailable, startRedis } from "./redis.ts";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
-const cli = join(root, "dist", "cli.js");
 const skip = redisUnavailable();
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-
-/** A running `multiprocessing-ts worker`, resolved once it printed its connected line. */
-async function startWorker(url: string, cwd: string, extra: string[] = []): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    [
-      "--import",
-      import.meta.resolve("tsx"),
-      cli,
-      "worker",
-      "--connect",
-      url,
-      "--root",
-      root,
-      "--processes",
-      "2",
-      "--context",
-      "spawn",
-      "--lock-ms",
-      "1000",
-      ...extra,
-    ],
-    { cwd, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let stderr = "";
-  child.stderr!.on("data", (d) => (stderr += d));
-  await new Promise<void>((resolve, reject) => {
-    let out = "";
-    const guard = setTimeout(() => reject(new Error(`the worker did not connect in 30 s: ${stderr}`)), 30_000);
-    child.stdout!.on("data", (d) => {
-      out += d;
-      if (out.includes("connected to")) {
-        clearTimeout(guard);
-        resolve();
-      }
-    });
-    child.on("exit", (code) => {
-      clearTimeout(guard);
-      reject(new Error(`the worker exited with ${code}: ${stderr}`));
-    });
-  });
-  return child;
-}
-
-function stopWorker(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => {
-    child.once("exit", (code) => resolve(code));
-    child.kill(signal);
-  });
-}
 
 describe("cluster", { skip, timeout: 120_000 }, () => {
   let server: RedisServer;
@@ -144,6 +92,22 @@ describe("cluster", { skip, timeout: 120_000 }, () => {
       unordered.sort((a, b) => a - b),
       range(8).map((x) => x * x),
     );
+  });
+
+  test("map's default chunks are sized for a broker round trip: 256 to 4 096 items", async () => {
+    const one = own(new Pool({ cluster: server.url, processes: 1 }));
+    const progress: number[] = [];
+    const many = range(20_000);
+    assert.deepEqual(
+      await one.map(square, many, { onProgress: (done) => progress.push(done) }),
+      many.map((x) => x * x),
+    );
+    assert.equal(progress.at(-1), 20_000);
+    assert.equal(progress.length, 5, "chunks of at most 4 096 items");
+    const four = own(new Pool({ cluster: server.url, processes: 4 }));
+    const small: number[] = [];
+    await four.map(square, range(100), { onProgress: (done) => small.push(done) });
+    assert.equal(small.length, 4, "at least 256 items a chunk, but one chunk per job in flight");
   });
 
   test("ProcessPoolExecutor: submit, map, wait, asCompleted", async () => {

@@ -140,6 +140,11 @@ export interface PoolEngine {
   join(): Promise<void>;
   /** A snapshot of the queue, the counters and the workers, computed now. */
   stats(): PoolStats;
+  /**
+   * `map`'s items per task when the caller gives no `chunksize`, for `length` items; an engine
+   * without it gets the local rule (about four chunks per worker).
+   */
+  defaultChunksize?(length: number): number;
 }
 
 /** What a start method can do besides pools: the registry's record, asked by the code that needs it. */

@@ -17,6 +17,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
+import { dieWithParent } from "../../backends/parent-watch.js";
 import { CancelledError } from "../../errors.js";
 import { Pool } from "../../pool.js";
 import { libraryCodeRef } from "../../reduction.js";
@@ -46,6 +47,9 @@ SIGINT finishes the running jobs and exits 0; a second signal exits at once.
   --queue NAME    the queue to serve (default ${DEFAULT_QUEUE}); the pools' { cluster: { url, queue } } must match
   --lock-ms MS    how long a job's lock lasts without renewal (default 5000): a worker that dies
                   mid-task has its task run again on another worker after about this long
+
+Environment: MULTIPROCESSING_TS_WORKER_PARENT=PID makes the worker (and its local children) exit
+when process PID, the one that started it, ends, even if PID is killed (for supervisors and tests).
 
 Anyone who can write to the Redis server can run code on this worker: protect it with a password
 or ACL, use rediss:// across networks, and bind it to a private address.
@@ -122,6 +126,25 @@ function parseFlags(argv: string[]): WorkerFlags {
 
 class UsageError extends Error {}
 
+/**
+ * The environment variable naming the pid of the process that started this worker. When set, the
+ * worker dies with that process, as a "spawn" child dies with its pool, even when it is SIGKILLed:
+ * a supervisor or a test runner that starts workers never leaves them running behind it.
+ */
+export const WORKER_PARENT_ENV = "MULTIPROCESSING_TS_WORKER_PARENT";
+
+/** Applies {@link WORKER_PARENT_ENV}; returns an error message when its value is bad or the parent is already gone. */
+function watchParent(value: string | undefined): string | undefined {
+  if (value === undefined || value === "") return undefined;
+  const pid = Number(value);
+  if (!Number.isInteger(pid) || pid < 1) {
+    return `${WORKER_PARENT_ENV} must be the pid of the process that started the worker (got ${JSON.stringify(value)})`;
+  }
+  if (!dieWithParent(pid))
+    return `the process ${pid} named by ${WORKER_PARENT_ENV} is not this worker's parent (or is gone)`;
+  return undefined;
+}
+
 /** Runs the worker command until SIGTERM or SIGINT; sets the exit code on a usage or connection error. */
 export async function runWorker(argv: string[]): Promise<void> {
   let flags: WorkerFlags;
@@ -131,6 +154,12 @@ export async function runWorker(argv: string[]): Promise<void> {
     target = parseRedisUrl(flags.url, "--connect");
   } catch (error) {
     console.error(`multiprocessing-ts worker: ${(error as Error).message}\n\n${WORKER_USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
+  const parentError = watchParent(process.env[WORKER_PARENT_ENV]);
+  if (parentError) {
+    console.error(`multiprocessing-ts worker: ${parentError}`);
     process.exitCode = 2;
     return;
   }
