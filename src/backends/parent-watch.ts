@@ -20,6 +20,17 @@ import { loadNative } from "../internal/native.js";
 /** How often the watchdog looks at the parent's pid: a dead parent's child dies within this. */
 const watchdogIntervalMs = 200;
 
+let online: Promise<void> = Promise.resolve();
+
+/**
+ * Resolves once the watch is in force: at once with the addon, once the watchdog thread runs
+ * without it. A child awaits it before running anything of the program's, so that a task that
+ * keeps this thread busy from its first instruction cannot starve a watchdog still starting.
+ */
+export function parentWatchReady(): Promise<void> {
+  return online;
+}
+
 /**
  * Makes this process die when `parentPid`, its parent, ends, whatever this process is doing then.
  * Returns false when the parent is already gone (the caller exits).
@@ -37,6 +48,15 @@ export function dieWithParent(parentPid: number): boolean {
   watchdog.on("error", (error) => {
     process.stderr.write(`multiprocessing-ts: the parent watchdog stopped: ${error.message}\n`);
   });
-  watchdog.unref();
+  // held until it runs (the child awaits that with nothing else keeping its event loop alive), then
+  // let go: it must not keep the child alive
+  online = new Promise((resolve) => {
+    const ready = () => {
+      watchdog.unref();
+      resolve();
+    };
+    watchdog.once("online", ready);
+    watchdog.once("error", ready);
+  });
   return true;
 }

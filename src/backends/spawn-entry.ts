@@ -10,7 +10,7 @@ import { FramedSocket } from "../internal/framing.js";
 import { importPreloads, useTsxWhenNeeded } from "../internal/loader.js";
 import { type Boot, pack, type ToChild, unpack } from "../internal/wire.js";
 import { launchEnvironment } from "./environment.js";
-import { dieWithParent } from "./parent-watch.js";
+import { dieWithParent, parentWatchReady } from "./parent-watch.js";
 
 // What the parent passed on (read once, and removed so that programs this child runs do not see it).
 const inherited = JSON.parse(process.env.MULTIPROCESSING_TS_CHILD ?? "{}") as {
@@ -23,6 +23,7 @@ const inherited = JSON.parse(process.env.MULTIPROCESSING_TS_CHILD ?? "{}") as {
 delete process.env.MULTIPROCESSING_TS_CHILD;
 // First of all, before any user code can keep this process busy: it dies with its parent.
 if (inherited.parentPid !== undefined && !dieWithParent(inherited.parentPid)) process.exit(0);
+await parentWatchReady();
 if (inherited.execArgv) launchEnvironment.execArgv = inherited.execArgv;
 if (inherited.cwd) launchEnvironment.cwd = inherited.cwd;
 useTsxWhenNeeded(inherited.tsx);
