@@ -15,7 +15,6 @@
 import { fork, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { Pool } from "../index.js";
 import { formatStartRows, runProcessStartBench } from "./process-start.js";
@@ -34,14 +33,13 @@ import {
   runPython,
   versusTable,
 } from "./shared.js";
+import { WORKERS, here, optional, startPiscina, startWorkerpool } from "./peers.js";
 import { BenchStatus } from "./status.js";
 import { cpuLoop, identity } from "./tasks-min.js";
 import { workloadsSuite, workloadsTable } from "./workloads.js";
 
-const WORKERS = 2;
 /** The progress line of the run under way (every suite reports through it). */
 let status = new BenchStatus([]);
-const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 
 export interface Row {
   suite: string;
@@ -65,14 +63,6 @@ async function median(runs: number, measure: Measure): Promise<number> {
   for (let i = 0; i < runs; i++) xs.push(await measure());
   xs.sort((a, b) => a - b);
   return xs[Math.floor(xs.length / 2)]!;
-}
-
-async function optional<T>(name: string): Promise<T | undefined> {
-  try {
-    return (await import(name)) as T;
-  } catch {
-    return undefined;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -116,13 +106,7 @@ function piscina(): Factory {
   return {
     name: "piscina",
     async make() {
-      const mod = await optional<{ default: new (o: object) => any }>("piscina");
-      if (!mod) throw new Error("not installed");
-      const pool = new mod.default({
-        filename: here("./workers/peer-task.js"),
-        minThreads: WORKERS,
-        maxThreads: WORKERS,
-      });
+      const pool = await startPiscina();
       return {
         name: this.name,
         call: (x) => pool.run(x, { name: "identity" }),
@@ -153,15 +137,7 @@ function workerpool(workerType: "thread" | "process"): Factory {
   return {
     name: `workerpool (${workerType})`,
     async make() {
-      const mod = await optional<{ default: { pool(script: string, o: object): any } }>("workerpool");
-      if (!mod) throw new Error("not installed");
-      // the package does not ship this worker script: it imports workerpool, a dev dependency
-      if (!existsSync(here("./workers/workerpool-task.js"))) throw new Error("its worker script is not installed");
-      const pool = mod.default.pool(here("./workers/workerpool-task.js"), {
-        minWorkers: WORKERS,
-        maxWorkers: WORKERS,
-        workerType,
-      });
+      const pool = await startWorkerpool(workerType);
       return {
         name: this.name,
         call: (x) => pool.exec("identity", [x]),
@@ -369,13 +345,7 @@ async function cpuSuite(rows: Row[], size: number): Promise<void> {
     });
   }
   await measure("piscina", async () => {
-    const mod = await optional<{ default: new (o: object) => any }>("piscina");
-    if (!mod) throw new Error("not installed");
-    const pool = new mod.default({
-      filename: here("./workers/peer-task.js"),
-      minThreads: WORKERS,
-      maxThreads: WORKERS,
-    });
+    const pool = await startPiscina();
     try {
       await pool.run(1, { name: "cpuLoop" });
       const t0 = performance.now();

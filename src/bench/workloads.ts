@@ -15,9 +15,9 @@
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Pool } from "../index.js";
 import type { Row } from "./index.js";
+import { WORKERS, startPiscina, startWorkerpool } from "./peers.js";
 import { pythonFailure, runPython } from "./shared.js";
 import { type WorkloadRecord, hashAndGzip, parseAndReduce } from "./workload-tasks.js";
 
@@ -30,13 +30,11 @@ export interface WorkloadSizes {
 }
 
 const SUITE = "workloads";
-const WORKERS = 2;
 const BUFFER_BYTES = 64 * 1024;
 const DOCUMENT_CHARS = 1_000_000;
 /** A contender that takes longer than this for one run is reported as hung (and its pool ended). */
 const HANG_MS = 600_000;
 const SEQUENTIAL = "sequential (this thread)";
-const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 
 type TaskName = "hashAndGzip" | "parseAndReduce";
 
@@ -164,14 +162,6 @@ export function difference(
 // ---------------------------------------------------------------------------------------------
 // Contenders
 
-async function optional<T>(name: string): Promise<T | undefined> {
-  try {
-    return (await import(name)) as T;
-  } catch {
-    return undefined;
-  }
-}
-
 function ours(context: "thread" | "spawn", call: "map" | "imapUnordered"): Contender {
   return {
     name: `multiprocessing-ts (${context}), ${call}`,
@@ -197,13 +187,7 @@ function piscina(): Contender {
     name: "piscina, run() per item",
     ordered: true,
     async make() {
-      const mod = await optional<{ default: new (o: object) => any }>("piscina");
-      if (!mod) throw new Error("not installed");
-      const pool = new mod.default({
-        filename: here("./workers/peer-task.js"),
-        minThreads: WORKERS,
-        maxThreads: WORKERS,
-      });
+      const pool = await startPiscina();
       return {
         run: (work) => Promise.all(work.inputs.map((x) => pool.run(x, { name: work.name }))),
         close: () => pool.destroy(),
@@ -217,13 +201,7 @@ function workerpool(workerType: "thread" | "process"): Contender {
     name: `workerpool (${workerType}), exec() per item`,
     ordered: true,
     async make() {
-      const mod = await optional<{ default: { pool(script: string, o: object): any } }>("workerpool");
-      if (!mod) throw new Error("not installed");
-      const pool = mod.default.pool(here("./workers/workerpool-task.js"), {
-        minWorkers: WORKERS,
-        maxWorkers: WORKERS,
-        workerType,
-      });
+      const pool = await startWorkerpool(workerType);
       return {
         async run(work) {
           try {
