@@ -1,8 +1,9 @@
 /**
  * The optional native addon (native/shm.cc): POSIX shared memory and cross-process futex wait/wake.
- * Built when the package installs, or prebuilt in the package (prebuilds/<platform>-<arch>/). `MULTIPROCESSING_TS_NO_NATIVE=1` makes the library act as if it
+ * Built when the package installs, or prebuilt in the package (prebuilds/<platform>-<arch>[-musl]/). `MULTIPROCESSING_TS_NO_NATIVE=1` makes the library act as if it
  * were missing: shared primitives of the spawn start method then live in a broker (see fallback.ts).
  */
+import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import type { Waiter } from "./shared-memory.js";
 
@@ -36,9 +37,10 @@ export function loadNative(): NativeShm | undefined {
     // this code is in dist/internal/native.js, dist/bundle/ or src/internal/: the package root is two
     // up. The addon built by the install comes first, then the one the package ships for this platform.
     const require = createRequire(import.meta.url);
+    const libc = isMusl() ? "-musl" : "";
     for (const path of [
       "../../build/Release/mpts_shm.node",
-      `../../prebuilds/${process.platform}-${process.arch}/mpts_shm.node`,
+      `../../prebuilds/${process.platform}-${process.arch}${libc}/mpts_shm.node`,
     ]) {
       try {
         loaded = require(path) as NativeShm;
@@ -50,6 +52,27 @@ export function loadNative(): NativeShm | undefined {
     if (loaded) reason = undefined;
   }
   return loaded ?? undefined;
+}
+
+/**
+ * Whether this Linux runs on musl libc (Alpine), as detect-libc decides: Node.js reports the glibc
+ * it runs on, and a musl system has musl's dynamic loader. Both are asked, since a glibc system may
+ * have musl's loader installed too, and a runtime may report no C library at all.
+ */
+function isMusl(): boolean {
+  const loaders = existsSync("/lib") ? readdirSync("/lib") : [];
+  if (!loaders.some((file) => file.startsWith("ld-musl-"))) return false;
+  const report = process.report as { excludeNetwork?: boolean; getReport?(): unknown } | undefined;
+  if (!report?.getReport) return true;
+  // the report would otherwise look up every network interface (a boolean where Node.js has it)
+  const excludeNetwork = report.excludeNetwork;
+  if (typeof excludeNetwork === "boolean") report.excludeNetwork = true;
+  try {
+    const header = (report.getReport() as { header?: { glibcVersionRuntime?: string } }).header;
+    return !header?.glibcVersionRuntime;
+  } finally {
+    if (typeof excludeNetwork === "boolean") report.excludeNetwork = excludeNetwork;
+  }
 }
 
 /** Whether the native addon is in use, and when it is not, why. */
