@@ -1,7 +1,7 @@
 // The published package: packed as `npm publish` packs it, what the tarball holds, and the package
 // installed into a new project (without install scripts) where the README's examples run as shown.
 import assert from "node:assert/strict";
-import { type ExecFileException, execFile } from "node:child_process";
+import { type ExecFileException, execFile, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { extname, join } from "node:path";
@@ -27,6 +27,15 @@ function run(file: string, args: string[], cwd: string, timeout = 120_000): Prom
     });
   });
 }
+
+// The musl prebuild is built where Debian's musl-tools is installed, which CI does: there it must be.
+const muslGcc = spawnSync("musl-gcc", ["--version"], { stdio: "ignore" }).status === 0;
+const muslSkip =
+  process.platform !== "linux" || process.arch !== "x64"
+    ? "the musl prebuild is built on Linux x64 only"
+    : !muslGcc && process.env.CI !== "true"
+      ? "musl-gcc is not installed (apt-get install musl-tools)"
+      : false;
 
 let scratch = "";
 let app = "";
@@ -82,6 +91,7 @@ test("the tarball holds what users run, and nothing else", { timeout: 10_000 }, 
     "scripts/build-native.mjs",
   ];
   if (process.platform === "linux") required.push(`prebuilds/linux-${process.arch}/mpts_shm.node`);
+  if (!muslSkip) required.push("prebuilds/linux-x64-musl/mpts_shm.node");
   for (const file of required) assert.ok(files.includes(file), `the tarball lacks ${file}`);
   const forbidden: [RegExp, string][] = [
     [/\.map$/, "a source map"],
@@ -96,6 +106,47 @@ test("the tarball holds what users run, and nothing else", { timeout: 10_000 }, 
   ];
   for (const file of files)
     for (const [pattern, what] of forbidden) assert.doesNotMatch(file, pattern, `${file} is ${what}`);
+});
+
+test("the musl prebuild needs only musl's libc, loads with musl's loader and maps shared memory", {
+  timeout: 60_000,
+  skip: muslSkip,
+}, async () => {
+  // No Node.js for musl runs here (it needs a libstdc++ built for musl, which Debian lacks), so a small
+  // musl program stands in for one: test/fixtures/musl-napi-host.c.
+  const addon = join(app, "node_modules", "multiprocessing-ts", "prebuilds", "linux-x64-musl", "mpts_shm.node");
+  const needed = await run("readelf", ["-d", addon], app);
+  assert.equal(needed.code, 0, needed.stderr);
+  assert.deepEqual(
+    [...needed.stdout.matchAll(/\(NEEDED\)\s+Shared library: \[(.+)\]/g)].map((m) => m[1]),
+    ["libc.so"],
+  );
+  const host = join(root, "test", "fixtures", "musl-napi-host.c");
+  const defined = new Set([...readFileSync(host, "utf8").matchAll(/^int (napi_\w+)\(/gm)].map((m) => m[1]));
+  const symbols = await run("nm", ["-D", "--undefined-only", addon], app);
+  assert.equal(symbols.code, 0, symbols.stderr);
+  const stubs = [...symbols.stdout.matchAll(/ U (napi_\w+)$/gm)]
+    .map((m) => m[1]!)
+    .filter((name) => !defined.has(name))
+    .map((name) => `int ${name}(void) { return 0; }\n`);
+  writeFileSync(join(scratch, "napi-stubs.c"), stubs.join(""));
+  const built = await run("musl-gcc", ["-rdynamic", host, "napi-stubs.c", "-o", "musl-host"], scratch);
+  assert.equal(built.code, 0, built.stderr);
+  const loaded = await run(join(scratch, "musl-host"), [addon], scratch);
+  assert.equal(loaded.code, 0, `exited with ${loaded.code}: ${loaded.stderr}`);
+  assert.deepEqual(loaded.stdout.trim().split("\n"), [
+    "open",
+    "unlink",
+    "wait",
+    "wake",
+    "waitAsync",
+    "dieWithParent",
+    "shared",
+  ]);
+  // the glibc prebuild does not load there: the stand-in tells one C library from the other
+  const glibc = await run(join(scratch, "musl-host"), [addon.replace("-musl", "")], scratch);
+  assert.equal(glibc.code, 1);
+  assert.match(glibc.stderr, /dlopen: .*libstdc\+\+/);
 });
 
 test("no shipped script points at a source map", { timeout: 10_000 }, () => {
