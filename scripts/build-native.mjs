@@ -14,17 +14,21 @@ if (process.platform !== "linux") {
   say(`the shared-memory addon is Linux-only (this is ${process.platform}); using the portable fallback`);
   process.exit(0);
 }
-// The package ships the addon prebuilt for some platforms: where it loads, nothing needs building.
-const prebuilt = join(root, "prebuilds", `${process.platform}-${process.arch}`, "mpts_shm.node");
-if (existsSync(prebuilt)) {
+// The package ships the addon prebuilt for some platforms (for musl libc too, which fails to load
+// on glibc): where one loads, nothing needs building.
+let unloadable;
+for (const platform of [`${process.platform}-${process.arch}-musl`, `${process.platform}-${process.arch}`]) {
+  const prebuilt = join(root, "prebuilds", platform, "mpts_shm.node");
+  if (!existsSync(prebuilt)) continue;
   try {
     createRequire(import.meta.url)(prebuilt);
-    say("using the prebuilt shared-memory addon");
+    say(`using the prebuilt shared-memory addon (${platform})`);
     process.exit(0);
   } catch (error) {
-    say(`the prebuilt shared-memory addon does not load here (${error.message.split("\n")[0]}); building it`);
+    unloadable = error.message.split("\n")[0];
   }
 }
+if (unloadable) say(`the prebuilt shared-memory addon does not load here (${unloadable}); building it`);
 const npmGyp = process.env.npm_config_node_gyp;
 const candidates = [
   npmGyp,
