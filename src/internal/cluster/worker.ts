@@ -26,6 +26,7 @@ import { runClusterTask } from "./cluster-task.js";
 import { type WireJob, type WireResult, setProjectRoot, wireOutcome } from "./protocol.js";
 import { keys, loadBullmq, openRedis } from "./redis.js";
 import { DEFAULT_QUEUE, checkQueueName, connectError, parseRedisUrl } from "./target.js";
+import { WorkerStatus } from "./worker-status.js";
 
 /** The module the local children import for `runClusterTask`: the bundle's entry beside this code, or the source file. */
 const taskModule = import.meta.url.replace(/[^/?#]*?(\.[cm]?[jt]s)?(?=[?#]|$)/, "cluster-task$1");
@@ -36,7 +37,8 @@ export const WORKER_USAGE = `usage: multiprocessing-ts worker --connect <url> [-
 
 Runs cluster tasks: takes the jobs that cluster pools (new Pool({ cluster: url })) put on a Redis
 queue and runs each on a local pool of this machine. Prints one line once connected. SIGTERM or
-SIGINT finishes the running jobs and exits 0; a second signal exits at once.
+SIGINT finishes the running jobs and exits 0; a second signal exits at once. On a terminal, a
+status line on stderr shows the jobs done, running and the rate (nothing of it goes to a file or pipe).
 
   --connect URL   the Redis server: redis://[:password@]host:port[/db], rediss://… (TLS) or
                   unix:///path/redis.sock (required)
@@ -179,6 +181,12 @@ export async function runWorker(argv: string[]): Promise<void> {
   const k = keys(flags.queue);
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   const controllers = new Map<string, AbortController>();
+  const status = WorkerStatus.open(process.stderr);
+  // every line of output blanks the status line first (stdout and stderr may be one terminal)
+  const say = (text: string) => {
+    status?.clear();
+    console.log(text);
+  };
   const livePools = new Map<string, number>(); // pool id -> until when its heartbeat was seen
 
   const subscriber = redis.duplicate();
@@ -217,14 +225,19 @@ export async function runWorker(argv: string[]): Promise<void> {
     }
     const controller = new AbortController();
     const jobId = job.id!;
+    let outcome: WireResult | undefined;
+    status?.started();
     controllers.set(jobId, controller);
     const abort = () => controller.abort();
     signal?.addEventListener("abort", abort, { once: true });
     try {
-      return await pool.apply(runClusterTask, [flags.root, data], { signal: controller.signal });
+      outcome = await pool.apply(runClusterTask, [flags.root, data], { signal: controller.signal });
+      return outcome;
     } catch (error) {
-      return wireOutcome({ ok: false, error }) satisfies WireResult;
+      outcome = wireOutcome({ ok: false, error });
+      return outcome;
     } finally {
+      status?.finished(outcome?.ok === true);
       signal?.removeEventListener("abort", abort);
       controllers.delete(jobId);
     }
@@ -242,10 +255,11 @@ export async function runWorker(argv: string[]): Promise<void> {
   worker.on("error", (error: Error) => {
     if (Date.now() - lastError < 5000) return;
     lastError = Date.now();
+    status?.clear();
     console.error(`multiprocessing-ts worker: ${error.message}`);
   });
   await worker.waitUntilReady();
-  console.log(
+  say(
     `multiprocessing-ts worker ${id}: connected to ${target.display}, queue ${flags.queue}, ${flags.processes} processes (${flags.context}), root ${flags.root}`,
   );
 
@@ -254,7 +268,7 @@ export async function runWorker(argv: string[]): Promise<void> {
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) process.exit(signal === "SIGINT" ? 130 : 143);
       stopping = true;
-      console.log(`multiprocessing-ts worker ${id}: ${signal}: finishing the running jobs`);
+      say(`multiprocessing-ts worker ${id}: ${signal}: finishing the running jobs`);
       resolveStop();
     };
     process.on("SIGTERM", onSignal);
@@ -267,5 +281,6 @@ export async function runWorker(argv: string[]): Promise<void> {
   subscriber.disconnect();
   await redis.quit().catch(() => redis.disconnect());
   process.exitCode = 0;
+  status?.end();
   console.log(`multiprocessing-ts worker ${id}: stopped`);
 }
