@@ -40,7 +40,8 @@ file or a pipe.
   --quick         smaller counts and one run per figure
   --scale F       multiply every count by F (default 1; e.g. 0.01 to check that the suites run)
   --only SUITES   comma-separated: calls, map, cpu, workloads, startup, transfer, start, manager,
-                  locks, queue
+                  locks, queue, cluster (a redis-server and 2 worker commands here; skipped, saying
+                  why, without redis-server)
   --write         also rewrite BENCHMARKS.md in the current folder with the suites that ran
 `,
   soak: `usage: multiprocessing-ts soak [--minutes M] [--cycles N]

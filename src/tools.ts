@@ -6,3 +6,4 @@
  */
 export { ProgressBar, ProgressLine, clock } from "./internal/progress.js";
 export { NO_REDIS_SERVER, type LocalCluster, startLocalCluster, stopOnSignal } from "./backends/local-cluster.js";
+export { findRedisServer } from "./backends/redis-server.js";

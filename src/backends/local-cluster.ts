@@ -24,6 +24,8 @@ export const NO_REDIS_SERVER =
 export interface LocalCluster {
   /** The server's `unix://` URL, for `new Pool({ cluster: url })`. */
   readonly url: string;
+  /** The server's Unix socket. */
+  readonly socket: string;
   /** The redis-server's pid. */
   readonly serverPid: number;
   /** The worker commands' pids. */
@@ -88,6 +90,7 @@ export async function startLocalCluster(options: {
   }
   return {
     url: server.url,
+    socket: server.socket!,
     serverPid: server.pid,
     workerPids: children.map((c) => c.pid!),
     stop,
