@@ -48,7 +48,7 @@ status line on stderr shows the jobs done, running and the rate (nothing of it g
                   the same files under it (default: the working directory). Nothing outside it is imported.
   --queue NAME    the queue to serve (default ${DEFAULT_QUEUE}); the pools' { cluster: { url, queue } } must match
   --lock-ms MS    how long a job's lock lasts without renewal (default 5000): a worker that dies
-                  mid-task has its task run again on another worker after about this long
+                  mid-task has its task run again on another worker within this plus 1 s
 
 Environment: MULTIPROCESSING_TS_WORKER_PARENT=PID makes the worker (and its local children) exit
 when process PID, the one that started it, ends, even if PID is killed (for supervisors and tests).
@@ -247,7 +247,11 @@ export async function runWorker(argv: string[]): Promise<void> {
     connection: { ...target.connection, maxRetriesPerRequest: null },
     concurrency: flags.processes * 2,
     lockDuration: flags.lockMs,
-    stalledInterval: Math.max(500, Math.floor(flags.lockMs / 2)),
+    // A lost worker's job goes back to the queue at the first stalled check after its lock expired:
+    // at most lockMs + stalledInterval after the loss. At most 1 s, so that the job runs again within
+    // lockMs + 2 s (half the lock, 2.5 s, with the default 5 s lock made that 7.5 s); one check a
+    // second across all workers (BullMQ runs it on one worker per interval) costs Redis next to nothing.
+    stalledInterval: Math.min(1000, Math.max(250, Math.floor(flags.lockMs / 2))),
     maxStalledCount: 1,
     autorun: true,
   });
