@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -177,6 +177,36 @@ describe("cluster", { skip, timeout: 120_000 }, () => {
     await pool.terminate();
     assert.match(await timedOutcome, /terminated/);
     assert.ok(await gone(second, 20_000), "terminate() stopped the running task's local child");
+  });
+
+  test("stats() shows the connected worker commands: pid, host and state", async () => {
+    const pool = own(new Pool({ cluster: server.url, processes: 2 }));
+    assert.equal(await pool.apply(square, [2]), 4);
+    const idle = pool.stats().workers;
+    assert.deepEqual(
+      idle.map((w) => w.pid).sort(),
+      workers
+        .filter((w) => w.exitCode === null && w.signalCode === null)
+        .map((w) => w.pid)
+        .sort(),
+    );
+    for (const w of idle) {
+      assert.equal(w.host, hostname());
+      assert.match(w.name, new RegExp(`-${w.pid}-[0-9a-f]{6}$`));
+      assert.ok(w.state === "idle" || w.state === "busy", w.state);
+    }
+    const started = await manager.Queue<number>();
+    const release = await manager.Queue<number>();
+    const call = pool.apply(gated, [started as never, release as never, 1]);
+    const pid = await started.get({ timeout: 30_000 });
+    // the workers' heartbeats (every second) carry their state; the pool reads them every second
+    const deadline = Date.now() + 20_000;
+    while (pool.stats().workers.find((w) => w.pid === pid)?.state !== "busy" && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(pool.stats().workers.find((w) => w.pid === pid)?.state, "busy");
+    await release.put(1);
+    assert.equal(await call, 1);
   });
 
   test("no worker on the queue: NoWorkersError after workerWaitTimeout", async () => {

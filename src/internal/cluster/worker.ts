@@ -24,7 +24,7 @@ import { libraryCodeRef } from "../../reduction.js";
 import { cpuCount } from "../../util.js";
 import { runClusterTask } from "./cluster-task.js";
 import { type WireJob, type WireResult, setProjectRoot, wireOutcome } from "./protocol.js";
-import { keys, loadBullmq, openRedis } from "./redis.js";
+import { type WorkerInfo, keys, loadBullmq, openRedis } from "./redis.js";
 import { DEFAULT_QUEUE, checkQueueName, connectError, parseRedisUrl } from "./target.js";
 import { WorkerStatus } from "./worker-status.js";
 
@@ -194,12 +194,21 @@ export async function runWorker(argv: string[]): Promise<void> {
   await subscriber.subscribe(k.cancel);
   subscriber.on("message", (_channel: string, jobId: string) => controllers.get(jobId)?.abort());
 
+  // what pools' stats() show of this worker, refreshed with the heartbeat
+  const tally = { running: 0, completed: 0, stopping: false };
   const beat = async () => {
     const now = Date.now();
+    const info: WorkerInfo = {
+      pid: process.pid,
+      host: hostname(),
+      state: tally.stopping ? "stopping" : tally.running > 0 ? "busy" : "idle",
+      completed: tally.completed,
+    };
     await redis
       .multi()
       .zadd(k.workers, now + 3 * 1000, id)
       .zremrangebyscore(k.workers, "-inf", now)
+      .set(k.worker(id), JSON.stringify(info), "PX", 3 * 1000)
       .exec();
   };
   await beat();
@@ -227,6 +236,7 @@ export async function runWorker(argv: string[]): Promise<void> {
     const jobId = job.id!;
     let outcome: WireResult | undefined;
     status?.started();
+    tally.running++;
     controllers.set(jobId, controller);
     const abort = () => controller.abort();
     signal?.addEventListener("abort", abort, { once: true });
@@ -238,6 +248,8 @@ export async function runWorker(argv: string[]): Promise<void> {
       return outcome;
     } finally {
       status?.finished(outcome?.ok === true);
+      tally.running--;
+      tally.completed++;
       signal?.removeEventListener("abort", abort);
       controllers.delete(jobId);
     }
@@ -272,6 +284,8 @@ export async function runWorker(argv: string[]): Promise<void> {
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) process.exit(signal === "SIGINT" ? 130 : 143);
       stopping = true;
+      tally.stopping = true;
+      beat().catch(() => {});
       say(`multiprocessing-ts worker ${id}: ${signal}: finishing the running jobs`);
       resolveStop();
     };
@@ -281,6 +295,7 @@ export async function runWorker(argv: string[]): Promise<void> {
   await worker.close();
   clearInterval(heartbeat);
   await redis.zrem(k.workers, id).catch(() => {});
+  await redis.del(k.worker(id)).catch(() => {});
   await pool.terminate();
   subscriber.disconnect();
   await redis.quit().catch(() => redis.disconnect());
