@@ -1,6 +1,6 @@
 // `multiprocessing-ts demo --cluster` against a real redis-server: the demo's work on a local
 // cluster beside the local pools, and everything it started (the server, two worker commands)
-// gone when it ends, on Ctrl-C too.
+// gone when it ends, on Ctrl-C too, and when the program that started them is killed.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { describe, test } from "node:test";
@@ -65,5 +65,22 @@ describe("demo --cluster", { skip, timeout: 180_000 }, () => {
     assert.match(stderr, /SIGINT: stopping the cluster workers and redis-server/);
     assert.equal(pids.length, 3);
     for (const pid of pids) assert.ok(await gone(pid, 10_000), `pid ${pid} is gone after Ctrl-C`);
+  });
+
+  test("a program killed with SIGKILL leaves no redis-server and no worker behind", async () => {
+    let pids: number[] = [];
+    const { signal } = await runScript(
+      "./fixtures/local-cluster.ts",
+      [],
+      (line, kill) => {
+        const started = JSON.parse(line) as { server: number; workers: number[] };
+        pids = [started.server, ...started.workers];
+        kill("SIGKILL");
+      },
+      120_000,
+    );
+    assert.equal(signal, "SIGKILL");
+    assert.equal(pids.length, 3);
+    for (const pid of pids) assert.ok(await gone(pid, 10_000), `pid ${pid} is gone after its starter was killed`);
   });
 });
