@@ -93,7 +93,7 @@ export interface PoolStats {
    * are all busy all the time has 1; an executor that has not started its workers yet has 0.
    */
   readonly utilization: number;
-  /** The live workers, oldest first. */
+  /** The live workers, oldest first; on a cluster pool, the worker commands whose heartbeat is live. */
   readonly workers: readonly WorkerStats[];
 }
 
