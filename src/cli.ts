@@ -17,7 +17,7 @@ const USAGE = `usage: multiprocessing-ts <command> [options]
 `;
 
 const COMMANDS: Record<string, string> = {
-  demo: `usage: multiprocessing-ts demo [--tasks N] [--size N]
+  demo: `usage: multiprocessing-ts demo [--tasks N] [--size N] [--cluster]
 
 Runs the same CPU-bound tasks sequentially, then on a Pool with one worker per core in each start
 method (thread, spawn), checks that the results agree and prints the times and speed-ups (pool
@@ -25,6 +25,9 @@ start-up included). On a terminal, each run shows a progress bar on stderr while
 
   --tasks N   how many tasks (default: twice the number of cores, at least 4)
   --size N    loop iterations per task (default 150000000); small sizes show the pool's start-up cost
+  --cluster   also run the work on a cluster pool (new Pool({ cluster: url })): starts a private
+              redis-server on a Unix socket and two worker commands here, and stops them at the end
+              (or on Ctrl-C); needs redis-server installed (apt-get install redis-server)
 `,
   bench: `usage: multiprocessing-ts bench [--quick] [--scale F] [--only SUITES] [--write]
 
@@ -37,7 +40,8 @@ file or a pipe.
   --quick         smaller counts and one run per figure
   --scale F       multiply every count by F (default 1; e.g. 0.01 to check that the suites run)
   --only SUITES   comma-separated: calls, map, cpu, workloads, startup, transfer, start, manager,
-                  locks, queue
+                  locks, queue, cluster (a redis-server and 2 worker commands here; skipped, saying
+                  why, without redis-server)
   --write         also rewrite BENCHMARKS.md in the current folder with the suites that ran
 `,
   soak: `usage: multiprocessing-ts soak [--minutes M] [--cycles N]

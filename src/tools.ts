@@ -5,3 +5,5 @@
  * every module, and the package ships no per-module copy of the library.
  */
 export { ProgressBar, ProgressLine, clock } from "./internal/progress.js";
+export { NO_REDIS_SERVER, type LocalCluster, startLocalCluster, stopOnSignal } from "./backends/local-cluster.js";
+export { findRedisServer } from "./backends/redis-server.js";

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { redisUnavailable } from "./redis.ts";
 
 const cli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const hasPython = spawnSync("python3", ["--version"]).status === 0;
@@ -128,4 +129,42 @@ test("workloads prints every contender of both kinds of work, its time and speed
   }
   assert.doesNotMatch(stdout, /WRONG RESULT|NaN/);
   if (hasPython) assert.doesNotMatch(stdout, /CPython[^|]*\| skipped/, stdout);
+});
+
+test("cluster prints the bare BullMQ pair, the cluster pool and the local pools on each work, with ratios and targets", {
+  timeout: 300_000,
+  skip: redisUnavailable(),
+}, async () => {
+  const { code, stdout, stderr } = await bench(["--only", "cluster", "--quick", "--scale", "0.01"]);
+  assert.equal(code, 0, stderr);
+  const rows = tableRows(stdout, /./)
+    .slice(1)
+    .map((line) => line.slice(2, -2).split(" | "));
+  assert.deepEqual(
+    rows.map(([work, who]) => `${work.replace(/\d+/, "N")}: ${who}`),
+    [
+      "N one-item tasks: bare BullMQ pair (Queue.addBulk, 2 Workers)",
+      "N one-item tasks: multiprocessing-ts (cluster), applyAsync",
+      "N one-item tasks: multiprocessing-ts (thread), applyAsync",
+      "N one-item tasks: multiprocessing-ts (spawn), applyAsync",
+      "map of N trivial items: multiprocessing-ts (cluster), map, default chunks",
+      "map of N trivial items: multiprocessing-ts (cluster), map, chunksize 100",
+      "map of N trivial items: multiprocessing-ts (thread), map",
+      "map of N trivial items: multiprocessing-ts (spawn), map",
+      "N CPU-bound tasks: multiprocessing-ts (cluster), 8 tasks",
+      "N CPU-bound tasks: multiprocessing-ts (thread), 8 tasks",
+      "N CPU-bound tasks: multiprocessing-ts (spawn), 8 tasks",
+    ],
+    stdout,
+  );
+  for (const [, who, result, ratio, target] of rows) {
+    assert.match(result!, /^[\d.]+[kM]? (calls\/s|items\/s|× speed-up)$/, `${who}: ${result}`);
+    assert.match(ratio!, /^\d+\.\d\d×$/, `${who}: ${ratio}`);
+    if (who!.startsWith("multiprocessing-ts (cluster)")) {
+      // the ratios are to the cluster pool's first row on each work
+      if (!who!.endsWith("chunksize 100")) assert.equal(ratio, "1.00×", who);
+      assert.match(target!, /^≥ .*: (met|NOT met)$/, `${who}: ${target}`);
+    }
+  }
+  assert.doesNotMatch(stdout, /NaN|WRONG RESULT/);
 });

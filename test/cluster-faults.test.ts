@@ -11,7 +11,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { BrokerLostError, Manager, Pool } from "multiprocessing-ts";
-import { startWorker, stopWorker } from "./cluster-workers.ts";
+import { cli, connected, root, startWorker, stopWorker } from "./cluster-workers.ts";
 import { version } from "./fixtures/cluster-mismatch.ts";
 import { add, gated, square } from "./fixtures/cluster-tasks.ts";
 import { alive, gone } from "./helpers.ts";
@@ -182,6 +182,35 @@ describe("cluster failures", { skip, timeout: 180_000 }, () => {
     } finally {
       writeFileSync(file, text);
     }
+  });
+
+  test("a TypeScript task module on a worker under plain node: an error saying to start the worker under tsx", async () => {
+    // a worker of its own queue, started without tsx (Node.js without type stripping cannot import .ts)
+    const plain = spawn(
+      process.execPath,
+      [cli, "worker", "--connect", server.url, "--root", root, "--processes", "1", "--queue", "plain"],
+      {
+        cwd,
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, MULTIPROCESSING_TS_WORKER_PARENT: String(process.pid) },
+      },
+    );
+    workers.push(await connected(plain));
+    const pool = own(new Pool({ cluster: { url: server.url, queue: "plain" }, processes: 1 }));
+    const outcome = await pool.apply(square, [3]).catch((e: Error) => e);
+    if (outcome === 9) {
+      // this Node.js strips types by itself: the worker imports the module, as it should
+      assert.ok(
+        (process.features as { typescript?: unknown }).typescript,
+        "a .ts module ran under plain node without type stripping",
+      );
+      return;
+    }
+    assert.ok(outcome instanceof Error, String(outcome));
+    assert.match(
+      outcome.message,
+      /^test\/fixtures\/cluster-tasks\.ts is TypeScript, and this cluster worker runs under plain Node\.js v[\d.]+, which cannot import it: start the worker under tsx \(node --import tsx /,
+    );
   });
 
   test("a job BullMQ ran twice (its worker froze past the lock, then went on): one result reaches the caller", async () => {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -179,6 +179,36 @@ describe("cluster", { skip, timeout: 120_000 }, () => {
     assert.ok(await gone(second, 20_000), "terminate() stopped the running task's local child");
   });
 
+  test("stats() shows the connected worker commands: pid, host and state", async () => {
+    const pool = own(new Pool({ cluster: server.url, processes: 2 }));
+    assert.equal(await pool.apply(square, [2]), 4);
+    const idle = pool.stats().workers;
+    assert.deepEqual(
+      idle.map((w) => w.pid).sort(),
+      workers
+        .filter((w) => w.exitCode === null && w.signalCode === null)
+        .map((w) => w.pid)
+        .sort(),
+    );
+    for (const w of idle) {
+      assert.equal(w.host, hostname());
+      assert.match(w.name, new RegExp(`-${w.pid}-[0-9a-f]{6}$`));
+      assert.ok(w.state === "idle" || w.state === "busy", w.state);
+    }
+    const started = await manager.Queue<number>();
+    const release = await manager.Queue<number>();
+    const call = pool.apply(gated, [started as never, release as never, 1]);
+    const pid = await started.get({ timeout: 30_000 });
+    // the workers' heartbeats (every second) carry their state; the pool reads them every second
+    const deadline = Date.now() + 20_000;
+    while (pool.stats().workers.find((w) => w.pid === pid)?.state !== "busy" && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(pool.stats().workers.find((w) => w.pid === pid)?.state, "busy");
+    await release.put(1);
+    assert.equal(await call, 1);
+  });
+
   test("no worker on the queue: NoWorkersError after workerWaitTimeout", async () => {
     const pool = own(
       new Pool({ cluster: { url: server.url, queue: "nobody", workerWaitTimeout: 1500 }, processes: 1 }),
@@ -190,7 +220,7 @@ describe("cluster", { skip, timeout: 120_000 }, () => {
     });
   });
 
-  test("a worker SIGKILLed mid-task: the task runs again on another worker; lost twice: WorkerLostError", async () => {
+  test("a worker SIGKILLed mid-task: the task runs again on another worker; lost twice: WorkerLostError", async (t) => {
     const pool = own(new Pool({ cluster: server.url, processes: 1 }));
     const started = await manager.Queue<number>();
     const release = await manager.Queue<number>();
@@ -199,12 +229,22 @@ describe("cluster", { skip, timeout: 120_000 }, () => {
     const victim = workers.find((w) => w.pid === first)!;
     const killedAt = Date.now();
     await stopWorker(victim, "SIGKILL");
-    workers.push(await startWorker(server.url, cwd));
+    // the other worker takes the task over; the replacement starts meanwhile, outside the measure
+    const replacement = startWorker(server.url, cwd);
     const second = await started.get({ timeout: 30_000 });
+    const rerunAfter = Date.now() - killedAt;
     assert.notEqual(second, first);
     await release.put(1);
     assert.equal(await call, 7);
-    assert.ok(Date.now() - killedAt < 1000 + 2000 + 10_000, "recovered within lockMs + a few seconds");
+    const recovered = Date.now() - killedAt;
+    t.diagnostic(
+      `lost worker's task: started again ${rerunAfter} ms and finished ${recovered} ms after the kill (lockMs 1000)`,
+    );
+    workers.push(await replacement);
+    // BullMQ hands the job over within lockMs + the stalled check's interval (0.5 s here): 0.7-1.6 s
+    // measured; the task's start on the other worker (a spawn child, the manager's queues over TCP)
+    // took 0.6-1.3 s more on a loaded machine, so the whole is bounded by lockMs + 4 s
+    assert.ok(recovered < 1000 + 4000, `finished within lockMs + 4 s of the kill (took ${recovered} ms)`);
 
     const lost = pool.apply(gated, [started as never, release as never, 8]).catch((e: unknown) => e);
     for (let i = 0; i < 2; i++) {

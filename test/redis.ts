@@ -1,5 +1,6 @@
 // A real redis-server for the cluster tests: found, or installed with apt-get when missing and
-// running as root, then started on a Unix socket in a temporary folder and stopped by its pid.
+// running as root, then started on a Unix socket in a temporary folder and stopped by its pid; it
+// dies with the test runner, even a killed one (src/backends/redis-server.ts's supervisor).
 // Without the server and without root the cluster suites skip, saying why; in CI (CI=true) a
 // missing server is a failure, never a skip.
 import { execFileSync } from "node:child_process";

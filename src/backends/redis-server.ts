@@ -1,10 +1,17 @@
 /**
  * A private `redis-server` for tests, CI and the cluster demo: found on the PATH (or where Debian
  * puts it), started on a Unix socket in a fresh temporary folder (no TCP port, so no clash with a
- * system Redis on 6379 and nothing exposed to the network), daemonized with a pidfile, and stopped
- * by that pid only, never by name.
+ * system Redis on 6379 and nothing exposed to the network), with a pidfile, and stopped by that pid
+ * only, never by name.
  *
  *   findRedisServer() ─► startRedisServer() ─► { url: "unix:///tmp/mpts-redis-…/redis.sock", pid, stop() }
+ *
+ *   this process ══stdin pipe══► supervisor (node, no program code) ─► redis-server (not daemonized)
+ *                                 stdin ends (this process exited, even killed) ─► SIGTERM, SIGKILL after 2 s
+ *
+ * redis-server has no way to die with the process that started it, so a tiny supervisor holds it:
+ * the pipe to its stdin closes whenever this process ends, however it ends, and the supervisor then
+ * stops the server. A test runner, a demo or a bench that is killed leaves no server behind.
  *
  * Installing the server is the caller's business (a test helper may run apt-get as root; the demo
  * says how to install it): this module never installs anything.
@@ -74,21 +81,28 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     "--dir",
     dir,
     "--daemonize",
-    "yes",
+    "no",
     "--pidfile",
     pidfile,
     "--logfile",
     join(dir, "redis.log"),
     ...(options.password ? ["--requirepass", options.password] : []),
   ];
-  const launched = await new Promise<number | null>((resolve, reject) => {
-    const child = spawn(binary, args, { stdio: "ignore" });
-    child.on("error", reject);
-    child.on("exit", (code) => resolve(code));
+  const supervisor = spawn(process.execPath, ["-e", SUPERVISOR, binary, ...args], {
+    stdio: ["pipe", "ignore", "ignore"],
+    // no loader of this program's (tsx…): the supervisor is plain JavaScript
+    env: { ...process.env, NODE_OPTIONS: "" },
   });
+  let launched: number | null | undefined;
+  supervisor.on("exit", (code) => (launched = code));
+  supervisor.on("error", () => (launched = -1));
+  // neither keeps this process alive: the pipe is held only to be closed when this process ends
+  supervisor.unref();
+  (supervisor.stdin as unknown as { unref(): void }).unref();
+  supervisor.stdin!.on("error", () => {});
   const deadline = Date.now() + (options.timeout ?? 5000);
   let pid: number | undefined;
-  while (Date.now() < deadline) {
+  while (Date.now() < deadline && launched === undefined) {
     pid ??= readPid(pidfile);
     if (pid !== undefined && (await answers(socket, options.port))) break;
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -96,6 +110,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   if (pid === undefined || !(await answers(socket, options.port))) {
     const log = existsSync(join(dir, "redis.log")) ? readFileSync(join(dir, "redis.log"), "utf8") : "";
     if (pid !== undefined) kill(pid, "SIGKILL");
+    supervisor.stdin!.end();
     rmSync(dir, { recursive: true, force: true });
     throw new Error(
       `redis-server did not start (exit code ${launched}):\n${log.trim().split("\n").slice(-5).join("\n")}`,
@@ -115,10 +130,30 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
       while (alive(serverPid) && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 20));
       if (alive(serverPid)) kill(serverPid, "SIGKILL");
       while (alive(serverPid)) await new Promise((resolve) => setTimeout(resolve, 20));
+      supervisor.stdin!.end();
       rmSync(dir, { recursive: true, force: true });
     },
   };
 }
+
+/**
+ * The supervisor: `node -e SUPERVISOR <redis-server> <args…>` runs the server and stops it (SIGTERM,
+ * then SIGKILL after 2 s) once its stdin ends; it exits when the server does.
+ */
+const SUPERVISOR = `
+const { spawn } = require("node:child_process");
+const [binary, ...args] = process.argv.slice(1);
+const server = spawn(binary, args, { stdio: "ignore" });
+server.on("exit", (code) => process.exit(code ?? 1));
+server.on("error", () => process.exit(127));
+const stop = () => {
+  server.kill("SIGTERM");
+  setTimeout(() => server.kill("SIGKILL"), 2000).unref();
+};
+process.stdin.on("end", stop);
+process.stdin.on("error", stop);
+process.stdin.resume();
+`;
 
 function readPid(pidfile: string): number | undefined {
   try {

@@ -4,8 +4,9 @@
  * same work, in one run, with ratios: every row is printed in every run, and a contender that is
  * skipped or fails says why on its row. Options: `--quick` (smaller counts), `--scale F` (every
  * count times F, to check at small sizes that the suites run), `--only a,b,...`
- * (suites: calls, map, cpu, workloads (real work: workloads.ts), startup, transfer, start, and the
- * shared-state suites of shared.ts: manager, locks, queue), `--write` (also write BENCHMARKS.md:
+ * (suites: calls, map, cpu, workloads (real work: workloads.ts), startup, transfer, start, the
+ * shared-state suites of shared.ts: manager, locks, queue, and cluster (cluster.ts: a redis-server
+ * and two worker commands on this machine, skipped without redis-server)), `--write` (also write BENCHMARKS.md:
  * the sections of the suites that ran are regenerated, the others and everything after
  * `<!-- end of generated figures -->` are kept).
  *
@@ -17,6 +18,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { Worker } from "node:worker_threads";
 import { Pool } from "../index.js";
+import { clusterSuite, clusterTable } from "./cluster.js";
 import { formatStartRows, runProcessStartBench } from "./process-start.js";
 import {
   FALLBACK_FLAG,
@@ -457,7 +459,19 @@ function table(rows: Row[], suite: string, compare = false): string {
 }
 
 /** The suites of this file and of shared.ts, in the order they run. */
-const SUITES = ["calls", "map", "cpu", "workloads", "startup", "transfer", "start", "manager", "locks", "queue"];
+const SUITES = [
+  "calls",
+  "map",
+  "cpu",
+  "workloads",
+  "startup",
+  "transfer",
+  "start",
+  "manager",
+  "locks",
+  "queue",
+  "cluster",
+];
 
 /** Reads `--only`, `--scale` and `--quick`; throws a message for the command line on bad values. */
 function parseOptions(argv: string[]): { only?: Set<string>; scale: number; quick: boolean } {
@@ -615,8 +629,19 @@ async function runSuites(argv: string[], options: ReturnType<typeof parseOptions
       status.print(`\n${versusTable(rows, suite, format)}\n`);
     }
   }
+  const clusterSizes = {
+    calls: scaled(10_000),
+    map: scaled(1_000_000),
+    cpu: scaled(quick ? 20_000_000 : 60_000_000),
+    runs,
+  };
+  if (wants("cluster")) {
+    await clusterSuite(emit, clusterSizes, (row) => status.at("cluster", row));
+    status.print(`\n${clusterTable(rows, format)}\n`);
+  }
   if (argv.includes("--write")) {
     writeBenchmarks(rows, {
+      clusterSizes,
       runs,
       counts,
       fallbackCounts,
@@ -649,6 +674,7 @@ function paragraph(...parts: string[]): string {
 const MARKER = "<!-- end of generated figures -->";
 
 interface WriteOptions {
+  clusterSizes: { calls: number; map: number; cpu: number };
   runs: number;
   counts: SharedCounts;
   fallbackCounts: SharedCounts;
@@ -766,6 +792,27 @@ function writeBenchmarks(rows: Row[], o: WriteOptions): void {
           ),
           "",
           versusTable(rows, "queue", format),
+        ].join("\n"),
+    },
+    {
+      suite: "cluster",
+      heading: "Cluster: redis-server and 2 worker commands on this machine",
+      body: () =>
+        [
+          paragraph(
+            "The cluster start method (`new Pool({ cluster: url })`) against a private redis-server on a Unix",
+            "socket and two `multiprocessing-ts worker` commands of one local thread each, all on this machine,",
+            "beside the local pools and beside the engine's floor: a bare BullMQ producer (`Queue.addBulk`,",
+            "`QueueEvents`) and two bare BullMQ worker processes, each of the worker command's BullMQ",
+            `concurrency, in the same Redis. ${o.clusterSizes.calls} one-item \`applyAsync\` calls all in flight (the`,
+            `cluster pool's \`processes\` is that count); a \`map\` of ${o.clusterSizes.map} trivial items with the`,
+            "cluster's default chunks and with `chunksize: 100`; 8 tasks of a CPU-bound loop of",
+            `${o.clusterSizes.cpu} iterations, as speed-up over running them in sequence here. Every pool is started`,
+            `and has run a task before the clock starts; medians of ${o.runs} runs after a warm-up. The ratio is the`,
+            "cluster pool's speed on the same work divided by the row's; the targets are the cluster's.",
+          ),
+          "",
+          clusterTable(rows, format),
         ].join("\n"),
     },
   ];

@@ -64,8 +64,10 @@ export type WorkerState = "starting" | "idle" | "busy" | "stopping";
 export interface WorkerStats {
   /** Its name, e.g. `PoolWorker-3` (a replacement gets the next number). */
   readonly name: string;
-  /** Its OS process id (for the "thread" method: this process's pid); undefined where unknown (remote). */
+  /** Its OS process id (for the "thread" method: this process's pid; for a cluster: the worker command's). */
   readonly pid: number | undefined;
+  /** The machine it runs on: set for a cluster's worker commands only. */
+  readonly host?: string;
   /** `"starting"` until its initializer is done, then `"busy"` while it holds a task, else `"idle"`; `"stopping"` once told to exit. */
   readonly state: WorkerState;
   /** Tasks it finished, with a value or an error. */
@@ -91,7 +93,7 @@ export interface PoolStats {
    * are all busy all the time has 1; an executor that has not started its workers yet has 0.
    */
   readonly utilization: number;
-  /** The live workers, oldest first. */
+  /** The live workers, oldest first; on a cluster pool, the worker commands whose heartbeat is live. */
   readonly workers: readonly WorkerStats[];
 }
 

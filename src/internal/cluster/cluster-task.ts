@@ -8,7 +8,9 @@
  * This file is an entry of the bundle, so that the local child imports it by name beside the rest
  * of the library (see `taskModule` in worker.ts).
  */
+import { relative } from "node:path";
 import { deserialize } from "node:v8";
+import { ProcessError } from "../../errors.js";
 import { type ResolveHooks, resolveCode } from "../../reduction.js";
 import { decodeOrImport } from "../codec.js";
 import { type WireJob, type WireResult, localRef, localRefs, setProjectRoot, wireOutcome } from "./protocol.js";
@@ -30,8 +32,24 @@ export async function runClusterTask(root: string, job: WireJob): Promise<WireRe
     }
     return wireOutcome({ ok: true, value: values });
   } catch (error) {
-    return wireOutcome({ ok: false, error });
+    return wireOutcome({ ok: false, error: explainImport(error, root) });
   }
+}
+
+/**
+ * Node's "Unknown file extension" for a TypeScript task module, which this worker cannot import
+ * (it runs under plain Node.js without type stripping), as an error that says how to start it.
+ */
+function explainImport(error: unknown, root: string): unknown {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (code !== "ERR_UNKNOWN_FILE_EXTENSION" || typeof message !== "string") return error;
+  const file = / for (.+\.[cm]?tsx?)$/.exec(message)?.[1];
+  if (!file) return error;
+  return new ProcessError(
+    `${relative(root, file)} is TypeScript, and this cluster worker runs under plain Node.js ${process.version}, which cannot import it: ` +
+      "start the worker under tsx (node --import tsx node_modules/multiprocessing-ts/dist/cli.js worker …), or export the task from compiled JavaScript",
+    { cause: error },
+  );
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

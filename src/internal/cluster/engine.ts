@@ -13,9 +13,9 @@
  */
 import { randomBytes } from "node:crypto";
 import { BrokerLostError, NoWorkersError, ProcessError, WorkerLostError } from "../../errors.js";
-import type { EngineOptions, EngineState, Job, PoolEngine, PoolStats } from "../engine.js";
+import type { EngineOptions, EngineState, Job, PoolEngine, PoolStats, WorkerStats } from "../engine.js";
 import { type WireJob, type WireRef, type WireResult, encodeRemote, readResult, taskRef } from "./protocol.js";
-import { keys, loadBullmq, openRedis } from "./redis.js";
+import { type WorkerInfo, keys, loadBullmq, openRedis } from "./redis.js";
 import { type ClusterTarget, clusterTarget, connectError } from "./target.js";
 
 /** The environment variable that sends pools without a `context` to a cluster. */
@@ -57,6 +57,8 @@ export class ClusterEngine implements PoolEngine {
   #downSince: number | undefined;
   #noWorkersSince: number | undefined;
   #completed = 0;
+  /** The worker commands serving the queue, as the last heartbeat read saw them. */
+  #workers: WorkerStats[] = [];
   #failed = 0;
   #pumping = false;
   #stopped: Promise<void> | undefined;
@@ -121,7 +123,7 @@ export class ClusterEngine implements PoolEngine {
       this.#downSince = undefined;
       this.#reconcile();
     });
-    await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
+    await Promise.all([queue.waitUntilReady(), events.waitUntilReady(), this.#readWorkers(redis)]);
     this.#conn = { redis, queue, events };
     if (this.#state === "terminated") return;
     this.#timer = setInterval(() => this.#tick(), 1000);
@@ -293,13 +295,10 @@ export class ClusterEngine implements PoolEngine {
     }
     conn.redis.set(this.#keys.pool(this.#id), "1", "PX", 5000).catch(() => {});
     this.#reconcile();
-    if (this.#entries.size === 0) {
-      this.#noWorkersSince = undefined;
-      return;
-    }
-    conn.redis
-      .zcount(this.#keys.workers, now, "+inf")
+    if (this.#entries.size === 0) this.#noWorkersSince = undefined;
+    this.#readWorkers(conn.redis)
       .then((count) => {
+        if (this.#entries.size === 0) return;
         if (count > 0) {
           this.#noWorkersSince = undefined;
           return;
@@ -321,6 +320,24 @@ export class ClusterEngine implements PoolEngine {
         this.#maybeStop();
       })
       .catch(() => {});
+  }
+
+  /**
+   * Reads the worker commands whose heartbeat is live, and what each said of itself with it, into
+   * `stats().workers`; resolves to how many there are.
+   */
+  async #readWorkers(redis: import("ioredis").Redis): Promise<number> {
+    const ids = await redis.zrangebyscore(this.#keys.workers, Date.now(), "+inf");
+    const infos = ids.length > 0 ? await redis.mget(ids.map((id) => this.#keys.worker(id))) : [];
+    const workers: WorkerStats[] = [];
+    ids.forEach((name, i) => {
+      const text = infos[i];
+      if (!text) return; // its heartbeat is being written, or it is a worker of an older version
+      const info = JSON.parse(text) as WorkerInfo;
+      workers.push({ name, pid: info.pid, host: info.host, state: info.state, completed: info.completed });
+    });
+    this.#workers = workers;
+    return ids.length;
   }
 
   /** Forgets an entry; removes its job from the queue, or stops it on its worker with `interrupt`. */
@@ -458,7 +475,7 @@ export class ClusterEngine implements PoolEngine {
       completed: this.#completed,
       failed: this.#failed,
       utilization: 0,
-      workers: [],
+      workers: this.#workers,
     };
   }
 }

@@ -19,11 +19,22 @@ export function keys(queue: string) {
   return {
     /** Sorted set: worker id -> time its heartbeat expires (ms). */
     workers: `mpts:${queue}:workers`,
+    /** A worker's {@link WorkerInfo} (JSON), which expires with its heartbeat. */
+    worker: (id: string) => `mpts:${queue}:worker:${id}`,
     /** Pub/sub channel: ids of jobs to stop. */
     cancel: `mpts:${queue}:cancel`,
     /** A pool's heartbeat key, which expires when its caller dies. */
     pool: (id: string) => `mpts:${queue}:pool:${id}`,
   };
+}
+
+/** What a worker command tells pools about itself with its heartbeat (their `stats().workers`). */
+export interface WorkerInfo {
+  pid: number;
+  host: string;
+  state: "idle" | "busy" | "stopping";
+  /** Jobs it finished since it started. */
+  completed: number;
 }
 
 /**

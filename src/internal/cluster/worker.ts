@@ -24,8 +24,9 @@ import { libraryCodeRef } from "../../reduction.js";
 import { cpuCount } from "../../util.js";
 import { runClusterTask } from "./cluster-task.js";
 import { type WireJob, type WireResult, setProjectRoot, wireOutcome } from "./protocol.js";
-import { keys, loadBullmq, openRedis } from "./redis.js";
+import { type WorkerInfo, keys, loadBullmq, openRedis } from "./redis.js";
 import { DEFAULT_QUEUE, checkQueueName, connectError, parseRedisUrl } from "./target.js";
+import { WorkerStatus } from "./worker-status.js";
 
 /** The module the local children import for `runClusterTask`: the bundle's entry beside this code, or the source file. */
 const taskModule = import.meta.url.replace(/[^/?#]*?(\.[cm]?[jt]s)?(?=[?#]|$)/, "cluster-task$1");
@@ -36,7 +37,8 @@ export const WORKER_USAGE = `usage: multiprocessing-ts worker --connect <url> [-
 
 Runs cluster tasks: takes the jobs that cluster pools (new Pool({ cluster: url })) put on a Redis
 queue and runs each on a local pool of this machine. Prints one line once connected. SIGTERM or
-SIGINT finishes the running jobs and exits 0; a second signal exits at once.
+SIGINT finishes the running jobs and exits 0; a second signal exits at once. On a terminal, a
+status line on stderr shows the jobs done, running and the rate (nothing of it goes to a file or pipe).
 
   --connect URL   the Redis server: redis://[:password@]host:port[/db], rediss://… (TLS) or
                   unix:///path/redis.sock (required)
@@ -46,7 +48,7 @@ SIGINT finishes the running jobs and exits 0; a second signal exits at once.
                   the same files under it (default: the working directory). Nothing outside it is imported.
   --queue NAME    the queue to serve (default ${DEFAULT_QUEUE}); the pools' { cluster: { url, queue } } must match
   --lock-ms MS    how long a job's lock lasts without renewal (default 5000): a worker that dies
-                  mid-task has its task run again on another worker after about this long
+                  mid-task has its task run again on another worker within this plus 1 s
 
 Environment: MULTIPROCESSING_TS_WORKER_PARENT=PID makes the worker (and its local children) exit
 when process PID, the one that started it, ends, even if PID is killed (for supervisors and tests).
@@ -179,6 +181,12 @@ export async function runWorker(argv: string[]): Promise<void> {
   const k = keys(flags.queue);
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   const controllers = new Map<string, AbortController>();
+  const status = WorkerStatus.open(process.stderr);
+  // every line of output blanks the status line first (stdout and stderr may be one terminal)
+  const say = (text: string) => {
+    status?.clear();
+    console.log(text);
+  };
   const livePools = new Map<string, number>(); // pool id -> until when its heartbeat was seen
 
   const subscriber = redis.duplicate();
@@ -186,12 +194,21 @@ export async function runWorker(argv: string[]): Promise<void> {
   await subscriber.subscribe(k.cancel);
   subscriber.on("message", (_channel: string, jobId: string) => controllers.get(jobId)?.abort());
 
+  // what pools' stats() show of this worker, refreshed with the heartbeat
+  const tally = { running: 0, completed: 0, stopping: false };
   const beat = async () => {
     const now = Date.now();
+    const info: WorkerInfo = {
+      pid: process.pid,
+      host: hostname(),
+      state: tally.stopping ? "stopping" : tally.running > 0 ? "busy" : "idle",
+      completed: tally.completed,
+    };
     await redis
       .multi()
       .zadd(k.workers, now + 3 * 1000, id)
       .zremrangebyscore(k.workers, "-inf", now)
+      .set(k.worker(id), JSON.stringify(info), "PX", 3 * 1000)
       .exec();
   };
   await beat();
@@ -217,14 +234,22 @@ export async function runWorker(argv: string[]): Promise<void> {
     }
     const controller = new AbortController();
     const jobId = job.id!;
+    let outcome: WireResult | undefined;
+    status?.started();
+    tally.running++;
     controllers.set(jobId, controller);
     const abort = () => controller.abort();
     signal?.addEventListener("abort", abort, { once: true });
     try {
-      return await pool.apply(runClusterTask, [flags.root, data], { signal: controller.signal });
+      outcome = await pool.apply(runClusterTask, [flags.root, data], { signal: controller.signal });
+      return outcome;
     } catch (error) {
-      return wireOutcome({ ok: false, error }) satisfies WireResult;
+      outcome = wireOutcome({ ok: false, error });
+      return outcome;
     } finally {
+      status?.finished(outcome?.ok === true);
+      tally.running--;
+      tally.completed++;
       signal?.removeEventListener("abort", abort);
       controllers.delete(jobId);
     }
@@ -234,7 +259,11 @@ export async function runWorker(argv: string[]): Promise<void> {
     connection: { ...target.connection, maxRetriesPerRequest: null },
     concurrency: flags.processes * 2,
     lockDuration: flags.lockMs,
-    stalledInterval: Math.max(500, Math.floor(flags.lockMs / 2)),
+    // A lost worker's job goes back to the queue at the first stalled check after its lock expired:
+    // at most lockMs + stalledInterval after the loss. At most 1 s, so that the job runs again within
+    // lockMs + 2 s (half the lock, 2.5 s, with the default 5 s lock made that 7.5 s); one check a
+    // second across all workers (BullMQ runs it on one worker per interval) costs Redis next to nothing.
+    stalledInterval: Math.min(1000, Math.max(250, Math.floor(flags.lockMs / 2))),
     maxStalledCount: 1,
     autorun: true,
   });
@@ -242,10 +271,11 @@ export async function runWorker(argv: string[]): Promise<void> {
   worker.on("error", (error: Error) => {
     if (Date.now() - lastError < 5000) return;
     lastError = Date.now();
+    status?.clear();
     console.error(`multiprocessing-ts worker: ${error.message}`);
   });
   await worker.waitUntilReady();
-  console.log(
+  say(
     `multiprocessing-ts worker ${id}: connected to ${target.display}, queue ${flags.queue}, ${flags.processes} processes (${flags.context}), root ${flags.root}`,
   );
 
@@ -254,7 +284,9 @@ export async function runWorker(argv: string[]): Promise<void> {
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) process.exit(signal === "SIGINT" ? 130 : 143);
       stopping = true;
-      console.log(`multiprocessing-ts worker ${id}: ${signal}: finishing the running jobs`);
+      tally.stopping = true;
+      beat().catch(() => {});
+      say(`multiprocessing-ts worker ${id}: ${signal}: finishing the running jobs`);
       resolveStop();
     };
     process.on("SIGTERM", onSignal);
@@ -263,9 +295,11 @@ export async function runWorker(argv: string[]): Promise<void> {
   await worker.close();
   clearInterval(heartbeat);
   await redis.zrem(k.workers, id).catch(() => {});
+  await redis.del(k.worker(id)).catch(() => {});
   await pool.terminate();
   subscriber.disconnect();
   await redis.quit().catch(() => redis.disconnect());
   process.exitCode = 0;
+  status?.end();
   console.log(`multiprocessing-ts worker ${id}: stopped`);
 }
