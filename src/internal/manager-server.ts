@@ -17,7 +17,7 @@ import { decode, encode, encodeError, importsFor } from "./codec.js";
 import type { FramedSocket } from "./framing.js";
 import { type CallContext, type ClientAware, builtinTypes, withCallContext } from "./manager-types.js";
 import { type SocketAddress, acceptChannel, listenOn } from "./sockets.js";
-import { ServedCalls } from "./rpc.js";
+import { type RunningCall, ServedCalls } from "./rpc.js";
 import { WaitList } from "./waitlist.js";
 
 /** One typeid the server can make. */
@@ -59,7 +59,7 @@ export type Request =
   | { q: number; k: "call"; id: string; m: string; a: unknown; h: boolean }
   | { q: number; k: "shutdown" }
   | { c: number };
-export type Reply = { q: number; ok: true; v: unknown; h: boolean } | { q: number; ok: false; e: unknown };
+export type Reply = { q: number; ok: true; v?: unknown; h: boolean } | { q: number; ok: false; e: unknown };
 
 interface Held {
   obj: Record<string, unknown>;
@@ -217,11 +217,16 @@ export class ManagerServer {
         void channel.flush().then(() => this.close());
         return;
       }
-      const run = (signal: AbortSignal) => {
+      const run = (running: RunningCall) => {
         const call = () =>
           request.k === "create"
             ? this.#create(clientId, client, request.id, request.typeid, this.#args(request))
-            : this.#call(request.id, request.m, request, { caller: clientId, signal });
+            : this.#call(request.id, request.m, request, {
+                caller: clientId,
+                get signal() {
+                  return running.signal;
+                },
+              });
         // arguments naming an exported class or function the server has not imported yet wait for it
         const imports = request.h ? importsFor(request.a) : undefined;
         return imports ? imports.then(call) : call();
@@ -233,9 +238,12 @@ export class ManagerServer {
         } catch (error) {
           v = error;
         }
+        // an undefined value is left out, so that the reply stays plain data (see framing.ts)
         reply(
           encoded
-            ? { q, ok: true, v: encoded.value, h: encoded.changed }
+            ? encoded.value === undefined
+              ? { q, ok: true, h: false }
+              : { q, ok: true, v: encoded.value, h: encoded.changed }
             : { q, ok: false, e: encodeError(v, "bytes") },
         );
       });
