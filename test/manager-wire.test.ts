@@ -7,7 +7,8 @@ import { type DictProxy, Manager, Process } from "multiprocessing-ts";
 import { setWithoutAwaiting } from "./fixtures/wire-tasks.js";
 import { methods } from "./helpers.js";
 
-const sparse: unknown[] = [1, , 3]; // biome-ignore lint/suspicious/noSparseArray: a hole is the point
+const sparse: unknown[] = [1, 2, 3];
+delete sparse[1]; // a hole
 const named = Object.assign([1, 2], { extra: "kept" });
 const cases: [string, unknown][] = [
   ["a string", "k"],

@@ -162,27 +162,38 @@ export class FramedSocket {
     const data = frame(message);
     this.#pending.push(data);
     this.#pendingBytes += data.length;
-    if (this.#pendingBytes > 1 << 20) this.flush();
+    if (this.#pendingBytes > 1 << 20) this.#write();
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      queueMicrotask(() => this.flush());
+      queueMicrotask(this.#flushQueued);
     }
   }
 
   /** Writes everything queued now. Resolves when the bytes are handed to the OS. */
   flush(): Promise<void> {
+    const data = this.#take();
+    if (!data) return Promise.resolve();
+    return new Promise((resolve) => this.#socket.write(data, () => resolve()));
+  }
+
+  // the write at the end of a tick: no callback and no promise, which nobody would wait for
+  readonly #flushQueued = () => this.#write();
+
+  #write(): void {
+    const data = this.#take();
+    if (data) this.#socket.write(data);
+  }
+
+  /** What is queued, in one buffer, unless written here (on the `syncFd` path) or nothing is. */
+  #take(): Buffer | undefined {
     this.#flushScheduled = false;
-    if (this.#pending.length === 0 || this.#closed) return Promise.resolve();
+    if (this.#pending.length === 0 || this.#closed) return undefined;
     const data = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingBytes);
     this.#pending = [];
     this.#pendingBytes = 0;
-    if (this.#syncFd !== undefined) {
-      writeFully(this.#syncFd, data);
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      this.#socket.write(data, () => resolve());
-    });
+    if (this.#syncFd === undefined) return data;
+    writeFully(this.#syncFd, data);
+    return undefined;
   }
 
   ref(): void {

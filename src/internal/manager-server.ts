@@ -54,11 +54,11 @@ export interface Token {
 }
 
 /** Requests and replies on the wire; `a`/`v` are encoded values, `h` says whether to decode them. */
-export type Request =
+export type Request = WorkRequest | { q: number; k: "shutdown" } | { c: number };
+/** A request that runs on an object: its creation, or a call of one of its methods. */
+type WorkRequest =
   | { q: number; k: "create"; id: string; typeid: string; a: unknown; h: boolean }
-  | { q: number; k: "call"; id: string; m: string; a: unknown; h: boolean }
-  | { q: number; k: "shutdown" }
-  | { c: number };
+  | { q: number; k: "call"; id: string; m: string; a: unknown; h: boolean };
 export type Reply = { q: number; ok: true; v?: unknown; h: boolean } | { q: number; ok: false; e: unknown };
 
 interface Held {
@@ -213,43 +213,38 @@ export class ManagerServer {
       }
       const { q } = request;
       if (request.k === "shutdown") {
-        reply({ q, ok: true, v: undefined, h: false });
+        reply({ q, ok: true, h: false });
         void channel.flush().then(() => this.close());
         return;
       }
-      const run = (running: RunningCall) => {
-        const call = () =>
-          request.k === "create"
-            ? this.#create(clientId, client, request.id, request.typeid, this.#args(request))
-            : this.#call(request.id, request.m, request, {
-                caller: clientId,
-                get signal() {
-                  return running.signal;
-                },
-              });
-        // arguments naming an exported class or function the server has not imported yet wait for it
-        const imports = request.h ? importsFor(request.a) : undefined;
-        return imports ? imports.then(call) : call();
-      };
-      calls.run(q, run, (ok, v) => {
-        let encoded: ReturnType<typeof encode> | undefined;
-        try {
-          if (ok) encoded = encode(v, "bytes", "result");
-        } catch (error) {
-          v = error;
-        }
-        // an undefined value is left out, so that the reply stays plain data (see framing.ts)
-        reply(
-          encoded
-            ? encoded.value === undefined
-              ? { q, ok: true, h: false }
-              : { q, ok: true, v: encoded.value, h: encoded.changed }
-            : { q, ok: false, e: encodeError(v, "bytes") },
-        );
-      });
+      // no named closure per request: the bundle names each one at run time (keepNames)
+      calls.run(
+        q,
+        (running) => this.#run(clientId, client, request, running),
+        (ok, v) => reply(replyFor(q, ok, v)),
+      );
     };
     channel.listen(onMessage, onClose);
     channel.send({ t: "hello", client: clientId, pid: process.pid });
+  }
+
+  /** Runs a create or call request, once what its arguments name is imported. */
+  #run(clientId: number, client: Client, request: WorkRequest, running: RunningCall): unknown {
+    // arguments naming an exported class or function the server has not imported yet wait for it
+    const imports = request.h ? importsFor(request.a) : undefined;
+    if (imports) return imports.then(() => this.#perform(clientId, client, request, running));
+    return this.#perform(clientId, client, request, running);
+  }
+
+  #perform(clientId: number, client: Client, request: WorkRequest, running: RunningCall): unknown {
+    if (request.k === "create") return this.#create(clientId, client, request.id, request.typeid, this.#args(request));
+    const context = {
+      caller: clientId,
+      get signal() {
+        return running.signal;
+      },
+    };
+    return this.#call(request.id, request.m, request, context);
   }
 
   #args(request: { a: unknown; h: boolean }): unknown[] {
@@ -385,6 +380,20 @@ export class ManagerServer {
     };
     return result instanceof Promise ? result.then(wrap) : wrap(result);
   }
+}
+
+/** The reply to request `q` that ended with `ok` and `value` (its result, or the error it threw). */
+function replyFor(q: number, ok: boolean, value: unknown): Reply {
+  let encoded: ReturnType<typeof encode> | undefined;
+  try {
+    if (ok) encoded = encode(value, "bytes", "result");
+  } catch (error) {
+    value = error;
+  }
+  if (!encoded) return { q, ok: false, e: encodeError(value, "bytes") };
+  // an undefined value is left out, so that the reply stays plain data (see framing.ts)
+  if (encoded.value === undefined) return { q, ok: true, h: false };
+  return { q, ok: true, v: encoded.value, h: encoded.changed };
 }
 
 /** Marks a reply that is a token for a new proxy (the client fills in its own authkey). */
