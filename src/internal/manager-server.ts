@@ -238,12 +238,7 @@ export class ManagerServer {
 
   #perform(clientId: number, client: Client, request: WorkRequest, running: RunningCall): unknown {
     if (request.k === "create") return this.#create(clientId, client, request.id, request.typeid, this.#args(request));
-    const context = {
-      caller: clientId,
-      get signal() {
-        return running.signal;
-      },
-    };
+    const context = new RequestContext(clientId, running);
     return this.#call(request.id, request.m, request, context);
   }
 
@@ -379,6 +374,18 @@ export class ManagerServer {
       } as Token;
     };
     return result instanceof Promise ? result.then(wrap) : wrap(result);
+  }
+}
+
+/** What a method reads through `callContext()`: its caller, and a signal made on first read. */
+class RequestContext implements CallContext {
+  constructor(
+    readonly caller: number,
+    readonly running: RunningCall,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.running.signal;
   }
 }
 
