@@ -46,7 +46,8 @@ export class BaseProxy {
     args: unknown[] = [],
     options: { signal?: AbortSignal; blocking?: boolean } = {},
   ): Promise<any> {
-    if (shutDown.has(clientKey(this._token.address, this._token.authkey))) {
+    const key = (this.#key ??= clientKey(this._token.address, this._token.authkey));
+    if (shutDown.has(key)) {
       return Promise.reject(new ClosedError(`the manager that owns this ${this._token.typeid} was shut down`));
     }
     let encoded: ReturnType<typeof encode>;
@@ -55,23 +56,17 @@ export class BaseProxy {
     } catch (error) {
       return Promise.reject(error);
     }
-    const client = ManagerClient.for(this._token.address, this._token.authkey);
-    const call = client
-      .request({ k: "call", id: this._token.id, m: method, a: encoded.value, h: encoded.changed }, options.signal)
-      .then((value) => this.#adopt(value));
-    if (!options.blocking) ManagerClient.track(call);
-    return call;
+    const client = ManagerClient.for(this._token.address, this._token.authkey, key);
+    // a call not awaited (a set(), an append()) still reaches the server before a child exits
+    return client.request(
+      { k: "call", id: this._token.id, m: method, a: encoded.value, h: encoded.changed },
+      options.signal,
+      !options.blocking,
+    );
   }
 
-  /** A method that returned an object kept on the server comes back as a proxy of it. */
-  #adopt(value: unknown): unknown {
-    if (value && typeof value === "object" && (value as Record<string, unknown>)[resultToken]) {
-      const token = { ...(value as Token), authkey: this._token.authkey };
-      delete (token as Record<string, unknown>)[resultToken];
-      return makeProxy(token);
-    }
-    return value;
-  }
+  /** Which manager connection (`clientKey()`), computed once. */
+  #key: string | undefined;
 
   /** Sends the proxy's token (manager address, object id, authkey); the receiver connects to the same object. */
   [reduce](): Reduced {
@@ -96,6 +91,13 @@ export function makeProxy(token: Token): BaseProxy {
 }
 
 registerRebuilder("mpts.ManagerProxy", (state) => makeProxy(state as Token));
+
+// a method that returned an object kept on the server comes back as a proxy of it
+ManagerClient.adopt = (value, authkey) => {
+  const token = { ...value, authkey };
+  delete (token as Record<string, unknown>)[resultToken];
+  return makeProxy(token);
+};
 
 function timeoutOptions(timeout: number | { timeout?: number; signal?: AbortSignal } | undefined): {
   timeout?: number;

@@ -82,10 +82,10 @@ function accept(socket: Socket): void {
     const { q, o, op, a } = message as Request;
     calls.run(
       q,
-      (signal) => {
+      (call) => {
         const target = objects.get(o);
         if (!target) throw new ProcessError("the shared object no longer exists");
-        return target.call(op, a, signal);
+        return target.call(op, a, call.signal);
       },
       (ok, v) => channel.send(ok ? { q, ok, v } : { q, ok, e: encodeError(v, "bytes") }),
     );

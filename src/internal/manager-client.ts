@@ -10,7 +10,7 @@ import { AuthenticationError, ClosedError, EOFError, ProcessError } from "../err
 import { PendingCalls } from "./calls.js";
 import { decodeOrImport } from "./codec.js";
 import type { FramedSocket } from "./framing.js";
-import type { Reply, Request } from "./manager-server.js";
+import { type Reply, type Request, type Token, resultToken } from "./manager-server.js";
 import { runtime } from "./runtime.js";
 import { MessageReader, type SocketAddress, dialChannel, formatAddress } from "./sockets.js";
 
@@ -28,9 +28,14 @@ export class ManagerClient {
   static #inFlight = new Set<Promise<unknown>>();
   static #exitHook = false;
 
-  /** The connection to the manager at `address` (made on first use). */
-  static for(address: SocketAddress, authkey: string | null): ManagerClient {
-    const key = clientKey(address, authkey);
+  /**
+   * Turns a reply that is a token for a new proxy into that proxy (set by the proxies' module,
+   * which imports this one).
+   */
+  static adopt: (token: Token, authkey: string | null) => unknown = (token) => token;
+
+  /** The connection to the manager at `address` (made on first use); `key` is `clientKey()`'s. */
+  static for(address: SocketAddress, authkey: string | null, key = clientKey(address, authkey)): ManagerClient {
     let client = ManagerClient.#all.get(key);
     if (!client) {
       client = new ManagerClient(key, address, authkey);
@@ -44,12 +49,27 @@ export class ManagerClient {
     ManagerClient.#inFlight.add(call);
     const forget = () => ManagerClient.#inFlight.delete(call);
     call.then(forget, forget);
-    if (!ManagerClient.#exitHook) {
-      ManagerClient.#exitHook = true;
-      runtime.beforeExit.push(async () => {
-        while (ManagerClient.#inFlight.size) await Promise.allSettled([...ManagerClient.#inFlight]);
-      });
-    }
+    ManagerClient.#hookExit();
+  }
+
+  static #hookExit(): void {
+    if (ManagerClient.#exitHook) return;
+    ManagerClient.#exitHook = true;
+    runtime.beforeExit.push(async () => {
+      for (;;) {
+        if (ManagerClient.#inFlight.size) await Promise.allSettled([...ManagerClient.#inFlight]);
+        else if (ManagerClient.#tracking.size) await Promise.all([...ManagerClient.#tracking].map((c) => c.#drained()));
+        else return;
+      }
+    });
+  }
+
+  /** Clients that made tracked calls. */
+  static #tracking = new Set<ManagerClient>();
+
+  async #drained(): Promise<void> {
+    await this.#calls.drained();
+    ManagerClient.#tracking.delete(this);
   }
 
   readonly ready: Promise<void>;
@@ -57,6 +77,7 @@ export class ManagerClient {
   clientId = 0;
   #key: string;
   #address: SocketAddress;
+  #authkey: string | null;
   #channel: FramedSocket | undefined;
   #calls = new PendingCalls({
     cancel: (q) => this.#channel?.send({ c: q }),
@@ -70,6 +91,7 @@ export class ManagerClient {
   private constructor(key: string, address: SocketAddress, authkey: string | null) {
     this.#key = key;
     this.#address = address;
+    this.#authkey = authkey;
     this.ready = this.#open(authkey === null ? undefined : Buffer.from(authkey, "hex"));
     this.ready.catch((error) => this.#close(error));
   }
@@ -104,24 +126,32 @@ export class ManagerClient {
     return `${this.clientId}.${++this.#nextObject}`;
   }
 
-  /** Sends one request; resolves with the decoded reply. */
-  request(body: Omit<Request & { q: number }, "q">, signal?: AbortSignal): Promise<unknown> {
+  /**
+   * Sends one request; resolves with the decoded reply. A `tracked` call is one a child waits for
+   * before it exits (a `set()` or `append()` it did not await).
+   */
+  request(body: Omit<Request & { q: number }, "q">, signal?: AbortSignal, tracked = false): Promise<unknown> {
     if (this.#lost) return Promise.reject(this.#lost);
-    return this.#calls.start((q) => {
-      const message = { q, ...body };
-      if (this.#channel) {
-        this.#channel.send(message);
-        return;
-      }
-      this.ready.then(
-        () => {
-          if (!this.#calls.has(q)) return;
-          this.#channel!.ref();
-          this.#channel!.send(message);
-        },
-        () => {},
-      );
-    }, signal);
+    if (tracked && !ManagerClient.#tracking.has(this)) {
+      ManagerClient.#tracking.add(this);
+      ManagerClient.#hookExit();
+    }
+    return this.#calls.start((q) => this.#send({ q, ...body } as Request & { q: number }), signal, tracked);
+  }
+
+  #send(message: Request & { q: number }): void {
+    if (this.#channel) {
+      this.#channel.send(message);
+      return;
+    }
+    this.ready.then(
+      () => {
+        if (!this.#calls.has(message.q)) return;
+        this.#channel!.ref();
+        this.#channel!.send(message);
+      },
+      () => {},
+    );
   }
 
   /** A manager of this process uses the connection (until it calls `disconnect()`). */
@@ -147,10 +177,16 @@ export class ManagerClient {
     }
     try {
       // a Promise (while a module is imported) is adopted by the caller's promise
-      this.#calls.settle(reply.q, true, reply.h ? decodeOrImport(reply.v) : reply.v);
+      this.#calls.settle(reply.q, true, this.#adopt(reply.h ? decodeOrImport(reply.v) : reply.v));
     } catch (error) {
       this.#calls.settle(reply.q, false, error);
     }
+  }
+
+  /** A method's result that is an object kept on the server comes back as a proxy of it. */
+  #adopt(value: unknown): unknown {
+    if (value instanceof Promise) return value.then((settled) => this.#adopt(settled));
+    return isResultToken(value) ? ManagerClient.adopt(value, this.#authkey) : value;
   }
 
   #close(error: Error): void {
@@ -160,4 +196,9 @@ export class ManagerClient {
     if (ManagerClient.#all.get(this.#key) === this) ManagerClient.#all.delete(this.#key);
     this.#calls.rejectAll(this.#lost);
   }
+}
+
+/** A reply that names an object the server kept for a method's result (see `methodToTypeid`). */
+function isResultToken(value: unknown): value is Token {
+  return typeof value === "object" && value !== null && (value as Record<string, unknown>)[resultToken] === true;
 }

@@ -17,7 +17,7 @@ import { decode, encode, encodeError, importsFor } from "./codec.js";
 import type { FramedSocket } from "./framing.js";
 import { type CallContext, type ClientAware, builtinTypes, withCallContext } from "./manager-types.js";
 import { type SocketAddress, acceptChannel, listenOn } from "./sockets.js";
-import { ServedCalls } from "./rpc.js";
+import { type RunningCall, ServedCalls } from "./rpc.js";
 import { WaitList } from "./waitlist.js";
 
 /** One typeid the server can make. */
@@ -54,12 +54,12 @@ export interface Token {
 }
 
 /** Requests and replies on the wire; `a`/`v` are encoded values, `h` says whether to decode them. */
-export type Request =
+export type Request = WorkRequest | { q: number; k: "shutdown" } | { c: number };
+/** A request that runs on an object: its creation, or a call of one of its methods. */
+type WorkRequest =
   | { q: number; k: "create"; id: string; typeid: string; a: unknown; h: boolean }
-  | { q: number; k: "call"; id: string; m: string; a: unknown; h: boolean }
-  | { q: number; k: "shutdown" }
-  | { c: number };
-export type Reply = { q: number; ok: true; v: unknown; h: boolean } | { q: number; ok: false; e: unknown };
+  | { q: number; k: "call"; id: string; m: string; a: unknown; h: boolean };
+export type Reply = { q: number; ok: true; v?: unknown; h: boolean } | { q: number; ok: false; e: unknown };
 
 interface Held {
   obj: Record<string, unknown>;
@@ -213,35 +213,33 @@ export class ManagerServer {
       }
       const { q } = request;
       if (request.k === "shutdown") {
-        reply({ q, ok: true, v: undefined, h: false });
+        reply({ q, ok: true, h: false });
         void channel.flush().then(() => this.close());
         return;
       }
-      const run = (signal: AbortSignal) => {
-        const call = () =>
-          request.k === "create"
-            ? this.#create(clientId, client, request.id, request.typeid, this.#args(request))
-            : this.#call(request.id, request.m, request, { caller: clientId, signal });
-        // arguments naming an exported class or function the server has not imported yet wait for it
-        const imports = request.h ? importsFor(request.a) : undefined;
-        return imports ? imports.then(call) : call();
-      };
-      calls.run(q, run, (ok, v) => {
-        let encoded: ReturnType<typeof encode> | undefined;
-        try {
-          if (ok) encoded = encode(v, "bytes", "result");
-        } catch (error) {
-          v = error;
-        }
-        reply(
-          encoded
-            ? { q, ok: true, v: encoded.value, h: encoded.changed }
-            : { q, ok: false, e: encodeError(v, "bytes") },
-        );
-      });
+      // no named closure per request: the bundle names each one at run time (keepNames)
+      calls.run(
+        q,
+        (running) => this.#run(clientId, client, request, running),
+        (ok, v) => reply(replyFor(q, ok, v)),
+      );
     };
     channel.listen(onMessage, onClose);
     channel.send({ t: "hello", client: clientId, pid: process.pid });
+  }
+
+  /** Runs a create or call request, once what its arguments name is imported. */
+  #run(clientId: number, client: Client, request: WorkRequest, running: RunningCall): unknown {
+    // arguments naming an exported class or function the server has not imported yet wait for it
+    const imports = request.h ? importsFor(request.a) : undefined;
+    if (imports) return imports.then(() => this.#perform(clientId, client, request, running));
+    return this.#perform(clientId, client, request, running);
+  }
+
+  #perform(clientId: number, client: Client, request: WorkRequest, running: RunningCall): unknown {
+    if (request.k === "create") return this.#create(clientId, client, request.id, request.typeid, this.#args(request));
+    const context = new RequestContext(clientId, running);
+    return this.#call(request.id, request.m, request, context);
   }
 
   #args(request: { a: unknown; h: boolean }): unknown[] {
@@ -377,6 +375,32 @@ export class ManagerServer {
     };
     return result instanceof Promise ? result.then(wrap) : wrap(result);
   }
+}
+
+/** What a method reads through `callContext()`: its caller, and a signal made on first read. */
+class RequestContext implements CallContext {
+  constructor(
+    readonly caller: number,
+    readonly running: RunningCall,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.running.signal;
+  }
+}
+
+/** The reply to request `q` that ended with `ok` and `value` (its result, or the error it threw). */
+function replyFor(q: number, ok: boolean, value: unknown): Reply {
+  let encoded: ReturnType<typeof encode> | undefined;
+  try {
+    if (ok) encoded = encode(value, "bytes", "result");
+  } catch (error) {
+    value = error;
+  }
+  if (!encoded) return { q, ok: false, e: encodeError(value, "bytes") };
+  // an undefined value is left out, so that the reply stays plain data (see framing.ts)
+  if (encoded.value === undefined) return { q, ok: true, h: false };
+  return { q, ok: true, v: encoded.value, h: encoded.changed };
 }
 
 /** Marks a reply that is a token for a new proxy (the client fills in its own authkey). */

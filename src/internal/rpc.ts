@@ -4,37 +4,68 @@
  * returned or thrown, at once or as a promise, goes back as exactly one reply. The server encodes
  * the reply for its own wire (its transport, its keys).
  *
- *   request q ──► run(signal) ──► value | promise | throw ──► reply(q, ok, value)
+ *   request q ──► run(call) ──► value | promise | throw ──► reply(q, ok, value)
  *   cancel q  ──► abort q's signal ("cancelled by the caller")
  *   close     ──► abort every signal ("the caller went away")
  */
 import { ProcessError } from "../errors.js";
 
+/**
+ * One running request. Its AbortSignal is made when first read: most requests finish at once and
+ * never look at it, and an AbortController costs more than the rest of a small request's handling.
+ */
+export class RunningCall {
+  #controller: AbortController | undefined;
+  #reason: unknown;
+  #aborted = false;
+
+  /** Aborted when the caller cancels the request or goes away. */
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  /** Aborts the signal (now, or as it is made). */
+  abort(reason: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+  }
+}
+
 /** The requests of one channel that are running now, by number. */
 export class ServedCalls {
-  readonly #running = new Map<number, AbortController>();
+  readonly #running = new Map<number, RunningCall>();
 
   /** Runs request `q` with `run`, then sends its outcome with `reply` (ok and the value, or the error). */
-  run(q: number, run: (signal: AbortSignal) => unknown, reply: (ok: boolean, value: unknown) => void): void {
-    const controller = new AbortController();
-    this.#running.set(q, controller);
-    const settle = (ok: boolean, value: unknown) => {
-      this.#running.delete(q);
-      reply(ok, value);
-    };
+  run(q: number, run: (call: RunningCall) => unknown, reply: (ok: boolean, value: unknown) => void): void {
+    const call = new RunningCall();
     let result: unknown;
     try {
-      result = run(controller.signal);
+      result = run(call);
     } catch (error) {
-      settle(false, error);
+      reply(false, error);
       return;
     }
-    if (result instanceof Promise) {
-      result.then(
-        (value) => settle(true, value),
-        (error) => settle(false, error),
-      );
-    } else settle(true, result);
+    if (!(result instanceof Promise)) {
+      reply(true, result);
+      return;
+    }
+    this.#running.set(q, call);
+    result.then(
+      (value) => {
+        this.#running.delete(q);
+        reply(true, value);
+      },
+      (error) => {
+        this.#running.delete(q);
+        reply(false, error);
+      },
+    );
   }
 
   /** The caller gave up request `q`. */
@@ -44,7 +75,7 @@ export class ServedCalls {
 
   /** The channel closed: every running request is aborted. */
   closeAll(): void {
-    for (const controller of this.#running.values()) controller.abort(new ProcessError("the caller went away"));
+    for (const call of this.#running.values()) call.abort(new ProcessError("the caller went away"));
     this.#running.clear();
   }
 }
