@@ -145,9 +145,13 @@ function callerModule(): string | undefined {
   }
 }
 
-// V8 knows where every function was defined: [[FunctionLocation]] gives its script id, and the
-// Debugger domain maps script ids to URLs. Enabling the Debugger reports every loaded script, so it
-// is enabled only briefly, when a function comes from a script not seen before.
+// V8 knows where every function was defined: [[FunctionLocation]] gives its script id. What maps
+// script ids to URLs is first the profiler's best-effort coverage, which lists the scripts whose
+// functions still have feedback (every module that ran, short of what the collector dropped), then
+// the Debugger domain: enabling it reports every loaded script, but builds the debugger's record of
+// each one on the way (38-62 ms of the main thread's CPU in a program that loaded the library,
+// against 8-11 ms for the coverage), and that first `apply()` or `start()` has not sent its task
+// yet. Either runs only when a function comes from a script not seen before.
 let session: Session | undefined;
 const scriptUrls = new Map<string, string>();
 
@@ -165,10 +169,7 @@ function definingModule(fn: Function): string | undefined {
   try {
     const scriptId = functionLocation(fn)?.scriptId;
     if (scriptId === undefined) return undefined;
-    if (!scriptUrls.has(scriptId)) {
-      post("Debugger.enable");
-      post("Debugger.disable");
-    }
+    if (!scriptUrls.has(scriptId)) learnScriptUrls(scriptId);
     const url = scriptUrls.get(scriptId);
     if (!url) return undefined;
     if (url.startsWith("file:")) return url;
@@ -176,6 +177,19 @@ function definingModule(fn: Function): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Records the URLs of the loaded scripts, at least of `scriptId` when it has one. */
+function learnScriptUrls(scriptId: string): void {
+  try {
+    const coverage = post("Profiler.getBestEffortCoverage") as { result: { scriptId: string; url: string }[] };
+    for (const script of coverage.result) if (script.url) scriptUrls.set(script.scriptId, script.url);
+  } catch {
+    // an inspector without the Profiler domain: the Debugger below says it all
+  }
+  if (scriptUrls.has(scriptId)) return;
+  post("Debugger.enable");
+  post("Debugger.disable");
 }
 
 /** V8's [[FunctionLocation]] of `fn`: its script, and where (0-based) its parameters start. */
