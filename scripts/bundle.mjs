@@ -7,8 +7,9 @@
 // `--no-sourcemap` (the published package's build) writes no source maps: they would point at
 // sources the package does not ship.
 //
-// The library's own relative paths hold in both layouts: the entries sit side by side as in
-// src/backends/, and dist/bundle/ is as deep as dist/internal/ (the addon is two folders up).
+// Every path the library computes from its own location is in src/internal/paths.ts, which knows
+// both layouts: here every entry sits beside the chunks, and dist/bundle/ is as deep as
+// dist/internal/ (the addon is two folders up). An entry added here is named there too.
 import { rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";

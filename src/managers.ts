@@ -26,9 +26,9 @@ import {
   type ServerConfig,
   type Token,
   runManagerServer,
-  serverModule,
 } from "./internal/manager-server.js";
 import { resolveMethod } from "./internal/methods.js";
+import { managerServerModule } from "./internal/paths.js";
 import type { StartMethod } from "./internal/runtime.js";
 import { type SocketAddress, checkAddress, checkAuthkey, formatAddress, localAddress } from "./internal/sockets.js";
 import { checkOptionNames, optionNames } from "./internal/validate.js";
@@ -254,7 +254,7 @@ export class BaseManager {
     try {
       const config = this.#config(false);
       const [reader, writer] = Pipe(false);
-      libraryCodeRef(runManagerServer, serverModule);
+      libraryCodeRef(runManagerServer, managerServerModule);
       const server = new Process({
         target: runManagerServer,
         args: [config, writer],

@@ -17,10 +17,10 @@
 import type { Session } from "node:inspector";
 import { createRequire, findSourceMap } from "node:module";
 import { readFileSync } from "node:fs";
-import { dirname } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { ProcessError } from "./errors.js";
 import { capturedNames, functionExpressionSource } from "./internal/free-vars.js";
+import { libraryRoot } from "./internal/paths.js";
 
 /** How a worker finds a function or class. */
 export interface CodeRef {
@@ -38,8 +38,6 @@ export interface CodeRef {
   captured: string[];
 }
 
-/** The folder of the library's own modules (dist/bundle/ when built): frames there are not callers. */
-const libraryRoot = dirname(fileURLToPath(import.meta.url));
 const refs = new WeakMap<Function, CodeRef>();
 let workerGlobals: Set<string> | undefined;
 

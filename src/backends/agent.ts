@@ -16,6 +16,7 @@ import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from "
 import { ProcessError } from "../errors.js";
 import { PendingCalls } from "../internal/calls.js";
 import { decode, encode, encodeError } from "../internal/codec.js";
+import { agentEntry } from "../internal/paths.js";
 
 /** A request to the agent: make an object on this process's broker, or call a method of one. */
 export type AgentRequest =
@@ -28,7 +29,7 @@ interface Reply {
   v: unknown;
 }
 
-const entry = new URL("./agent-entry.js", import.meta.url);
+const entry = agentEntry;
 /** How long a sync call waits for an agent thread that has not started before it gives up. */
 const startDeadlineMs = 20_000;
 

@@ -20,10 +20,10 @@
  * over them, are taken out of the value into `shared` and replaced by their index there: bytes cannot
  * hold shared memory, so the sender hands `shared` to the receiver another way (thread-handoff.ts).
  */
-import { basename, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ProcessError, RemoteError, SerializationError, describe, libraryErrors } from "../errors.js";
 import { type CodeRef, type ResolveHooks, codeRef, findLoaded, resolveCode } from "../reduction.js";
+import { libraryRoot } from "./paths.js";
 import { runtime } from "./runtime.js";
 
 /** Implemented by library objects that can be passed to another process. */
@@ -640,12 +640,6 @@ function nativeError(cls: new (message?: string) => Error, message: string): Err
 
 /** Marks an error rebuilt from another process, until `withCallerFrames` adds the local frames. */
 const fromElsewhere = Symbol("multiprocessing-ts.fromElsewhere");
-
-/** The library's own folder (dist/bundle/ when built): its frames are not the caller's. */
-const libraryRoot = (() => {
-  const here = dirname(fileURLToPath(import.meta.url));
-  return basename(here) === "internal" ? dirname(here) : here;
-})();
 
 /**
  * Adds to an error that came from another process the frames of the code waiting for it here,

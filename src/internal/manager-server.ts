@@ -399,9 +399,3 @@ export async function runManagerServer(config: ServerConfig, ready: Connection):
   ready.close();
   await server.done;
 }
-
-/**
- * The URL of this module as an entry (the manager's process imports it to find `runManagerServer`
- * by name): this file, or its bundled entry beside the chunk this code is in.
- */
-export const serverModule = import.meta.url.replace(/[^/?#]*?(\.[cm]?[jt]s)?(?=[?#]|$)/, "manager-server$1");

@@ -4,6 +4,7 @@
  * were missing: shared primitives of the spawn start method then live in a broker (see fallback.ts).
  */
 import { createRequire } from "node:module";
+import { nativeAddonPaths } from "./paths.js";
 import type { Waiter } from "./shared-memory.js";
 
 /**
@@ -33,13 +34,8 @@ export function loadNative(): NativeShm | undefined {
   if (process.env.MULTIPROCESSING_TS_NO_NATIVE === "1") reason = "disabled by MULTIPROCESSING_TS_NO_NATIVE=1";
   else if (process.platform !== "linux") reason = `not supported on ${process.platform}`;
   else {
-    // this code is in dist/internal/native.js, dist/bundle/ or src/internal/: the package root is two
-    // up. The addon built by the install comes first, then the one the package ships for this platform.
     const require = createRequire(import.meta.url);
-    for (const path of [
-      "../../build/Release/mpts_shm.node",
-      `../../prebuilds/${process.platform}-${process.arch}/mpts_shm.node`,
-    ]) {
+    for (const path of nativeAddonPaths) {
       try {
         loaded = require(path) as NativeShm;
         break;

@@ -22,13 +22,11 @@ import { CancelledError } from "../../errors.js";
 import { Pool } from "../../pool.js";
 import { libraryCodeRef } from "../../reduction.js";
 import { cpuCount } from "../../util.js";
+import { clusterTaskModule } from "../paths.js";
 import { runClusterTask } from "./cluster-task.js";
 import { type WireJob, type WireResult, setProjectRoot, wireOutcome } from "./protocol.js";
 import { keys, loadBullmq, openRedis } from "./redis.js";
 import { DEFAULT_QUEUE, checkQueueName, connectError, parseRedisUrl } from "./target.js";
-
-/** The module the local children import for `runClusterTask`: the bundle's entry beside this code, or the source file. */
-const taskModule = import.meta.url.replace(/[^/?#]*?(\.[cm]?[jt]s)?(?=[?#]|$)/, "cluster-task$1");
 
 /** The worker command's usage (also `multiprocessing-ts worker --help`). */
 export const WORKER_USAGE = `usage: multiprocessing-ts worker --connect <url> [--processes N] [--context thread|spawn]
@@ -174,7 +172,7 @@ export async function runWorker(argv: string[]): Promise<void> {
   }
   const { Worker } = await loadBullmq();
   setProjectRoot(flags.root);
-  libraryCodeRef(runClusterTask, taskModule);
+  libraryCodeRef(runClusterTask, clusterTaskModule);
   const pool = new Pool({ processes: flags.processes, context: flags.context });
   const k = keys(flags.queue);
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
