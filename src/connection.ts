@@ -17,8 +17,8 @@
 import type { Server } from "node:net";
 import { inspect } from "node:util";
 import { ClosedError, EOFError, Empty, ProcessError } from "./errors.js";
-import { type Reduced, type Reducible, decodeOrImport, encode, reduce, registerRebuilder } from "./internal/codec.js";
-import type { FramedSocket } from "./internal/framing.js";
+import { type Reduced, type Reducible, decodeOrImport, encode, reduce, registerRebuilder } from "./internal/wire/codec.js";
+import type { FramedSocket } from "./internal/wire/framing.js";
 import { type HoldersState, PipeHolders, type Side } from "./internal/pipe-holders.js";
 import {
   MessageReader,
@@ -30,7 +30,7 @@ import {
   formatAddress,
   listenOn,
   localAddress,
-} from "./internal/sockets.js";
+} from "./internal/wire/sockets.js";
 import { runtime } from "./internal/runtime.js";
 import { type OptionNames, checkInteger, checkOptionNames, checkTimeout, optionNames } from "./internal/validate.js";
 import { Queue } from "./queues.js";

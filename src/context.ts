@@ -3,7 +3,7 @@
  * bound to that method, so `new ctx.Process(...)`, `new ctx.Pool(2)` and `new ctx.Queue()` use it
  * without passing `{ context }` each time.
  */
-import { DEFAULT_METHOD, checkMethod, startMethodNames } from "./internal/methods.js";
+import { DEFAULT_METHOD, checkMethod, startMethodNames } from "./backends/registry.js";
 import { type StartMethod, runtime } from "./internal/runtime.js";
 import { checkOptionNames, optionNames } from "./internal/validate.js";
 import { Pool, type PoolOptions } from "./pool.js";

@@ -18,25 +18,25 @@ import { randomBytes } from "node:crypto";
 import { inspect } from "node:util";
 import { Pipe } from "./connection.js";
 import { ClosedError, ProcessError } from "./errors.js";
-import { encode } from "./internal/codec.js";
-import { ManagerClient, clientKey, shutDown } from "./internal/manager-client.js";
+import { encode } from "./internal/wire/codec.js";
+import { ManagerClient, clientKey, shutDown } from "./internal/manager/client.js";
 import {
   ManagerServer,
   type Registration,
   type ServerConfig,
   type Token,
   runManagerServer,
-} from "./internal/manager-server.js";
-import { resolveMethod } from "./internal/methods.js";
+} from "./internal/manager/server.js";
+import { resolveMethod } from "./backends/registry.js";
 import { managerServerModule } from "./internal/paths.js";
 import type { StartMethod } from "./internal/runtime.js";
-import { type SocketAddress, checkAddress, checkAuthkey, formatAddress, localAddress } from "./internal/sockets.js";
+import { type SocketAddress, checkAddress, checkAuthkey, formatAddress, localAddress } from "./internal/wire/sockets.js";
 import { checkOptionNames, optionNames } from "./internal/validate.js";
 import { Process } from "./process.js";
-import { codeRef, libraryCodeRef } from "./reduction.js";
+import { codeRef, libraryCodeRef } from "./internal/reduction.js";
 import type { Scalar, Typecode } from "./sharedctypes.js";
 
-export type { SocketAddress } from "./internal/sockets.js";
+export type { SocketAddress } from "./internal/wire/sockets.js";
 import {
   type ArrayProxy,
   type AutoProxy,

@@ -6,10 +6,10 @@
  */
 import { inspect } from "node:util";
 import { ClosedError } from "./errors.js";
-import { type Reduced, encode, reduce, registerRebuilder } from "./internal/codec.js";
-import { ManagerClient, clientKey, shutDown } from "./internal/manager-client.js";
-import { type Token, resultToken } from "./internal/manager-server.js";
-import { formatAddress } from "./internal/sockets.js";
+import { type Reduced, encode, reduce, registerRebuilder } from "./internal/wire/codec.js";
+import { ManagerClient, clientKey, shutDown } from "./internal/manager/client.js";
+import { type Token, resultToken } from "./internal/manager/server.js";
+import { formatAddress } from "./internal/wire/sockets.js";
 import {
   type WaitOptions,
   checkOptionNames,

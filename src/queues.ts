@@ -15,14 +15,14 @@
  */
 import { inspect } from "node:util";
 import { ClosedError } from "./errors.js";
-import { type Address, isLocal } from "./internal/broker.js";
+import { type Address, isLocal } from "./internal/wire/broker.js";
 import { Arrival } from "./internal/arrival.js";
-import { type Reducible, type Reduced, type Transport, reduce, registerRebuilder } from "./internal/codec.js";
-import { needsFallback } from "./internal/fallback.js";
-import { resolveMethod } from "./internal/methods.js";
-import { BrokerQueue } from "./internal/queue-core.js";
-import type { FlavorState, QueueFlavor } from "./internal/queue-flavor.js";
-import { type RingState, RingQueue } from "./internal/ring-queue.js";
+import { type Reducible, type Reduced, type Transport, reduce, registerRebuilder } from "./internal/wire/codec.js";
+import { needsFallback } from "./internal/manager/fallback.js";
+import { resolveMethod } from "./backends/registry.js";
+import { BrokerQueue } from "./internal/queue/broker-queue.js";
+import type { FlavorState, QueueFlavor } from "./internal/queue/flavor.js";
+import { type RingState, RingQueue } from "./internal/queue/ring-queue.js";
 import { type WaitOptions, checkOptionNames, checkSignal, checkWaitOptions, optionNames } from "./internal/validate.js";
 import { type PrimitiveOptions, primitiveOptionNames } from "./synchronize.js";
 

@@ -7,11 +7,11 @@ import { inspect } from "node:util";
 import { ProcessError } from "./errors.js";
 import { checkOptionNames, optionNames } from "./internal/validate.js";
 import { Arrival } from "./internal/arrival.js";
-import { type Reduced, type Transport, reduce, registerRebuilder } from "./internal/codec.js";
-import { resolveMethod } from "./internal/methods.js";
+import { type Reduced, type Transport, reduce, registerRebuilder } from "./internal/wire/codec.js";
+import { resolveMethod } from "./backends/registry.js";
 import type { StartMethod } from "./internal/runtime.js";
-import { type Remote, needsFallback, remoteCreate, remoteSync } from "./internal/fallback.js";
-import { type Block, type BlockRef, allocate, attach, checkTransport } from "./internal/shared-memory.js";
+import { type Remote, needsFallback, remoteCreate, remoteSync } from "./internal/manager/fallback.js";
+import { type Block, type BlockRef, allocate, attach, checkTransport } from "./internal/shm/shared-memory.js";
 import { type Lock, RLock, SemLock } from "./synchronize.js";
 
 /** Python's typecodes: b B h H i I (8–32-bit), l L q Q (64-bit, as bigint), f d (floats). */

@@ -16,9 +16,9 @@
  */
 import { inspect } from "node:util";
 import { Arrival } from "./internal/arrival.js";
-import { type Reduced, type Reducible, type Transport, reduce, registerRebuilder } from "./internal/codec.js";
-import { needsFallback } from "./internal/fallback.js";
-import { resolveMethod } from "./internal/methods.js";
+import { type Reduced, type Reducible, type Transport, reduce, registerRebuilder } from "./internal/wire/codec.js";
+import { needsFallback } from "./internal/manager/fallback.js";
+import { resolveMethod } from "./backends/registry.js";
 import type { StartMethod } from "./internal/runtime.js";
 import {
   type AtomicBarrierState,
@@ -27,7 +27,7 @@ import {
   AtomicCondition,
   AtomicEvent,
   AtomicSemLock,
-} from "./internal/sync-atomics.js";
+} from "./internal/sync/atomics.js";
 import {
   type BrokerState,
   BrokerBarrier,
@@ -35,15 +35,15 @@ import {
   BrokerEvent,
   BrokerSemLock,
   isBrokerState,
-} from "./internal/sync-broker.js";
+} from "./internal/sync/remote.js";
 import type {
   BarrierFlavor,
   ConditionFlavor,
   EventFlavor,
   SemLockFlavor,
   SemLockKind,
-} from "./internal/sync-flavor.js";
-import type { BlockRef } from "./internal/shared-memory.js";
+} from "./internal/sync/flavor.js";
+import type { BlockRef } from "./internal/shm/shared-memory.js";
 import {
   type WaitOptions,
   checkInteger,
@@ -53,7 +53,7 @@ import {
   optionNames,
 } from "./internal/validate.js";
 import { deadlineFor } from "./internal/waitlist.js";
-import { type CodeRef, codeRef, resolveCode } from "./reduction.js";
+import { type CodeRef, codeRef, resolveCode } from "./internal/reduction.js";
 
 /** Options of a blocking acquire: on timeout it resolves false; on abort it rejects, acquiring nothing. */
 export type AcquireOptions = WaitOptions;

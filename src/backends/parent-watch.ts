@@ -15,7 +15,7 @@
  * already handed it to another one.
  */
 import { Worker } from "node:worker_threads";
-import { loadNative } from "../internal/native.js";
+import { loadNative } from "../internal/shm/native.js";
 
 /** How often the watchdog looks at the parent's pid: a dead parent's child dies within this. */
 const watchdogIntervalMs = 200;

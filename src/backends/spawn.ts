@@ -12,11 +12,11 @@ import { type ChildProcess, spawn } from "node:child_process";
 import type { Socket } from "node:net";
 import { constants } from "node:os";
 import { fileURLToPath } from "node:url";
-import { FramedSocket } from "../internal/framing.js";
+import { FramedSocket } from "../internal/wire/framing.js";
 import { spawnEntry } from "../internal/paths.js";
-import { pack, type ToParent, unpack } from "../internal/wire.js";
+import { pack, type ToParent, unpack } from "../internal/wire/messages.js";
 import { childFlags, launchEnvironment } from "./environment.js";
-import type { Backend, ChildExit, LaunchOptions, RunningChild } from "./backend.js";
+import type { Backend, ChildExit, LaunchOptions, RunningChild } from "../internal/backend.js";
 
 const entry = fileURLToPath(spawnEntry);
 

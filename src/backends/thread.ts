@@ -13,11 +13,11 @@
  */
 import { Worker } from "node:worker_threads";
 import { threadEntry } from "../internal/paths.js";
-import { pack, unpack, type ToParent } from "../internal/wire.js";
+import { pack, unpack, type ToParent } from "../internal/wire/messages.js";
 import { childFlags, launchEnvironment } from "./environment.js";
-import { handoffRoot, serveHandoffs } from "./thread-handoff.js";
-import type { Backend, ChildExit, LaunchOptions, RunningChild } from "./backend.js";
-import { threadExited, threadLaunched, threadLifelines } from "./identity.js";
+import { handoffRoot, serveHandoffs } from "../internal/thread-handoff.js";
+import type { Backend, ChildExit, LaunchOptions, RunningChild } from "../internal/backend.js";
+import { threadExited, threadLaunched, threadLifelines } from "../internal/identity.js";
 
 const entry = threadEntry;
 

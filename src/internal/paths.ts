@@ -2,7 +2,7 @@
  * Every path the library computes from its own location, in one place. The code runs in three
  * layouts, and this module is the one that knows them:
  *
- *   src/internal/paths.ts      the sources, under tsx           entries in src/backends/, src/internal/…
+ *   src/internal/paths.ts      the sources, under tsx           entries in src/entries/, modules in src/internal/
  *   dist/internal/paths.js     tsc's per-module output          the same folders under dist/
  *   dist/bundle/chunk-….js     esbuild's bundle (what ships)    every entry beside this chunk
  *
@@ -37,15 +37,15 @@ function module(name: string, path: string): string {
 }
 
 /** The entry script of a spawn child. */
-export const spawnEntry: URL = script("spawn-entry", "backends");
+export const spawnEntry: URL = script("spawn-entry", "entries");
 /** The entry script of a thread child. */
-export const threadEntry: URL = script("thread-entry", "backends");
+export const threadEntry: URL = script("thread-entry", "entries");
 /** The entry script of the fallback agent thread. */
-export const agentEntry: URL = script("agent-entry", "backends");
+export const agentEntry: URL = script("agent-entry", "entries");
 /** The module a manager's process imports for `runManagerServer`. */
-export const managerServerModule: string = module("manager-server", "internal/manager-server");
+export const managerServerModule: string = module("manager-server", "internal/manager/server");
 /** The module a cluster worker's local children import for `runClusterTask`. */
-export const clusterTaskModule: string = module("cluster-task", "internal/cluster/cluster-task");
+export const clusterTaskModule: string = module("cluster-task", "entries/cluster-task");
 
 /**
  * The native addon, in the order tried: the one built by the install, then the one the package ships

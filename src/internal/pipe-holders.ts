@@ -19,7 +19,7 @@
  * receiving cost what they did. The table is a RawArray and a Lock, so it works wherever those do
  * (in shared memory, or held by a broker without the native addon).
  */
-import { threadHasEnded, threadId } from "../backends/identity.js";
+import { threadHasEnded, threadId } from "./identity.js";
 import { RawArray } from "../sharedctypes.js";
 import { Lock } from "../synchronize.js";
 

@@ -9,7 +9,7 @@ import { realpathSync } from "node:fs";
 import { createRequire } from "node:module";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { isMainThread } from "../backends/identity.js";
+import { isMainThread } from "./identity.js";
 
 /** The start methods Node.js can offer. */
 export type StartMethod = "spawn" | "thread";
