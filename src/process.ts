@@ -10,7 +10,7 @@
  * channel close and exit: none outlives it.
  */
 import { inspect } from "node:util";
-import type { RunningChild } from "./internal/backend.js";
+import type { RunningChild } from "./internal/pool/backend.js";
 import { bunVersion } from "./backends/host.js";
 import { BootstrapError, ProcessError } from "./errors.js";
 import { encode } from "./internal/wire/codec.js";

@@ -19,7 +19,7 @@ import { type Address, isLocal } from "./internal/wire/broker.js";
 import { Arrival } from "./internal/arrival.js";
 import { type Reducible, type Reduced, type Transport, reduce, registerRebuilder } from "./internal/wire/codec.js";
 import { needsFallback } from "./internal/manager/fallback.js";
-import { resolveMethod } from "./backends/registry.js";
+import { memoryOf, resolveMethod } from "./backends/registry.js";
 import { BrokerQueue } from "./internal/queue/broker-queue.js";
 import type { FlavorState, QueueFlavor } from "./internal/queue/flavor.js";
 import { type RingState, RingQueue } from "./internal/queue/ring-queue.js";
@@ -73,9 +73,10 @@ export class Queue<T = unknown> implements Reducible, AsyncIterable<T> {
     this.#maxsize = maxsize > 0 ? Math.floor(maxsize) : 0;
     checkOptionNames(options ?? {}, primitiveOptionNames, `new ${this._kind()}()`);
     const method = resolveMethod(options, "primitives", this._kind());
-    this.#flavor = needsFallback(method)
+    const memory = memoryOf(method);
+    this.#flavor = needsFallback(memory)
       ? new BrokerQueue(this.#maxsize)
-      : RingQueue.create(method, this.#maxsize, this._kind() === "JoinableQueue");
+      : RingQueue.create(memory, this.#maxsize, this._kind() === "JoinableQueue");
   }
 
   /**

@@ -18,7 +18,7 @@ import { inspect } from "node:util";
 import { Arrival } from "./internal/arrival.js";
 import { type Reduced, type Reducible, type Transport, reduce, registerRebuilder } from "./internal/wire/codec.js";
 import { needsFallback } from "./internal/manager/fallback.js";
-import { resolveMethod } from "./backends/registry.js";
+import { memoryOf, resolveMethod } from "./backends/registry.js";
 import type { StartMethod } from "./internal/runtime.js";
 import {
   type AtomicBarrierState,
@@ -101,10 +101,11 @@ export class SemLock implements Reducible {
     }
     checkOptionNames(options, primitiveOptionNames, `new ${kind}()`);
     const method = methodOf(options, kind);
+    const memory = memoryOf(method);
     const max = kind === "BoundedSemaphore" ? value : kind === "Semaphore" ? 0x7fffffff : 1;
-    this.#flavor = needsFallback(method)
+    this.#flavor = needsFallback(memory)
       ? new BrokerSemLock(kind, value)
-      : AtomicSemLock.create(kind, value, max, method);
+      : AtomicSemLock.create(kind, value, max, memory);
   }
 
   /**
@@ -215,8 +216,8 @@ export class Event implements Reducible {
       return;
     }
     checkOptionNames(options, primitiveOptionNames, "new Event()");
-    const method = methodOf(options, "Event");
-    this.#flavor = needsFallback(method) ? new BrokerEvent() : new AtomicEvent(method);
+    const memory = memoryOf(methodOf(options, "Event"));
+    this.#flavor = needsFallback(memory) ? new BrokerEvent() : new AtomicEvent(memory);
   }
 
   /** True once `set()` was called (and `clear()` not since). */
@@ -288,13 +289,13 @@ export class Condition implements Reducible {
     this.#lock = lock ?? new RLock(options);
     const method = methodOf(options, "Condition");
     const lockFlavor = flavorOf(this.#lock);
-    const broker = needsFallback(method);
+    const broker = needsFallback(memoryOf(method));
     if (broker ? !(lockFlavor instanceof BrokerSemLock) : !(lockFlavor instanceof AtomicSemLock)) {
       throw new TypeError("the lock must be made for the same start method as the Condition");
     }
     this.#flavor = broker
       ? new BrokerCondition({ lock: lockFlavor as BrokerSemLock })
-      : new AtomicCondition(lockFlavor as AtomicSemLock, method);
+      : new AtomicCondition(lockFlavor as AtomicSemLock, memoryOf(method));
   }
 
   /** Acquires the condition's lock without blocking the event loop, as `Lock.acquire()` does. */
@@ -408,10 +409,10 @@ export class Barrier implements Reducible {
       this.#flavor = arrived.flavor;
       return;
     }
-    const method = methodOf(options, "Barrier");
-    this.#flavor = needsFallback(method)
+    const memory = memoryOf(methodOf(options, "Barrier"));
+    this.#flavor = needsFallback(memory)
       ? new BrokerBarrier({ parties, timeout: options.timeout })
-      : new AtomicBarrier(parties, method);
+      : new AtomicBarrier(parties, memory);
   }
 
   /** Parties needed to pass. */

@@ -6,13 +6,13 @@
  * Code that needs more than pools asks `resolveMethod(options, need, what)`, which refuses a method
  * that lacks the capability with an error naming the method and what to use instead.
  */
-import type { Backend } from "../internal/backend.js";
+import type { Backend } from "../internal/pool/backend.js";
 import { spawnBackend } from "./spawn.js";
 import { threadBackend } from "./thread.js";
 import { ProcessError } from "../errors.js";
 import type { Capabilities, EngineOptions, PoolEngine } from "../internal/pool/engine.js";
 import { CLUSTER_ENV, ClusterEngine } from "../internal/cluster/engine.js";
-import { type StartMethod, runtime } from "../internal/runtime.js";
+import { type SharedMemoryKind, type StartMethod, runtime } from "../internal/runtime.js";
 
 /** One start method as the registry knows it. */
 export interface StartMethodEntry {
@@ -154,6 +154,15 @@ export function startMethod(method: StartMethod): StartMethodEntry {
 /** What `method` can do besides pools. */
 export function capabilitiesOf(method: StartMethod): Capabilities {
   return startMethod(method).capabilities;
+}
+
+/** The memory `method`'s children share with their parent: what its primitives are allocated in. */
+export function memoryOf(method: StartMethod): SharedMemoryKind {
+  const kind = startMethod(method).capabilities.sharedMemory;
+  if (kind === "none") {
+    throw new ProcessError(`the "${method}" start method has no memory its workers share with this process`);
+  }
+  return kind;
 }
 
 /** The backend that launches children for `method` (one with the "process" capability). */

@@ -16,7 +16,7 @@ import { FramedSocket } from "../internal/wire/framing.js";
 import { spawnEntry } from "../internal/paths.js";
 import { pack, type ToParent, unpack } from "../internal/wire/messages.js";
 import { childFlags, launchEnvironment } from "./environment.js";
-import type { Backend, ChildExit, LaunchOptions, RunningChild } from "../internal/backend.js";
+import type { Backend, ChildExit, LaunchOptions, RunningChild } from "../internal/pool/backend.js";
 
 const entry = fileURLToPath(spawnEntry);
 

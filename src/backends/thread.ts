@@ -16,7 +16,7 @@ import { threadEntry } from "../internal/paths.js";
 import { pack, unpack, type ToParent } from "../internal/wire/messages.js";
 import { childFlags, launchEnvironment } from "./environment.js";
 import { handoffRoot, serveHandoffs } from "../internal/thread-handoff.js";
-import type { Backend, ChildExit, LaunchOptions, RunningChild } from "../internal/backend.js";
+import type { Backend, ChildExit, LaunchOptions, RunningChild } from "../internal/pool/backend.js";
 import { threadExited, threadLaunched, threadLifelines } from "../internal/identity.js";
 
 const entry = threadEntry;

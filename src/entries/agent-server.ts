@@ -22,6 +22,8 @@ interface Broker {
 }
 
 async function startBroker(): Promise<Broker> {
+  // the server rebuilds proxies that arrive in arguments with the library's classes
+  await import("../index.js");
   const authkey = randomBytes(32);
   const server = await ManagerServer.start({
     address: localAddress("mpts-broker"),

@@ -5,10 +5,9 @@
  * (backends/agent.ts). Everything keeps working, including the blocking `…Sync` calls; each
  * operation costs a round trip (tens of microseconds) instead of an atomic instruction.
  */
-import type { StartMethod } from "../runtime.js";
+import type { SharedMemoryKind } from "../runtime.js";
 import { fallbackAgent } from "./agent.js";
 import type { Token } from "./server.js";
-import { capabilitiesOf } from "../../backends/registry.js";
 import { loadNative, nativeUnavailableReason } from "../shm/native.js";
 
 /** A primitive held by a broker: the proxy token of its object there. */
@@ -16,9 +15,12 @@ export interface Remote {
   token: Token;
 }
 
-/** True when primitives of `method` must use the broker: processes, and no addon. */
-export function needsFallback(method: StartMethod): boolean {
-  if (capabilitiesOf(method).sharedMemory !== "shm" || loadNative()) return false;
+/**
+ * True when primitives in the memory `kind` (the start method's, from its capabilities) must use
+ * the fallback: processes, and no addon.
+ */
+export function needsFallback(kind: SharedMemoryKind): boolean {
+  if (kind !== "shm" || loadNative()) return false;
   warnOnce();
   return true;
 }

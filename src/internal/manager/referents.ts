@@ -9,7 +9,7 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import { BrokenBarrierError, Empty, Full, ProcessError } from "../../errors.js";
-import { type Typecode, checkScalar, checkTypecode, classes } from "../../sharedctypes.js";
+import { type Typecode, checkScalar, checkTypecode, classes } from "../shm/typecodes.js";
 import { WaitList, deadlineFor } from "../waitlist.js";
 
 /** Who is calling, and the signal that fires if they give up or go away. */

@@ -10,7 +10,6 @@
  * blocking ones (a queue's get, a lock's acquire) park without holding up the others.
  */
 import type { Server, Socket } from "node:net";
-import type { Connection } from "../../connection.js";
 import { ProcessError, RemoteError } from "../../errors.js";
 import { type CodeRef, resolveCode } from "../reduction.js";
 import { decode, encode, encodeError, importsFor } from "../wire/codec.js";
@@ -121,10 +120,12 @@ export class ManagerServer {
     this.done = new Promise((resolve) => (this.#finish = resolve));
   }
 
-  /** Resolves every registered callable, then listens. */
+  /**
+   * Resolves every registered callable, then listens. Proxies that arrive in arguments are rebuilt
+   * by the library's classes, so the process has the library loaded: a manager's process and the
+   * fallback agent thread load it from their entries (entries/bootstrap.ts, entries/agent-server.ts).
+   */
   static async start(config: ServerConfig): Promise<ManagerServer> {
-    // proxies that arrive in arguments are rebuilt by the library's classes
-    await import("../../index.js");
     const types = new Map<string, Registration & { make?: Function }>();
     for (const entry of config.registry) {
       let make: Function | undefined = entry.local;
@@ -382,11 +383,17 @@ export class ManagerServer {
 /** Marks a reply that is a token for a new proxy (the client fills in its own authkey). */
 export const resultToken = "\u0000mptsToken";
 
+/** Where the manager's process reports that it is up: the child end of a Pipe. */
+export interface ReadyChannel {
+  send(message: unknown): void;
+  close(): void;
+}
+
 /**
  * Runs a manager server until a client asks it to shut down: the body of the manager's process.
  * Reports `{ address }` (or the error that stopped it) on `ready`.
  */
-export async function runManagerServer(config: ServerConfig, ready: Connection): Promise<void> {
+export async function runManagerServer(config: ServerConfig, ready: ReadyChannel): Promise<void> {
   let server: ManagerServer;
   try {
     server = await ManagerServer.start(config);

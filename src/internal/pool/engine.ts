@@ -12,7 +12,7 @@
  * killed: an engine whose jobs sit in a broker and are pulled by remote workers implements it as
  * honestly as a local one. Per-worker details (pid, state) are reported through `stats()` only.
  */
-import type { SharedMemoryKind } from "../backend.js";
+import type { SharedMemoryKind } from "./backend.js";
 
 /** The outcome of one job, handed to `Job.settle`. */
 export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };

@@ -20,7 +20,7 @@
  * worker has claimed it. Without shared memory (the spawn method without the native addon) nothing
  * is prefetched, and a job sent counts as running, as in Python's call queue.
  */
-import type { Backend, RunningChild } from "../backend.js";
+import type { Backend, RunningChild } from "./backend.js";
 import { BootstrapError, BrokenProcessPool, ProcessError, WorkerCrashedError } from "../../errors.js";
 import { type CodeRef, codeRef } from "../reduction.js";
 import { decode, decodeOrImport, encode } from "../wire/codec.js";
@@ -358,7 +358,7 @@ export class WorkerSet implements PoolEngine {
       const size = this.#options.size;
       if (this.#backend.sharedMemory === "shm" && !loadNative()) this.#claims = null;
       else {
-        const block = allocate(4 * size, this.#backend.method);
+        const block = allocate(4 * size, this.#backend.sharedMemory);
         const free = Array.from({ length: size }, (_, i) => size - 1 - i);
         this.#claims = { cell: new Int32Array(block.buffer, block.offset, size), block: block.ref, free };
       }

@@ -69,7 +69,7 @@ import {
   UNFINISHED,
   recordBytes,
 } from "../shm/ring.js";
-import type { StartMethod } from "../runtime.js";
+import type { SharedMemoryKind } from "../runtime.js";
 
 /** What another process needs to use the queue. */
 export interface RingState extends FlavorState {
@@ -113,8 +113,8 @@ export class RingQueue implements QueueFlavor {
   #outbox: Outbox | undefined;
 
   /** A new queue, created here. */
-  static create(method: StartMethod, maxsize: number, joinable: boolean): RingQueue {
-    const ring = Ring.allocate(method);
+  static create(memory: SharedMemoryKind, maxsize: number, joinable: boolean): RingQueue {
+    const ring = Ring.allocate(memory);
     return new RingQueue(ring, maxsize, joinable, new Spill(ring, joinable));
   }
 

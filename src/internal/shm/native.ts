@@ -5,7 +5,18 @@
  */
 import { createRequire } from "node:module";
 import { nativeAddonPaths } from "../paths.js";
-import type { Waiter } from "./shared-memory.js";
+
+/** How a waiting primitive blocks, or waits without blocking. */
+export interface Waiter {
+  wait(view: Int32Array, index: number, expected: number, timeout: number): "ok" | "not-equal" | "timed-out";
+  waitAsync(
+    view: Int32Array,
+    index: number,
+    expected: number,
+    timeout: number,
+  ): Promise<"ok" | "not-equal" | "timed-out">;
+  wake(view: Int32Array, index: number, count: number): number;
+}
 
 /**
  * The addon's functions. As a `Waiter`: `wait` blocks this thread (futex, any process); `waitAsync`

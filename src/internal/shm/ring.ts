@@ -25,7 +25,7 @@
  */
 import { threadId } from "../identity.js";
 import { type Block, type BlockRef, allocate, attach } from "./shared-memory.js";
-import type { StartMethod } from "../runtime.js";
+import type { SharedMemoryKind } from "../runtime.js";
 
 /** Header word indices. */
 export const LOCK = 0;
@@ -88,9 +88,9 @@ export class Ring {
   readonly #d32: Int32Array;
   readonly #u8: Uint8Array;
 
-  /** Allocates a zeroed ring of `capacity` data bytes for the `method` start method. */
-  static allocate(method: StartMethod, capacity = DEFAULT_CAPACITY): Ring {
-    const block = allocate(HEADER_BYTES + capacity, method);
+  /** Allocates a zeroed ring of `capacity` data bytes in the memory `kind`. */
+  static allocate(kind: SharedMemoryKind, capacity = DEFAULT_CAPACITY): Ring {
+    const block = allocate(HEADER_BYTES + capacity, kind);
     new Int32Array(block.buffer, block.offset, WORDS)[CAPACITY] = capacity;
     return new Ring(block);
   }

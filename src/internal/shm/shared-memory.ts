@@ -13,23 +13,10 @@
 import { randomBytes } from "node:crypto";
 import { readdirSync, readlinkSync } from "node:fs";
 import { ProcessError } from "../../errors.js";
-import type { SharedMemoryKind } from "../backend.js";
-import { capabilitiesOf } from "../../backends/registry.js";
-import { type NativeShm, loadNative, nativeUnavailableReason } from "./native.js";
-import type { StartMethod } from "../runtime.js";
-import type { Transport } from "../wire/codec.js";
+import { type NativeShm, type Waiter, loadNative, nativeUnavailableReason } from "./native.js";
 
-/** How a waiting primitive blocks, or waits without blocking. */
-export interface Waiter {
-  wait(view: Int32Array, index: number, expected: number, timeout: number): "ok" | "not-equal" | "timed-out";
-  waitAsync(
-    view: Int32Array,
-    index: number,
-    expected: number,
-    timeout: number,
-  ): Promise<"ok" | "not-equal" | "timed-out">;
-  wake(view: Int32Array, index: number, count: number): number;
-}
+export type { Waiter };
+import type { SharedMemoryKind, Transport } from "../runtime.js";
 
 const atomicsWaiter: Waiter = {
   wait: (view, index, expected, timeout) => Atomics.wait(view, index, expected, timeout),
@@ -103,13 +90,9 @@ function waiterFor(kind: "sab" | "shm"): Waiter {
   return waiters.shm;
 }
 
-/** Allocates `bytes` (zeroed) for a primitive of the `method` context. */
-export function allocate(bytes: number, method: StartMethod): Block {
+/** Allocates `bytes` (zeroed) in the memory `kind` (the start method's, from its capabilities). */
+export function allocate(bytes: number, kind: SharedMemoryKind): Block {
   const size = Math.ceil(bytes / 8) * 8;
-  const kind = capabilitiesOf(method).sharedMemory;
-  if (kind === "none") {
-    throw new ProcessError(`the "${method}" start method has no memory its workers share with this process`);
-  }
   let arena = arenas[kind];
   if (size > ARENA / 4) {
     // a large block (a queue's ring) gets an arena of its own, leaving the shared one to small blocks

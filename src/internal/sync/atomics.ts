@@ -13,7 +13,7 @@
 import { threadId } from "../identity.js";
 import { BrokenBarrierError, ProcessError } from "../../errors.js";
 import type { Transport } from "../wire/codec.js";
-import type { StartMethod } from "../runtime.js";
+import type { SharedMemoryKind } from "../runtime.js";
 import { type Block, type BlockRef, allocate, attach, checkTransport } from "../shm/shared-memory.js";
 import {
   type BarrierFlavor,
@@ -59,9 +59,9 @@ export class AtomicSemLock implements SemLockFlavor {
     this.#words = new Int32Array(block.buffer, block.offset, 4);
   }
 
-  /** A new one in the memory of `method`, with `value` free permits (at most `max`). */
-  static create(kind: SemLockKind, value: number, max: number, method: StartMethod): AtomicSemLock {
-    const lock = new AtomicSemLock(kind, max, allocate(16, method));
+  /** A new one in the memory `memory`, with `value` free permits (at most `max`). */
+  static create(kind: SemLockKind, value: number, max: number, memory: SharedMemoryKind): AtomicSemLock {
+    const lock = new AtomicSemLock(kind, max, allocate(16, memory));
     Atomics.store(lock.#words, VALUE, value);
     return lock;
   }
@@ -187,8 +187,8 @@ export class AtomicEvent implements EventFlavor {
   readonly #block: Block;
   readonly #w: Int32Array;
 
-  /** A new event in the memory of `method`, or the one `ref` names. */
-  constructor(from: StartMethod | BlockRef) {
+  /** A new event in the memory `memory`, or the one `ref` names. */
+  constructor(from: SharedMemoryKind | BlockRef) {
     this.#block = typeof from === "string" ? allocate(8, from) : attach(from);
     this.#w = new Int32Array(this.#block.buffer, this.#block.offset, 2);
   }
@@ -253,8 +253,8 @@ export class AtomicCondition implements ConditionFlavor {
   readonly #block: Block;
   readonly #w: Int32Array;
 
-  /** A new condition in the memory of `method`, or the one `ref` names; over `lock`. */
-  constructor(lock: AtomicSemLock, from: StartMethod | BlockRef) {
+  /** A new condition in the memory `memory`, or the one `ref` names; over `lock`. */
+  constructor(lock: AtomicSemLock, from: SharedMemoryKind | BlockRef) {
     this.#lock = lock;
     this.#block = typeof from === "string" ? allocate(28, from) : attach(from);
     this.#w = new Int32Array(this.#block.buffer, this.#block.offset, 7);
@@ -400,8 +400,8 @@ export class AtomicBarrier implements BarrierFlavor {
   readonly #block: Block;
   readonly #w: Int32Array;
 
-  /** A new barrier for `parties` in the memory of `method`, or the one another process sent. */
-  constructor(parties: number, from: StartMethod | AtomicBarrierState) {
+  /** A new barrier for `parties` in the memory `memory`, or the one another process sent. */
+  constructor(parties: number, from: SharedMemoryKind | AtomicBarrierState) {
     this.#parties = parties;
     const made = typeof from === "string";
     this.#mutex = made ? AtomicSemLock.create("Lock", 1, 1, from) : AtomicSemLock.attach("Lock", from.mutex);

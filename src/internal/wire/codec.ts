@@ -24,17 +24,12 @@ import { fileURLToPath } from "node:url";
 import { ProcessError, RemoteError, SerializationError, describe, libraryErrors } from "../../errors.js";
 import { type CodeRef, type ResolveHooks, codeRef, findLoaded, resolveCode } from "../reduction.js";
 import { libraryRoot } from "../paths.js";
-import { runtime } from "../runtime.js";
+import { type Transport, runtime } from "../runtime.js";
 
 /** Implemented by library objects that can be passed to another process. */
 export const reduce: unique symbol = Symbol.for("multiprocessing-ts.reduce") as never;
 
-/**
- * How the bytes travel: `clone` (postMessage: SharedArrayBuffer allowed), `bytes` (v8.serialize, to
- * any process), or `local` (v8.serialize, to a thread of this process: SharedArrayBuffers travel
- * beside the bytes, in `Encoded.shared`).
- */
-export type Transport = "clone" | "bytes" | "local";
+export type { Transport };
 
 /** What a library object turns itself into for a transport; `kind` names its rebuilder. */
 export interface Reduced {

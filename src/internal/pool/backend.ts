@@ -3,9 +3,8 @@
  * back a handle with a pid, a duplex message channel, an exit promise, terminate and kill. Nothing
  * outside `backends/` knows whether that is an OS process or a worker thread.
  */
-import type { StartMethod } from "./runtime.js";
-import type { Boot, ToChild, ToParent } from "./wire/messages.js";
-import type { Transport } from "./wire/codec.js";
+import type { SharedMemoryKind, StartMethod, Transport } from "../runtime.js";
+import type { Boot, ToChild, ToParent } from "../wire/messages.js";
 
 /** How a launched child ended, in Python's convention: the exit code, or minus the signal number. */
 export interface ChildExit {
@@ -44,8 +43,7 @@ export interface LaunchOptions {
   maxHeapMb?: number;
 }
 
-/** Which memory this start method's children can share with their parent. */
-export type SharedMemoryKind = "sab" | "shm";
+export type { SharedMemoryKind };
 
 /** A start method. */
 export interface Backend {
