@@ -1,6 +1,6 @@
 /**
  * `ProcessPoolExecutor`, `Future`, `wait` and `asCompleted`: Python's `concurrent.futures` on the
- * start method's pool engine (internal/engine.ts). Workers start on demand, idle ones first.
+ * start method's pool engine (internal/pool/engine.ts). Workers start on demand, idle ones first.
  *
  * Unlike Python's, a worker that dies does not break the executor: only the future it was running
  * fails (WorkerCrashedError), and the executor goes on. A failing initializer does break it

@@ -12,7 +12,7 @@
  * with a ProcessError: nothing waits forever on a dead manager.
  *
  * This file holds the managers; the proxies are in proxies.ts, and the connection they share in
- * internal/manager-client.ts.
+ * internal/manager/client.ts.
  */
 import { randomBytes } from "node:crypto";
 import { inspect } from "node:util";

@@ -1,5 +1,5 @@
 /**
- * `Pool`: Python's `multiprocessing.Pool` on the start method's pool engine (internal/engine.ts).
+ * `Pool`: Python's `multiprocessing.Pool` on the start method's pool engine (internal/pool/engine.ts).
  *
  *   map/starmap/mapAsync ─► materialize input ─► chunks (≈4 per worker) ─► jobs ─► results in order
  *   apply/applyAsync     ─► one job

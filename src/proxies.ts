@@ -1,7 +1,7 @@
 /**
  * Proxies: a reference to one object held by a manager server, like Python's `BaseProxy` and the
  * proxies of `multiprocessing.managers`. Each method is one call to the server, through the
- * manager's connection (internal/manager-client.ts); a proxy sent to another process arrives as a
+ * manager's connection (internal/manager/client.ts); a proxy sent to another process arrives as a
  * proxy of the same object.
  */
 import { inspect } from "node:util";

@@ -3,10 +3,10 @@
  *
  *   put(x) ─► packItem (here: a bad value is refused at once) ─► flavor ─► get() ─► unpackItem
  *
- *   flavor  RingQueue (internal/ring-queue.ts): a ring in shared memory that every process maps;
+ *   flavor  RingQueue (internal/queue/ring-queue.ts): a ring in shared memory that every process maps;
  *                     a put or get is a lock, a copy and an unlock. The thread start method, and
  *                     the spawn start method with the native addon.
- *           BrokerQueue (internal/queue-core.ts): items in the creating process, reached through
+ *           BrokerQueue (internal/queue/broker-queue.ts): items in the creating process, reached through
  *                     the object broker. The spawn start method without the addon.
  *
  * Items are stored serialized, so a `put` copies the value as it is at that moment, as Python's

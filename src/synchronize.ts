@@ -4,10 +4,10 @@
  * Every primitive is built on one base, `SemLock`: Lock, RLock, Semaphore and BoundedSemaphore are
  * SemLocks; Condition, Event and Barrier are built from SemLocks and a few more words each.
  *
- * Each primitive has two flavors behind one interface (internal/sync-flavor.ts), as queues do:
+ * Each primitive has two flavors behind one interface (internal/sync/flavor.ts), as queues do:
  *
- *   Atomics (internal/sync-atomics.ts)  words in shared memory, changed with atomic operations
- *   broker  (internal/sync-broker.ts)   an object held by a broker, when there is no shared memory
+ *   Atomics (internal/sync/atomics.ts)  words in shared memory, changed with atomic operations
+ *   remote  (internal/sync/remote.ts)   an object on the fallback's server, when there is no shared memory
  *                                       (the spawn start method with no native addon)
  *
  * The classes here validate arguments at the public edge, pick a flavor, and delegate. An object
@@ -29,12 +29,12 @@ import {
   AtomicSemLock,
 } from "./internal/sync/atomics.js";
 import {
-  type BrokerState,
-  BrokerBarrier,
-  BrokerCondition,
-  BrokerEvent,
-  BrokerSemLock,
-  isBrokerState,
+  type RemoteState,
+  RemoteBarrier,
+  RemoteCondition,
+  RemoteEvent,
+  RemoteSemLock,
+  isRemoteState,
 } from "./internal/sync/remote.js";
 import type {
   BarrierFlavor,
@@ -104,7 +104,7 @@ export class SemLock implements Reducible {
     const memory = memoryOf(method);
     const max = kind === "BoundedSemaphore" ? value : kind === "Semaphore" ? 0x7fffffff : 1;
     this.#flavor = needsFallback(memory)
-      ? new BrokerSemLock(kind, value)
+      ? new RemoteSemLock(kind, value)
       : AtomicSemLock.create(kind, value, max, memory);
   }
 
@@ -166,9 +166,9 @@ function kindOf(target: Function): SemLockKind {
 }
 
 registerRebuilder("mpts.SemLock", (state) => {
-  const s = state as { kind: SemLockKind; flavor: BrokerState | AtomicSemLockState };
-  const flavor = isBrokerState(s.flavor)
-    ? new BrokerSemLock(s.kind, s.flavor.remote)
+  const s = state as { kind: SemLockKind; flavor: RemoteState | AtomicSemLockState };
+  const flavor = isRemoteState(s.flavor)
+    ? new RemoteSemLock(s.kind, s.flavor.remote)
     : AtomicSemLock.attach(s.kind, s.flavor);
   const cls = { Lock, RLock, Semaphore, BoundedSemaphore }[s.kind];
   return semLockArrival.with(flavor, () => new cls());
@@ -217,7 +217,7 @@ export class Event implements Reducible {
     }
     checkOptionNames(options, primitiveOptionNames, "new Event()");
     const memory = memoryOf(methodOf(options, "Event"));
-    this.#flavor = needsFallback(memory) ? new BrokerEvent() : new AtomicEvent(memory);
+    this.#flavor = needsFallback(memory) ? new RemoteEvent() : new AtomicEvent(memory);
   }
 
   /** True once `set()` was called (and `clear()` not since). */
@@ -259,8 +259,8 @@ export class Event implements Reducible {
 }
 
 registerRebuilder("mpts.Event", (state) => {
-  const s = state as BrokerState | BlockRef;
-  const flavor = isBrokerState(s) ? new BrokerEvent(s.remote) : new AtomicEvent(s);
+  const s = state as RemoteState | BlockRef;
+  const flavor = isRemoteState(s) ? new RemoteEvent(s.remote) : new AtomicEvent(s);
   return eventArrival.with(flavor, () => new Event());
 });
 
@@ -290,11 +290,11 @@ export class Condition implements Reducible {
     const method = methodOf(options, "Condition");
     const lockFlavor = flavorOf(this.#lock);
     const broker = needsFallback(memoryOf(method));
-    if (broker ? !(lockFlavor instanceof BrokerSemLock) : !(lockFlavor instanceof AtomicSemLock)) {
+    if (broker ? !(lockFlavor instanceof RemoteSemLock) : !(lockFlavor instanceof AtomicSemLock)) {
       throw new TypeError("the lock must be made for the same start method as the Condition");
     }
     this.#flavor = broker
-      ? new BrokerCondition({ lock: lockFlavor as BrokerSemLock })
+      ? new RemoteCondition({ lock: lockFlavor as RemoteSemLock })
       : new AtomicCondition(lockFlavor as AtomicSemLock, memoryOf(method));
   }
 
@@ -362,9 +362,9 @@ export class Condition implements Reducible {
 }
 
 registerRebuilder("mpts.Condition", (state) => {
-  const s = state as { lock: Lock; flavor: BrokerState | BlockRef };
-  const flavor = isBrokerState(s.flavor)
-    ? new BrokerCondition(s.flavor.remote)
+  const s = state as { lock: Lock; flavor: RemoteState | BlockRef };
+  const flavor = isRemoteState(s.flavor)
+    ? new RemoteCondition(s.flavor.remote)
     : new AtomicCondition(flavorOf(s.lock) as AtomicSemLock, s.flavor);
   return conditionArrival.with(flavor, () => new Condition(s.lock));
 });
@@ -411,7 +411,7 @@ export class Barrier implements Reducible {
     }
     const memory = memoryOf(methodOf(options, "Barrier"));
     this.#flavor = needsFallback(memory)
-      ? new BrokerBarrier({ parties, timeout: options.timeout })
+      ? new RemoteBarrier({ parties, timeout: options.timeout })
       : new AtomicBarrier(parties, memory);
   }
 
@@ -465,8 +465,8 @@ registerRebuilder("mpts.Barrier", (state) => {
     parties: number;
     timeout: number | undefined;
     action: CodeRef | undefined;
-    flavor: BrokerState | AtomicBarrierState;
+    flavor: RemoteState | AtomicBarrierState;
   };
-  const flavor = isBrokerState(s.flavor) ? new BrokerBarrier(s.flavor.remote) : new AtomicBarrier(s.parties, s.flavor);
+  const flavor = isRemoteState(s.flavor) ? new RemoteBarrier(s.flavor.remote) : new AtomicBarrier(s.parties, s.flavor);
   return barrierArrival.with({ flavor, action: s.action }, () => new Barrier(s.parties, { timeout: s.timeout }));
 });

@@ -1,5 +1,5 @@
 /**
- * What the fallback agent thread does (see backends/agent.ts): it runs this process's broker, a
+ * What the fallback agent thread does (see internal/manager/agent.ts): it runs this process's broker, a
  * manager server holding the shared objects this process creates, and makes every call of this
  * process on any broker, through one connection per broker.
  */

@@ -12,7 +12,7 @@
  * (Python's `p.start(); child_conn.close()`). The first receiver of that copy takes the claim over;
  * every later receiver of the same encoding (a pool's initargs, received by each worker) counts a
  * copy of its own. A slot counts while its thread runs: the kernel says whether a pid exists, and
- * this process's record (backends/identity.ts) whether one of its own threads has ended. So a claim
+ * this process's record (internal/identity.ts) whether one of its own threads has ended. So a claim
  * whose sender is gone is void, as a copy put on a queue no one reads must not hold a reader.
  *
  * Only a reader that found nothing to read looks for holders that are gone (`reap`), so sending and

@@ -2,7 +2,7 @@
  * Shared primitives without shared memory. When the spawn start method has no native addon (not
  * built, or `MULTIPROCESSING_TS_NO_NATIVE=1`), a Lock, Event, Value... is an object held by a broker
  * in the process that made it, and every operation is a message through this process's agent thread
- * (backends/agent.ts). Everything keeps working, including the blocking `…Sync` calls; each
+ * (manager/agent.ts). Everything keeps working, including the blocking `…Sync` calls; each
  * operation costs a round trip (tens of microseconds) instead of an atomic instruction.
  */
 import type { SharedMemoryKind } from "../runtime.js";

@@ -2,7 +2,7 @@
  * The pool engine seam: what `Pool`, `ProcessPoolExecutor` and the streaming calls need from
  * whatever runs their tasks, and what a start method says it can do.
  *
- *   Pool / Executor ── resolveMethod(options) ──► start-method registry (methods.ts)
+ *   Pool / Executor ── resolveMethod(options) ──► start-method registry (backends/registry.ts)
  *                                                    │ engine(options): PoolEngine
  *                                                    │ capabilities: process? primitives? memory?
  *                      submit(job) ─► PoolEngine ─► job.settle(outcome)

@@ -32,7 +32,7 @@ import { type BlockRef, allocate } from "../shm/shared-memory.js";
 import type { EngineOptions, Job, PoolEngine, PoolStats, WorkerStats } from "./engine.js";
 import { type PoolChild, poolChildren } from "./pool-children.js";
 import { runtime } from "../runtime.js";
-import type { ToParent } from "../wire/messages.js";
+import { type ToParent, assertNever } from "../wire/messages.js";
 
 /** Options of the engine: what Pool and Executor ask for, and the backend that launches its workers. */
 export interface WorkerSetOptions extends EngineOptions {
@@ -461,7 +461,7 @@ export class WorkerSet implements PoolEngine {
         return;
       }
       default:
-        return;
+        assertNever(message);
     }
   }
 

@@ -2,7 +2,7 @@
  * The one interface behind `Queue`: where its items live and how a process reaches them.
  *
  *   RingQueue   (ring-queue.ts)  items in a ring in shared memory; every process reads and writes it
- *   BrokerQueue (queue-core.ts)  items in the creating process; others call it through the broker
+ *   BrokerQueue (broker-queue.ts)  items in the creating process; others call it through the broker
  *
  * The public classes (queues.ts) validate arguments and pick a flavor; a flavor takes checked
  * arguments and items as values.

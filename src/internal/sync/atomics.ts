@@ -7,7 +7,7 @@
  *   Event word:       [0] the flag
  *   Condition words:  see the comment above `SEQ`;  Barrier words: see the comment above `COUNT`
  *
- * Each blocking operation is one wait loop (a `WaitLoop`, see sync-flavor.ts) that the blocking
+ * Each blocking operation is one wait loop (a `WaitLoop`, see flavor.ts) that the blocking
  * call runs with `runSync` and its promise twin with `runAsync`.
  */
 import { threadId } from "../identity.js";

@@ -2,9 +2,9 @@
  * The interfaces behind the primitives of synchronize.ts: where their state lives and how a process
  * reaches it.
  *
- *   Atomics (sync-atomics.ts)  words in shared memory, changed with atomic operations, waited on
+ *   Atomics (atomics.ts)  words in shared memory, changed with atomic operations, waited on
  *                              through a futex-style wait/wake
- *   broker  (sync-broker.ts)   an object held by a broker (no shared memory: the spawn start method
+ *   broker  (remote.ts)   an object held by a broker (no shared memory: the spawn start method
  *                              without the native addon); every operation is one call
  *
  * The public classes validate arguments and pick a flavor; a flavor takes checked arguments.

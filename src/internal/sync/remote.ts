@@ -1,35 +1,35 @@
 /**
- * The broker flavor of the primitives: without shared memory (the spawn start method with no
- * native addon), each primitive is an object held by a broker (fallback.ts, referents in
- * manager-types.ts), and every operation is one call to it, blocking for the `…Sync` ones.
+ * The remote flavor of the primitives: without shared memory (the spawn start method with no
+ * native addon), each primitive is an object held by a broker (manager/fallback.ts, referents in
+ * manager/referents.ts), and every operation is one call to it, blocking for the `…Sync` ones.
  */
 import { type Remote, remoteArg, remoteAsync, remoteCreate, remoteSync } from "../manager/fallback.js";
 import type { BarrierFlavor, ConditionFlavor, EventFlavor, SemLockFlavor, SemLockKind } from "./flavor.js";
 
 /** What a broker primitive sends to another process: the token of its object. */
-export interface BrokerState {
+export interface RemoteState {
   remote: Remote;
 }
 
 /** True when a primitive arriving with `state` is held by a broker. */
-export function isBrokerState(state: object): state is BrokerState {
+export function isRemoteState(state: object): state is RemoteState {
   return "remote" in state && state.remote !== undefined;
 }
 
 /** The parts every broker primitive shares: its object, and how it travels. */
-class BrokerPrimitive {
+class RemotePrimitive {
   readonly remote: Remote;
 
   constructor(remote: Remote) {
     this.remote = remote;
   }
 
-  reduce(): BrokerState {
+  reduce(): RemoteState {
     return { remote: this.remote };
   }
 }
 
-export class BrokerSemLock extends BrokerPrimitive implements SemLockFlavor {
+export class RemoteSemLock extends RemotePrimitive implements SemLockFlavor {
   readonly #locks: boolean;
 
   /** A new one on this process's broker (`value` permits for a semaphore), or the one `remote` names. */
@@ -60,7 +60,7 @@ export class BrokerSemLock extends BrokerPrimitive implements SemLockFlavor {
   }
 }
 
-export class BrokerEvent extends BrokerPrimitive implements EventFlavor {
+export class RemoteEvent extends RemotePrimitive implements EventFlavor {
   /** A new event on this process's broker, or the one `remote` names. */
   constructor(remote: Remote = remoteCreate("Event", [])) {
     super(remote);
@@ -87,9 +87,9 @@ export class BrokerEvent extends BrokerPrimitive implements EventFlavor {
   }
 }
 
-export class BrokerCondition extends BrokerPrimitive implements ConditionFlavor {
+export class RemoteCondition extends RemotePrimitive implements ConditionFlavor {
   /** A new condition over the broker lock `lock`, or the one `remote` names. */
-  constructor(from: { lock: BrokerSemLock } | Remote) {
+  constructor(from: { lock: RemoteSemLock } | Remote) {
     super("lock" in from ? remoteCreate("Condition", [remoteArg(from.lock.remote)]) : from);
   }
 
@@ -110,7 +110,7 @@ export class BrokerCondition extends BrokerPrimitive implements ConditionFlavor 
   }
 }
 
-export class BrokerBarrier extends BrokerPrimitive implements BarrierFlavor {
+export class RemoteBarrier extends RemotePrimitive implements BarrierFlavor {
   /** A new barrier on this process's broker, or the one `remote` names. */
   constructor(from: { parties: number; timeout: number | undefined } | Remote) {
     super("parties" in from ? remoteCreate("Barrier", [from.parties, { timeout: from.timeout }]) : from);

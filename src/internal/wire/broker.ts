@@ -56,11 +56,6 @@ export function serve(obj: Served): Address {
   return { address: serverAddress!, id };
 }
 
-/** Stops serving an object (later calls to it fail with a clear error). */
-export function unserve(id: number): void {
-  objects.delete(id);
-}
-
 function startServer(): void {
   serverAddress = localAddress(`mpts-t${threadId}`);
   server = createServer((socket) => accept(socket));
