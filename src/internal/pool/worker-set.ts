@@ -33,6 +33,7 @@ import type { EngineOptions, Job, PoolEngine, PoolStats, WorkerStats } from "./e
 import { type PoolChild, poolChildren } from "./pool-children.js";
 import { runtime } from "../runtime.js";
 import { type ToParent, assertNever } from "../wire/messages.js";
+import { depthFor, mayTake, pickWorker } from "./scheduling.js";
 
 /** Options of the engine: what Pool and Executor ask for, and the backend that launches its workers. */
 export interface WorkerSetOptions extends EngineOptions {
@@ -554,16 +555,6 @@ export class WorkerSet implements PoolEngine {
     for (const job of jobs) if (!job.cancelled) job.settle({ ok: false, error });
   }
 
-  /** How many jobs a worker may hold: 1 for long tasks, more while tasks are short. */
-  #depth(): number {
-    // a job sent to a worker cannot be taken back without a claim cell: send none ahead
-    if (this.#claims === null) return 1;
-    const ms = this.#serviceMs;
-    if (Number.isNaN(ms) || ms > 2) return 1;
-    if (ms > 0.2) return 4;
-    return 32;
-  }
-
   #dispatch(): void {
     if (this.#state !== "running" && this.#state !== "closing") return;
     this.#assign();
@@ -579,7 +570,7 @@ export class WorkerSet implements PoolEngine {
   #takeBackForFree(): number {
     let free = false;
     for (const w of this.#workers) {
-      if (w.ready && w.inflight.length === 0 && this.#mayTake(w)) {
+      if (w.ready && w.inflight.length === 0 && mayTake(w, this.#options.maxTasksPerChild)) {
         free = true;
         break;
       }
@@ -588,11 +579,6 @@ export class WorkerSet implements PoolEngine {
     let back = 0;
     for (const w of this.#workers) if (w.inflight.length > (w.ready ? 1 : 0)) back += this.#takeBack(w);
     return back;
-  }
-
-  #mayTake(w: Worker): boolean {
-    if (w.exited || w.stopping) return false;
-    return !(this.#options.maxTasksPerChild > 0 && w.sent >= this.#options.maxTasksPerChild);
   }
 
   #assign(): void {
@@ -616,29 +602,12 @@ export class WorkerSet implements PoolEngine {
   }
 
   #pickWorker(): Worker | undefined {
-    // A starting worker takes jobs too (its child queues them until its initializer is done), so a
-    // submitted call is assigned, and counts as running, at once, as in Python's call queue.
-    // Prefetch, but never more than a fair share of the outstanding work: a worker that happens to be
-    // ready first must not take the jobs another (still starting) worker would run in parallel.
-    const fairShare = Math.ceil((this.#queue.length + this.#inflight) / Math.max(1, this.#workers.size));
-    const depth = Math.min(this.#depth(), Math.max(1, fairShare));
-    let best: Worker | undefined;
-    for (const w of this.#workers) {
-      if (!this.#mayTake(w)) continue;
-      if (w.inflight.length >= (w.ready ? depth : 1)) continue;
-      // A worker with jobs ahead gets more once half of them are done, then up to `depth` at once:
-      // they leave in one message, where a job per result would cost a message (and, between
-      // threads, a wake-up of the worker) per job.
-      if (w.ready && w.inflight.length > depth >> 1 && !this.#refilled.has(w)) continue;
-      // the least loaded, and of those a ready one: a starting worker may take a while yet
-      if (
-        !best ||
-        w.inflight.length < best.inflight.length ||
-        (w.inflight.length === best.inflight.length && w.ready && !best.ready)
-      )
-        best = w;
-      if (best.inflight.length === 0 && best.ready) break;
-    }
+    const best = pickWorker(this.#workers, {
+      pending: this.#queue.length + this.#inflight,
+      depth: depthFor(this.#serviceMs, this.#claims !== null),
+      refilled: this.#refilled,
+      maxTasksPerChild: this.#options.maxTasksPerChild,
+    });
     if ((!best || best.inflight.length > 0) && this.#workers.size < this.#options.size) {
       // executor: start workers on demand, reusing idle ones first
       this.#spawn();
