@@ -51,7 +51,7 @@ interface Worker {
   exited: boolean;
   /** Jobs sent so far (a worker with maxTasksPerChild gets no more than it will run). */
   sent: number;
-  /** What a dying worker said about its death (see wire.Crash). */
+  /** What a dying worker said about its death (see Crash in wire/messages.ts). */
   crash: { running: number | null; error: unknown } | undefined;
   stopping: boolean;
   /** Set when the set stopped this worker itself (a cancelled call): its exit is no failure. */
