@@ -9,12 +9,9 @@
  *                                                   WorkerCrashedError, the ones it had not started
  *                                                   go back to the queue's front, a replacement starts
  *
- * A worker runs its jobs one at a time, in the order sent. Each worker has a claim cell, an Int32
- * in memory shared with it: before starting its task `id` (ids count 1, 2, 3… per worker) the
- * worker moves the cell from `id - 1` to `id` (compare-and-swap), so the cell always says which
- * jobs have started, even while the worker is busy in a long synchronous task and reads no
- * message. The set takes back the jobs a worker has not started by moving the cell past them; the
- * worker's swap then fails and it skips them. So jobs can be prefetched (sent before the worker is
+ * A worker runs its jobs one at a time, in the order sent. Each worker has a claim cell (claims.ts)
+ * that says which of its jobs have started, and through which the set takes back the ones it has
+ * not started. So jobs can be prefetched (sent before the worker is
  * free, which saves a round trip per short task) without delaying anyone: a job waiting behind a
  * long one moves to the first worker that becomes free, and a future is "running" only once its
  * worker has claimed it. Without shared memory (the spawn method without the native addon) nothing
@@ -27,12 +24,11 @@ import { decode, decodeOrImport, encode } from "../wire/codec.js";
 import { Deque } from "../deque.js";
 import { trace } from "../debug.js";
 import { stopOnInterrupt } from "../interrupt.js";
-import { loadNative } from "../shm/native.js";
-import { type BlockRef, allocate } from "../shm/shared-memory.js";
 import type { EngineOptions, Job, PoolEngine, PoolStats, WorkerStats } from "./engine.js";
 import { type PoolChild, poolChildren } from "./pool-children.js";
 import { runtime } from "../runtime.js";
 import { type ToParent, assertNever } from "../wire/messages.js";
+import { ClaimCells } from "./claims.js";
 import { depthFor, mayTake, pickWorker } from "./scheduling.js";
 
 /** Options of the engine: what Pool and Executor ask for, and the backend that launches its workers. */
@@ -66,13 +62,6 @@ interface Worker {
   busySince: number | undefined;
 }
 
-/** The claim cells of a set's workers: one per slot; a slot is reused once its worker has exited. */
-interface Claims {
-  cell: Int32Array;
-  block: BlockRef;
-  free: number[];
-}
-
 type State = PoolEngine["state"];
 
 /** The engine of the local start methods: workers, a job queue, dispatch, crash recovery. */
@@ -85,7 +74,7 @@ export class WorkerSet implements PoolEngine {
   #initializer: CodeRef | undefined;
   #initargs: { value: unknown; changed: boolean };
   /** The claim cells; null where there is no shared memory, undefined until the first worker starts. */
-  #claims: Claims | null | undefined;
+  #claims: ClaimCells | null | undefined;
   #dispatchQueued = false;
   #refillQueued = false;
   /** The workers sent a job in the current `#assign`: they take up to `depth` now. */
@@ -264,8 +253,7 @@ export class WorkerSet implements PoolEngine {
 
   /** Whether the worker has started its job at `at` (without a claim cell: every job sent counts). */
   #hasStarted(worker: Worker, at: number): boolean {
-    if (worker.slot < 0) return true;
-    return ((Atomics.load(this.#claims!.cell, worker.slot) - worker.ids[at]!) | 0) >= 0;
+    return worker.slot < 0 || this.#claims!.hasStarted(worker.slot, worker.ids[at]!);
   }
 
   /**
@@ -274,22 +262,16 @@ export class WorkerSet implements PoolEngine {
    */
   #takeBack(worker: Worker): number {
     if (worker.slot < 0 || worker.exited) return 0;
-    const cell = this.#claims!.cell;
-    for (;;) {
-      const claimed = Atomics.load(cell, worker.slot);
-      const unstarted = Math.min((worker.seq - claimed) | 0, worker.inflight.length);
-      if (unstarted <= 0) return 0;
-      // the worker may claim one meanwhile: then look again
-      if (Atomics.compareExchange(cell, worker.slot, claimed, worker.seq) !== claimed) continue;
-      const jobs = worker.inflight.splice(worker.inflight.length - unstarted);
-      worker.ids.splice(worker.ids.length - unstarted);
-      worker.sent -= unstarted;
-      this.#account(worker);
-      trace(`took back ${unstarted} job(s) from worker ${worker.child.pid}`);
-      const live = jobs.filter((job) => !job.cancelled);
-      this.#queue.unshiftAll(live);
-      return live.length;
-    }
+    const unstarted = this.#claims!.takeBack(worker.slot, worker.seq, worker.inflight.length);
+    if (unstarted === 0) return 0;
+    const jobs = worker.inflight.splice(worker.inflight.length - unstarted);
+    worker.ids.splice(worker.ids.length - unstarted);
+    worker.sent -= unstarted;
+    this.#account(worker);
+    trace(`took back ${unstarted} job(s) from worker ${worker.child.pid}`);
+    const live = jobs.filter((job) => !job.cancelled);
+    this.#queue.unshiftAll(live);
+    return live.length;
   }
 
   /** Dispatches once the current cancellations are done (a failed map cancels many jobs in a row). */
@@ -354,16 +336,8 @@ export class WorkerSet implements PoolEngine {
   }
 
   /** The claim cells, made when the first worker starts; null without shared memory. */
-  #claimCells(): Claims | null {
-    if (this.#claims === undefined) {
-      const size = this.#options.size;
-      if (this.#backend.sharedMemory === "shm" && !loadNative()) this.#claims = null;
-      else {
-        const block = allocate(4 * size, this.#backend.sharedMemory);
-        const free = Array.from({ length: size }, (_, i) => size - 1 - i);
-        this.#claims = { cell: new Int32Array(block.buffer, block.offset, size), block: block.ref, free };
-      }
-    }
+  #claimCells(): ClaimCells | null {
+    if (this.#claims === undefined) this.#claims = ClaimCells.make(this.#options.size, this.#backend.sharedMemory);
     return this.#claims;
   }
 
@@ -371,8 +345,7 @@ export class WorkerSet implements PoolEngine {
     trace(`starting a ${this.#backend.method} worker`);
     // at most `size` workers are alive, and an exited one gives its slot back
     const claims = this.#claimCells();
-    const slot = claims ? claims.free.pop()! : -1;
-    if (claims) Atomics.store(claims.cell, slot, 0);
+    const slot = claims ? claims.take() : -1;
     const identity = {
       name: `${this.#options.name}-${++this.#counter}`,
       daemon: true,
@@ -474,7 +447,7 @@ export class WorkerSet implements PoolEngine {
     this.#account(worker);
     this.#workers.delete(worker);
     poolChildren.delete(worker.entry);
-    if (worker.slot >= 0) this.#claims!.free.push(worker.slot);
+    if (worker.slot >= 0) this.#claims!.give(worker.slot);
     if (!worker.ready && !worker.killed && !this.#started && (this.#state === "running" || this.#state === "closing")) {
       // No worker of this set ever started: replacing it would only fail again (a preload that
       // throws, a flag Node rejects), forever. Its jobs never ran.
