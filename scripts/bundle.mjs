@@ -7,8 +7,9 @@
 // `--no-sourcemap` (the published package's build) writes no source maps: they would point at
 // sources the package does not ship.
 //
-// The library's own relative paths hold in both layouts: the entries sit side by side as in
-// src/backends/, and dist/bundle/ is as deep as dist/internal/ (the addon is two folders up).
+// Every path the library computes from its own location is in src/internal/paths.ts, which knows
+// both layouts: here every entry sits beside the chunks, and dist/bundle/ is as deep as
+// dist/internal/ (the addon is two folders up). An entry added here is named there too.
 import { rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -23,12 +24,12 @@ await build({
   entryPoints: {
     index: "src/index.ts",
     tools: "src/tools.ts",
-    "spawn-entry": "src/backends/spawn-entry.ts",
-    "thread-entry": "src/backends/thread-entry.ts",
-    "agent-entry": "src/backends/agent-entry.ts",
-    "manager-server": "src/internal/manager-server.ts",
-    "cluster-worker": "src/internal/cluster/worker.ts",
-    "cluster-task": "src/internal/cluster/cluster-task.ts",
+    "spawn-entry": "src/entries/spawn-entry.ts",
+    "thread-entry": "src/entries/thread-entry.ts",
+    "agent-entry": "src/entries/agent-entry.ts",
+    "manager-server": "src/internal/manager/server.ts",
+    "cluster-worker": "src/entries/cluster-worker.ts",
+    "cluster-task": "src/entries/cluster-task.ts",
   },
   outdir,
   bundle: true,

@@ -79,14 +79,14 @@ else if (command === "demo") {
   await runSoak(rest);
 } else if (command === "worker") {
   // the bundle's entry, so that the worker and its local children share one copy of the library
-  const entry = import.meta.url.endsWith(".ts") ? "./internal/cluster/worker.ts" : "./bundle/cluster-worker.js";
-  const { WORKER_USAGE, runWorker } = (await import(entry)) as typeof import("./internal/cluster/worker.js");
+  const entry = import.meta.url.endsWith(".ts") ? "./entries/cluster-worker.ts" : "./bundle/cluster-worker.js";
+  const { WORKER_USAGE, runWorker } = (await import(entry)) as typeof import("./entries/cluster-worker.js");
   if (wantsHelp) console.log(WORKER_USAGE);
   else await runWorker(rest);
 } else if (command === "help" || command === "--help" || command === "-h") {
   if (rest[0] === "worker") {
-    const entry = import.meta.url.endsWith(".ts") ? "./internal/cluster/worker.ts" : "./bundle/cluster-worker.js";
-    console.log(((await import(entry)) as typeof import("./internal/cluster/worker.js")).WORKER_USAGE);
+    const entry = import.meta.url.endsWith(".ts") ? "./entries/cluster-worker.ts" : "./bundle/cluster-worker.js";
+    console.log(((await import(entry)) as typeof import("./entries/cluster-worker.js")).WORKER_USAGE);
   } else console.log(rest[0] && Object.hasOwn(COMMANDS, rest[0]) ? COMMANDS[rest[0]] : USAGE);
 } else {
   console.error(`multiprocessing-ts: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);

@@ -17,9 +17,16 @@
 import type { Server } from "node:net";
 import { inspect } from "node:util";
 import { ClosedError, EOFError, Empty, ProcessError } from "./errors.js";
-import { type Reduced, type Reducible, decodeOrImport, encode, reduce, registerRebuilder } from "./internal/codec.js";
-import type { FramedSocket } from "./internal/framing.js";
-import { type HoldersState, PipeHolders, type Side } from "./internal/pipe-holders.js";
+import {
+  type Reduced,
+  type Reducible,
+  decodeOrImport,
+  encode,
+  reduce,
+  registerRebuilder,
+} from "./internal/wire/codec.js";
+import type { FramedSocket } from "./internal/wire/framing.js";
+import { HOLDERS_WORDS, type HoldersState, PipeHolders, type Side } from "./internal/pipe-holders.js";
 import {
   MessageReader,
   type SocketAddress,
@@ -30,10 +37,12 @@ import {
   formatAddress,
   listenOn,
   localAddress,
-} from "./internal/sockets.js";
+} from "./internal/wire/sockets.js";
 import { runtime } from "./internal/runtime.js";
 import { type OptionNames, checkInteger, checkOptionNames, checkTimeout, optionNames } from "./internal/validate.js";
 import { Queue } from "./queues.js";
+import { RawArray } from "./sharedctypes.js";
+import { Lock } from "./synchronize.js";
 
 interface ConnectionState {
   incoming: Queue<unknown> | null;
@@ -235,7 +244,7 @@ registerRebuilder("mpts.Connection", (state) => {
 export function Pipe(duplex = true): [Connection, Connection] {
   if (typeof duplex !== "boolean") throw new TypeError(`duplex must be a boolean (got ${typeof duplex})`);
   const aToB = new Queue<unknown>();
-  const holders = PipeHolders.create();
+  const holders = PipeHolders.create({ words: RawArray("i", HOLDERS_WORDS), lock: new Lock() });
   // the receive-only end of a one-way pipe writes nothing: side 1 is its peer's
   if (!duplex) return [new Connection(aToB, null, holders, 0), new Connection(null, aToB, holders, 1)];
   const bToA = new Queue<unknown>();

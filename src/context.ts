@@ -3,7 +3,8 @@
  * bound to that method, so `new ctx.Process(...)`, `new ctx.Pool(2)` and `new ctx.Queue()` use it
  * without passing `{ context }` each time.
  */
-import { DEFAULT_METHOD, checkMethod, startMethodNames } from "./internal/methods.js";
+import { DEFAULT_METHOD, checkMethod, startMethodNames } from "./backends/registry.js";
+import { ProcessError } from "./errors.js";
 import { type StartMethod, runtime } from "./internal/runtime.js";
 import { checkOptionNames, optionNames } from "./internal/validate.js";
 import { Pool, type PoolOptions } from "./pool.js";
@@ -212,7 +213,9 @@ export function setStartMethod(method: StartMethod, options: { force?: boolean }
   const m = checkMethod(method);
   checkOptionNames(options, setStartMethodOptionNames, "setStartMethod()");
   if (runtime.startMethod !== undefined && runtime.startMethod !== m && !options.force && !runtime.child) {
-    throw new Error(`the start method was already set to "${runtime.startMethod}"; pass { force: true } to change it`);
+    throw new ProcessError(
+      `the start method was already set to "${runtime.startMethod}"; pass { force: true } to change it`,
+    );
   }
   runtime.startMethod = m;
 }

@@ -2,8 +2,8 @@
  * Every error class the library throws. Each has a stable `code` so that callers can branch on it
  * without parsing messages, and each message says what went wrong and how to fix it.
  *
- * Errors that cross a process boundary are rebuilt by `internal/error-wire.ts`; the classes here
- * are registered there so that, for example, a `WorkerCrashedError` raised in a nested child
+ * Errors that cross a process boundary are encoded and rebuilt by `internal/wire/codec.ts`
+ * (`encodeError`); the classes here are known there so that, for example, a `WorkerCrashedError` raised in a nested child
  * arrives as a `WorkerCrashedError`.
  */
 

@@ -1,6 +1,6 @@
 /**
  * `ProcessPoolExecutor`, `Future`, `wait` and `asCompleted`: Python's `concurrent.futures` on the
- * start method's pool engine (internal/engine.ts). Workers start on demand, idle ones first.
+ * start method's pool engine (internal/pool/engine.ts). Workers start on demand, idle ones first.
  *
  * Unlike Python's, a worker that dies does not break the executor: only the future it was running
  * fails (WorkerCrashedError), and the executor goes on. A failing initializer does break it
@@ -8,12 +8,12 @@
  */
 import { inspect } from "node:util";
 import { CancelledError, ProcessError, TimeoutError } from "./errors.js";
-import { withCallerFrames } from "./internal/codec.js";
+import { withCallerFrames } from "./internal/wire/codec.js";
 import type { ClusterOption } from "./internal/cluster/target.js";
-import { resolveMethod } from "./internal/methods.js";
+import { resolveMethod } from "./backends/registry.js";
 import type { StartMethod } from "./internal/runtime.js";
 import { checkProgress } from "./internal/progress.js";
-import { type Input, lazyResults, watch } from "./internal/streaming.js";
+import { type Input, lazyResults, watch } from "./internal/pool/streaming.js";
 import {
   checkFunction,
   checkInteger,
@@ -22,8 +22,8 @@ import {
   checkTimeout,
   optionNames,
 } from "./internal/validate.js";
-import type { Job, PoolEngine, PoolStats } from "./internal/engine.js";
-import { engineFor } from "./internal/engines.js";
+import type { Job, PoolEngine, PoolStats } from "./internal/pool/engine.js";
+import { engineFor } from "./backends/engines.js";
 import { checkMayStartChildren } from "./process.js";
 import { cpuCount } from "./util.js";
 

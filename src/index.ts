@@ -27,14 +27,14 @@ export {
 } from "./errors.js";
 export { Future, ProcessPoolExecutor, asCompleted, wait } from "./executor.js";
 export type { ExecutorOptions, MapResult, ReturnWhen, SubmitOptions } from "./executor.js";
-export { registerErrorClass } from "./internal/codec.js";
+export { registerErrorClass } from "./internal/wire/codec.js";
 export type { ClusterOption } from "./internal/cluster/target.js";
 export { isMain } from "./internal/runtime.js";
-export { nativeAddonStatus } from "./internal/native.js";
-export type { NativeAddonStatus } from "./internal/native.js";
+export { nativeAddonStatus } from "./internal/shm/native.js";
+export type { NativeAddonStatus } from "./internal/shm/native.js";
 export { AsyncResult, Pool } from "./pool.js";
 export type { AsyncCallbacks, CallOptions, Input, MapOptions, PoolOptions } from "./pool.js";
-export type { PoolStats, WorkerState, WorkerStats } from "./internal/engine.js";
+export type { PoolStats, WorkerState, WorkerStats } from "./internal/pool/engine.js";
 export { Process, activeChildren, currentProcess, parentProcess } from "./process.js";
 export type { ProcessInfo, ProcessOptions } from "./process.js";
 export { JoinableQueue, Queue, SimpleQueue } from "./queues.js";

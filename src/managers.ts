@@ -12,31 +12,31 @@
  * with a ProcessError: nothing waits forever on a dead manager.
  *
  * This file holds the managers; the proxies are in proxies.ts, and the connection they share in
- * internal/manager-client.ts.
+ * internal/manager/client.ts.
  */
 import { randomBytes } from "node:crypto";
 import { inspect } from "node:util";
 import { Pipe } from "./connection.js";
 import { ClosedError, ProcessError } from "./errors.js";
-import { encode } from "./internal/codec.js";
-import { ManagerClient, clientKey, shutDown } from "./internal/manager-client.js";
+import { encode } from "./internal/wire/codec.js";
+import { ManagerClient, clientKey, shutDown } from "./internal/manager/client.js";
 import {
   ManagerServer,
   type Registration,
   type ServerConfig,
   type Token,
   runManagerServer,
-  serverModule,
-} from "./internal/manager-server.js";
-import { resolveMethod } from "./internal/methods.js";
+} from "./internal/manager/server.js";
+import { resolveMethod } from "./backends/registry.js";
+import { managerServerModule } from "./internal/paths.js";
 import type { StartMethod } from "./internal/runtime.js";
-import { type SocketAddress, checkAddress, checkAuthkey, formatAddress, localAddress } from "./internal/sockets.js";
+import { type SocketAddress, checkAddress, checkAuthkey, formatAddress, localAddress } from "./internal/wire/sockets.js";
 import { checkOptionNames, optionNames } from "./internal/validate.js";
 import { Process } from "./process.js";
-import { codeRef, libraryCodeRef } from "./reduction.js";
+import { codeRef, libraryCodeRef } from "./internal/reduction.js";
 import type { Scalar, Typecode } from "./sharedctypes.js";
 
-export type { SocketAddress } from "./internal/sockets.js";
+export type { SocketAddress } from "./internal/wire/sockets.js";
 import {
   type ArrayProxy,
   type AutoProxy,
@@ -254,7 +254,7 @@ export class BaseManager {
     try {
       const config = this.#config(false);
       const [reader, writer] = Pipe(false);
-      libraryCodeRef(runManagerServer, serverModule);
+      libraryCodeRef(runManagerServer, managerServerModule);
       const server = new Process({
         target: runManagerServer,
         args: [config, writer],

@@ -1,5 +1,5 @@
 /**
- * `Pool`: Python's `multiprocessing.Pool` on the start method's pool engine (internal/engine.ts).
+ * `Pool`: Python's `multiprocessing.Pool` on the start method's pool engine (internal/pool/engine.ts).
  *
  *   map/starmap/mapAsync ─► materialize input ─► chunks (≈4 per worker) ─► jobs ─► results in order
  *   apply/applyAsync     ─► one job
@@ -10,9 +10,9 @@
  */
 import { inspect } from "node:util";
 import { ProcessError, TimeoutError } from "./errors.js";
-import { rethrowWithCallerFrames, withCallerFrames } from "./internal/codec.js";
+import { rethrowWithCallerFrames, withCallerFrames } from "./internal/wire/codec.js";
 import type { ClusterOption } from "./internal/cluster/target.js";
-import { resolveMethod } from "./internal/methods.js";
+import { resolveMethod } from "./backends/registry.js";
 import { checkProgress, progressFor } from "./internal/progress.js";
 import type { StartMethod } from "./internal/runtime.js";
 import {
@@ -24,9 +24,9 @@ import {
   checkTimeout,
   optionNames,
 } from "./internal/validate.js";
-import type { Job, PoolEngine, PoolStats } from "./internal/engine.js";
-import { engineFor } from "./internal/engines.js";
-import { type Input, isSyncIterable, lazyResults, watch } from "./internal/streaming.js";
+import type { Job, PoolEngine, PoolStats } from "./internal/pool/engine.js";
+import { engineFor } from "./backends/engines.js";
+import { type Input, isSyncIterable, lazyResults, watch } from "./internal/pool/streaming.js";
 import { checkMayStartChildren } from "./process.js";
 import { cpuCount } from "./util.js";
 

@@ -10,17 +10,17 @@
  * channel close and exit: none outlives it.
  */
 import { inspect } from "node:util";
-import type { RunningChild } from "./backends/backend.js";
+import type { RunningChild } from "./internal/pool/backend.js";
 import { bunVersion } from "./backends/host.js";
 import { BootstrapError, ProcessError } from "./errors.js";
-import { encode } from "./internal/codec.js";
+import { encode } from "./internal/wire/codec.js";
 import { stopOnInterrupt } from "./internal/interrupt.js";
-import { type PoolChild, poolChildren } from "./internal/pool-children.js";
-import { backendFor, resolveMethod } from "./internal/methods.js";
+import { type PoolChild, poolChildren } from "./internal/pool/pool-children.js";
+import { backendFor, resolveMethod } from "./backends/registry.js";
 import { type StartMethod, runtime } from "./internal/runtime.js";
 import { checkOptionNames, checkTimeout, optionNames } from "./internal/validate.js";
-import type { ChildIdentity } from "./internal/wire.js";
-import { codeRef } from "./reduction.js";
+import type { ChildIdentity } from "./internal/wire/messages.js";
+import { codeRef } from "./internal/reduction.js";
 
 /**
  * Options of `new Process(...)`.

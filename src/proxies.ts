@@ -1,15 +1,15 @@
 /**
  * Proxies: a reference to one object held by a manager server, like Python's `BaseProxy` and the
  * proxies of `multiprocessing.managers`. Each method is one call to the server, through the
- * manager's connection (internal/manager-client.ts); a proxy sent to another process arrives as a
+ * manager's connection (internal/manager/client.ts); a proxy sent to another process arrives as a
  * proxy of the same object.
  */
 import { inspect } from "node:util";
 import { ClosedError } from "./errors.js";
-import { type Reduced, encode, reduce, registerRebuilder } from "./internal/codec.js";
-import { ManagerClient, clientKey, shutDown } from "./internal/manager-client.js";
-import { type Token, resultToken } from "./internal/manager-server.js";
-import { formatAddress } from "./internal/sockets.js";
+import { type Reduced, encode, reduce, registerRebuilder } from "./internal/wire/codec.js";
+import { ManagerClient, clientKey, shutDown } from "./internal/manager/client.js";
+import { type Token, resultToken } from "./internal/manager/server.js";
+import { formatAddress } from "./internal/wire/sockets.js";
 import {
   type WaitOptions,
   checkOptionNames,

@@ -3,10 +3,10 @@
  *
  *   put(x) ─► packItem (here: a bad value is refused at once) ─► flavor ─► get() ─► unpackItem
  *
- *   flavor  RingQueue (internal/ring-queue.ts): a ring in shared memory that every process maps;
+ *   flavor  RingQueue (internal/queue/ring-queue.ts): a ring in shared memory that every process maps;
  *                     a put or get is a lock, a copy and an unlock. The thread start method, and
  *                     the spawn start method with the native addon.
- *           BrokerQueue (internal/queue-core.ts): items in the creating process, reached through
+ *           BrokerQueue (internal/queue/broker-queue.ts): items in the creating process, reached through
  *                     the object broker. The spawn start method without the addon.
  *
  * Items are stored serialized, so a `put` copies the value as it is at that moment, as Python's
@@ -15,14 +15,14 @@
  */
 import { inspect } from "node:util";
 import { ClosedError } from "./errors.js";
-import { type Address, isLocal } from "./internal/broker.js";
+import { type Address, isLocal } from "./internal/wire/broker.js";
 import { Arrival } from "./internal/arrival.js";
-import { type Reducible, type Reduced, type Transport, reduce, registerRebuilder } from "./internal/codec.js";
-import { needsFallback } from "./internal/fallback.js";
-import { resolveMethod } from "./internal/methods.js";
-import { BrokerQueue } from "./internal/queue-core.js";
-import type { FlavorState, QueueFlavor } from "./internal/queue-flavor.js";
-import { type RingState, RingQueue } from "./internal/ring-queue.js";
+import { type Reducible, type Reduced, type Transport, reduce, registerRebuilder } from "./internal/wire/codec.js";
+import { needsFallback } from "./internal/manager/fallback.js";
+import { memoryOf, resolveMethod } from "./backends/registry.js";
+import { BrokerQueue } from "./internal/queue/broker-queue.js";
+import type { FlavorState, QueueFlavor } from "./internal/queue/flavor.js";
+import { type RingState, RingQueue } from "./internal/queue/ring-queue.js";
 import { type WaitOptions, checkOptionNames, checkSignal, checkWaitOptions, optionNames } from "./internal/validate.js";
 import { type PrimitiveOptions, primitiveOptionNames } from "./synchronize.js";
 
@@ -73,9 +73,10 @@ export class Queue<T = unknown> implements Reducible, AsyncIterable<T> {
     this.#maxsize = maxsize > 0 ? Math.floor(maxsize) : 0;
     checkOptionNames(options ?? {}, primitiveOptionNames, `new ${this._kind()}()`);
     const method = resolveMethod(options, "primitives", this._kind());
-    this.#flavor = needsFallback(method)
+    const memory = memoryOf(method);
+    this.#flavor = needsFallback(memory)
       ? new BrokerQueue(this.#maxsize)
-      : RingQueue.create(method, this.#maxsize, this._kind() === "JoinableQueue");
+      : RingQueue.create(memory, this.#maxsize, this._kind() === "JoinableQueue");
   }
 
   /**

@@ -7,70 +7,22 @@ import { inspect } from "node:util";
 import { ProcessError } from "./errors.js";
 import { checkOptionNames, optionNames } from "./internal/validate.js";
 import { Arrival } from "./internal/arrival.js";
-import { type Reduced, type Transport, reduce, registerRebuilder } from "./internal/codec.js";
-import { resolveMethod } from "./internal/methods.js";
+import { type Reduced, type Transport, reduce, registerRebuilder } from "./internal/wire/codec.js";
+import { memoryOf, resolveMethod } from "./backends/registry.js";
 import type { StartMethod } from "./internal/runtime.js";
-import { type Remote, needsFallback, remoteCreate, remoteSync } from "./internal/fallback.js";
-import { type Block, type BlockRef, allocate, attach, checkTransport } from "./internal/shared-memory.js";
+import { type Remote, needsFallback, remoteCreate, remoteSync } from "./internal/manager/fallback.js";
+import { type Block, type BlockRef, allocate, attach, checkTransport } from "./internal/shm/shared-memory.js";
 import { type Lock, RLock, SemLock } from "./synchronize.js";
+import {
+  type Scalar,
+  type TypedArray,
+  type Typecode,
+  checkScalar,
+  checkTypecode,
+  classes,
+} from "./internal/shm/typecodes.js";
 
-/** Python's typecodes: b B h H i I (8–32-bit), l L q Q (64-bit, as bigint), f d (floats). */
-export type Typecode = "b" | "B" | "h" | "H" | "i" | "I" | "l" | "L" | "q" | "Q" | "f" | "d";
-
-/** The JavaScript type of a typecode's values: bigint for the 64-bit integers, else number. */
-export type Scalar<T extends Typecode> = T extends "l" | "L" | "q" | "Q" ? bigint : number;
-
-type TypedArray =
-  | Int8Array
-  | Uint8Array
-  | Int16Array
-  | Uint16Array
-  | Int32Array
-  | Uint32Array
-  | BigInt64Array
-  | BigUint64Array
-  | Float32Array
-  | Float64Array;
-
-type TypedArrayClass = {
-  new (buffer: ArrayBufferLike, offset: number, length: number): TypedArray;
-  BYTES_PER_ELEMENT: number;
-};
-
-/** @internal The typed array class behind each typecode. */
-export const classes: Record<Typecode, TypedArrayClass> = {
-  b: Int8Array,
-  B: Uint8Array,
-  h: Int16Array,
-  H: Uint16Array,
-  i: Int32Array,
-  I: Uint32Array,
-  l: BigInt64Array,
-  L: BigUint64Array,
-  q: BigInt64Array,
-  Q: BigUint64Array,
-  f: Float32Array,
-  d: Float64Array,
-} as never;
-
-/** @internal Throws TypeError for a typecode that is not one of Python's. */
-export function checkTypecode(typecode: unknown): asserts typecode is Typecode {
-  if (typeof typecode !== "string" || !(typecode in classes)) {
-    throw new TypeError(
-      `bad typecode ${JSON.stringify(typecode)}: use one of ${Object.keys(classes).join(" ")} (64-bit ones hold bigints)`,
-    );
-  }
-}
-
-/** @internal Throws TypeError for a value of the wrong type for `typecode`. */
-export function checkScalar(typecode: Typecode, value: unknown, name: string): void {
-  const big = typecode === "l" || typecode === "L" || typecode === "q" || typecode === "Q";
-  if (big ? typeof value !== "bigint" : typeof value !== "number") {
-    throw new TypeError(
-      `${name} for typecode "${typecode}" must be a ${big ? "bigint" : "number"} (got ${typeof value})`,
-    );
-  }
-}
+export type { Scalar, Typecode };
 
 /** Options of Value and SharedArray. */
 export interface SharedOptions {
@@ -139,8 +91,8 @@ export class Value<T extends Typecode = Typecode> {
       if (init !== undefined) checkScalar(typecode, init, "init");
       const method = methodOf(options, "new Value()");
       this.#lock = lockFor(options.lock, method);
-      if (needsFallback(method)) this.#remote = remoteCreate("Value", [typecode, init]);
-      else this.#block = allocate(8, method);
+      if (needsFallback(memoryOf(method))) this.#remote = remoteCreate("Value", [typecode, init]);
+      else this.#block = allocate(8, memoryOf(method));
     }
     if (!this.#block) return;
     this.#cell = new classes[typecode](this.#block.buffer, this.#block.offset, 1);
@@ -325,11 +277,12 @@ export const SharedArray = function SharedArray(
   }
   if (items) for (let i = 0; i < items.length; i++) checkScalar(typecode, items[i], `items[${i}]`);
   const method = methodOf(options, "new SharedArray()");
-  if (needsFallback(method)) {
+  const memory = memoryOf(method);
+  if (needsFallback(memory)) {
     const remote = remoteCreate("Array", [typecode, items ?? length]);
     return remoteArray(typecode, length, remote, lockFor(options.lock, method));
   }
-  const block = allocate(Math.max(8, length * classes[typecode].BYTES_PER_ELEMENT), method);
+  const block = allocate(Math.max(8, length * classes[typecode].BYTES_PER_ELEMENT), memory);
   const array = makeArray(typecode, length, block, lockFor(options.lock, method));
   if (items) array.set(items as never);
   return array;

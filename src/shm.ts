@@ -20,8 +20,8 @@ import { randomBytes } from "node:crypto";
 import { inspect } from "node:util";
 import { ClosedError, FileExistsError, FileNotFoundError, ProcessError, describe } from "./errors.js";
 import { checkOptionNames, optionNames } from "./internal/validate.js";
-import { type Reduced, reduce, registerRebuilder } from "./internal/codec.js";
-import { type NativeShm, loadNative, nativeUnavailableReason } from "./internal/native.js";
+import { type Reduced, reduce, registerRebuilder } from "./internal/wire/codec.js";
+import { type NativeShm, loadNative, nativeUnavailableReason } from "./internal/shm/native.js";
 
 /** Options of `new SharedMemory(...)`, as Python's `SharedMemory(name, create, size, track=...)`. */
 export interface SharedMemoryOptions {

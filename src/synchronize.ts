@@ -4,10 +4,10 @@
  * Every primitive is built on one base, `SemLock`: Lock, RLock, Semaphore and BoundedSemaphore are
  * SemLocks; Condition, Event and Barrier are built from SemLocks and a few more words each.
  *
- * Each primitive has two flavors behind one interface (internal/sync-flavor.ts), as queues do:
+ * Each primitive has two flavors behind one interface (internal/sync/flavor.ts), as queues do:
  *
- *   Atomics (internal/sync-atomics.ts)  words in shared memory, changed with atomic operations
- *   broker  (internal/sync-broker.ts)   an object held by a broker, when there is no shared memory
+ *   Atomics (internal/sync/atomics.ts)  words in shared memory, changed with atomic operations
+ *   remote  (internal/sync/remote.ts)   an object on the fallback's server, when there is no shared memory
  *                                       (the spawn start method with no native addon)
  *
  * The classes here validate arguments at the public edge, pick a flavor, and delegate. An object
@@ -16,9 +16,9 @@
  */
 import { inspect } from "node:util";
 import { Arrival } from "./internal/arrival.js";
-import { type Reduced, type Reducible, type Transport, reduce, registerRebuilder } from "./internal/codec.js";
-import { needsFallback } from "./internal/fallback.js";
-import { resolveMethod } from "./internal/methods.js";
+import { type Reduced, type Reducible, type Transport, reduce, registerRebuilder } from "./internal/wire/codec.js";
+import { needsFallback } from "./internal/manager/fallback.js";
+import { memoryOf, resolveMethod } from "./backends/registry.js";
 import type { StartMethod } from "./internal/runtime.js";
 import {
   type AtomicBarrierState,
@@ -27,23 +27,23 @@ import {
   AtomicCondition,
   AtomicEvent,
   AtomicSemLock,
-} from "./internal/sync-atomics.js";
+} from "./internal/sync/atomics.js";
 import {
-  type BrokerState,
-  BrokerBarrier,
-  BrokerCondition,
-  BrokerEvent,
-  BrokerSemLock,
-  isBrokerState,
-} from "./internal/sync-broker.js";
+  type RemoteState,
+  RemoteBarrier,
+  RemoteCondition,
+  RemoteEvent,
+  RemoteSemLock,
+  isRemoteState,
+} from "./internal/sync/remote.js";
 import type {
   BarrierFlavor,
   ConditionFlavor,
   EventFlavor,
   SemLockFlavor,
   SemLockKind,
-} from "./internal/sync-flavor.js";
-import type { BlockRef } from "./internal/shared-memory.js";
+} from "./internal/sync/flavor.js";
+import type { BlockRef } from "./internal/shm/shared-memory.js";
 import {
   type WaitOptions,
   checkInteger,
@@ -53,7 +53,7 @@ import {
   optionNames,
 } from "./internal/validate.js";
 import { deadlineFor } from "./internal/waitlist.js";
-import { type CodeRef, codeRef, resolveCode } from "./reduction.js";
+import { type CodeRef, codeRef, resolveCode } from "./internal/reduction.js";
 
 /** Options of a blocking acquire: on timeout it resolves false; on abort it rejects, acquiring nothing. */
 export type AcquireOptions = WaitOptions;
@@ -101,10 +101,11 @@ export class SemLock implements Reducible {
     }
     checkOptionNames(options, primitiveOptionNames, `new ${kind}()`);
     const method = methodOf(options, kind);
+    const memory = memoryOf(method);
     const max = kind === "BoundedSemaphore" ? value : kind === "Semaphore" ? 0x7fffffff : 1;
-    this.#flavor = needsFallback(method)
-      ? new BrokerSemLock(kind, value)
-      : AtomicSemLock.create(kind, value, max, method);
+    this.#flavor = needsFallback(memory)
+      ? new RemoteSemLock(kind, value)
+      : AtomicSemLock.create(kind, value, max, memory);
   }
 
   /**
@@ -165,9 +166,9 @@ function kindOf(target: Function): SemLockKind {
 }
 
 registerRebuilder("mpts.SemLock", (state) => {
-  const s = state as { kind: SemLockKind; flavor: BrokerState | AtomicSemLockState };
-  const flavor = isBrokerState(s.flavor)
-    ? new BrokerSemLock(s.kind, s.flavor.remote)
+  const s = state as { kind: SemLockKind; flavor: RemoteState | AtomicSemLockState };
+  const flavor = isRemoteState(s.flavor)
+    ? new RemoteSemLock(s.kind, s.flavor.remote)
     : AtomicSemLock.attach(s.kind, s.flavor);
   const cls = { Lock, RLock, Semaphore, BoundedSemaphore }[s.kind];
   return semLockArrival.with(flavor, () => new cls());
@@ -215,8 +216,8 @@ export class Event implements Reducible {
       return;
     }
     checkOptionNames(options, primitiveOptionNames, "new Event()");
-    const method = methodOf(options, "Event");
-    this.#flavor = needsFallback(method) ? new BrokerEvent() : new AtomicEvent(method);
+    const memory = memoryOf(methodOf(options, "Event"));
+    this.#flavor = needsFallback(memory) ? new RemoteEvent() : new AtomicEvent(memory);
   }
 
   /** True once `set()` was called (and `clear()` not since). */
@@ -258,8 +259,8 @@ export class Event implements Reducible {
 }
 
 registerRebuilder("mpts.Event", (state) => {
-  const s = state as BrokerState | BlockRef;
-  const flavor = isBrokerState(s) ? new BrokerEvent(s.remote) : new AtomicEvent(s);
+  const s = state as RemoteState | BlockRef;
+  const flavor = isRemoteState(s) ? new RemoteEvent(s.remote) : new AtomicEvent(s);
   return eventArrival.with(flavor, () => new Event());
 });
 
@@ -288,13 +289,13 @@ export class Condition implements Reducible {
     this.#lock = lock ?? new RLock(options);
     const method = methodOf(options, "Condition");
     const lockFlavor = flavorOf(this.#lock);
-    const broker = needsFallback(method);
-    if (broker ? !(lockFlavor instanceof BrokerSemLock) : !(lockFlavor instanceof AtomicSemLock)) {
+    const broker = needsFallback(memoryOf(method));
+    if (broker ? !(lockFlavor instanceof RemoteSemLock) : !(lockFlavor instanceof AtomicSemLock)) {
       throw new TypeError("the lock must be made for the same start method as the Condition");
     }
     this.#flavor = broker
-      ? new BrokerCondition({ lock: lockFlavor as BrokerSemLock })
-      : new AtomicCondition(lockFlavor as AtomicSemLock, method);
+      ? new RemoteCondition({ lock: lockFlavor as RemoteSemLock })
+      : new AtomicCondition(lockFlavor as AtomicSemLock, memoryOf(method));
   }
 
   /** Acquires the condition's lock without blocking the event loop, as `Lock.acquire()` does. */
@@ -361,9 +362,9 @@ export class Condition implements Reducible {
 }
 
 registerRebuilder("mpts.Condition", (state) => {
-  const s = state as { lock: Lock; flavor: BrokerState | BlockRef };
-  const flavor = isBrokerState(s.flavor)
-    ? new BrokerCondition(s.flavor.remote)
+  const s = state as { lock: Lock; flavor: RemoteState | BlockRef };
+  const flavor = isRemoteState(s.flavor)
+    ? new RemoteCondition(s.flavor.remote)
     : new AtomicCondition(flavorOf(s.lock) as AtomicSemLock, s.flavor);
   return conditionArrival.with(flavor, () => new Condition(s.lock));
 });
@@ -408,10 +409,10 @@ export class Barrier implements Reducible {
       this.#flavor = arrived.flavor;
       return;
     }
-    const method = methodOf(options, "Barrier");
-    this.#flavor = needsFallback(method)
-      ? new BrokerBarrier({ parties, timeout: options.timeout })
-      : new AtomicBarrier(parties, method);
+    const memory = memoryOf(methodOf(options, "Barrier"));
+    this.#flavor = needsFallback(memory)
+      ? new RemoteBarrier({ parties, timeout: options.timeout })
+      : new AtomicBarrier(parties, memory);
   }
 
   /** Parties needed to pass. */
@@ -464,8 +465,8 @@ registerRebuilder("mpts.Barrier", (state) => {
     parties: number;
     timeout: number | undefined;
     action: CodeRef | undefined;
-    flavor: BrokerState | AtomicBarrierState;
+    flavor: RemoteState | AtomicBarrierState;
   };
-  const flavor = isBrokerState(s.flavor) ? new BrokerBarrier(s.flavor.remote) : new AtomicBarrier(s.parties, s.flavor);
+  const flavor = isRemoteState(s.flavor) ? new RemoteBarrier(s.flavor.remote) : new AtomicBarrier(s.parties, s.flavor);
   return barrierArrival.with({ flavor, action: s.action }, () => new Barrier(s.parties, { timeout: s.timeout }));
 });

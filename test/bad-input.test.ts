@@ -26,6 +26,7 @@ import {
   Value,
   asCompleted,
   getContext,
+  getStartMethod,
   setStartMethod,
   wait,
 } from "multiprocessing-ts";
@@ -204,6 +205,20 @@ const cases: Case[] = [
   // Start methods
   ["getContext('fork')", () => getContext("fork" as never), ProcessError, /fork/],
   ["setStartMethod('x')", () => setStartMethod("x" as never), TypeError, /start method/],
+  [
+    "setStartMethod again without force",
+    () => {
+      const was = getStartMethod();
+      setStartMethod("spawn", { force: true });
+      try {
+        setStartMethod("thread");
+      } finally {
+        setStartMethod(was, { force: true });
+      }
+    },
+    ProcessError,
+    /force: true/,
+  ],
 ];
 
 describe("bad input everywhere", { timeout: 60_000 }, () => {

@@ -15,7 +15,7 @@ import {
   getAllStartMethods,
   getContext,
 } from "../src/index.ts";
-import { registerStartMethod } from "../src/internal/methods.ts";
+import { registerStartMethod } from "../src/backends/registry.ts";
 import type { StartMethod } from "../src/internal/runtime.ts";
 import { engines, inlineMethod } from "./fixtures/inline-engine.ts";
 

@@ -1,11 +1,15 @@
 // Shared test helpers: run a suite under each start method, and run a script as a separate program.
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { getAllStartMethods } from "multiprocessing-ts";
 
 export type Method = "spawn" | "thread";
-/** The start methods a suite runs under: only "spawn" when the addon is switched off (the fallback run). */
+/**
+ * The start methods a suite runs under, as the library lists them: only "spawn" when the addon is
+ * switched off (the fallback run).
+ */
 export const methods: readonly Method[] =
-  process.env.MULTIPROCESSING_TS_NO_NATIVE === "1" ? ["spawn"] : ["spawn", "thread"];
+  process.env.MULTIPROCESSING_TS_NO_NATIVE === "1" ? ["spawn"] : getAllStartMethods();
 
 /** Runs `script` (a path relative to test/) as its own program; resolves to its output and exit code. */
 export function runScript(

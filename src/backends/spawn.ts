@@ -12,12 +12,13 @@ import { type ChildProcess, spawn } from "node:child_process";
 import type { Socket } from "node:net";
 import { constants } from "node:os";
 import { fileURLToPath } from "node:url";
-import { FramedSocket } from "../internal/framing.js";
-import { pack, type ToParent, unpack } from "../internal/wire.js";
+import { FramedSocket } from "../internal/wire/framing.js";
+import { spawnEntry } from "../internal/paths.js";
+import { pack, type ToParent, unpack } from "../internal/wire/messages.js";
 import { childFlags, launchEnvironment } from "./environment.js";
-import type { Backend, ChildExit, LaunchOptions, RunningChild } from "./backend.js";
+import type { Backend, ChildExit, LaunchOptions, RunningChild } from "../internal/pool/backend.js";
 
-const entry = fileURLToPath(new URL("./spawn-entry.js", import.meta.url));
+const entry = fileURLToPath(spawnEntry);
 
 // The children still running when this process exits are killed on its way out, while it can still
 // do so itself: its exit path is synchronous (process.exit, an uncaught error, the program's end with

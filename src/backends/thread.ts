@@ -12,13 +12,14 @@
  * terminated at once, would leak them for every worker.
  */
 import { Worker } from "node:worker_threads";
-import { pack, unpack, type ToParent } from "../internal/wire.js";
+import { threadEntry } from "../internal/paths.js";
+import { pack, unpack, type ToParent } from "../internal/wire/messages.js";
 import { childFlags, launchEnvironment } from "./environment.js";
-import { handoffRoot, serveHandoffs } from "./thread-handoff.js";
-import type { Backend, ChildExit, LaunchOptions, RunningChild } from "./backend.js";
-import { threadExited, threadLaunched, threadLifelines } from "./identity.js";
+import { handoffRoot, serveHandoffs } from "../internal/thread-handoff.js";
+import type { Backend, ChildExit, LaunchOptions, RunningChild } from "../internal/pool/backend.js";
+import { threadExited, threadLaunched, threadLifelines } from "../internal/identity.js";
 
-const entry = new URL("./thread-entry.js", import.meta.url);
+const entry = threadEntry;
 
 /**
  * Messages of one tick leave in one postMessage: a postMessage costs microseconds, and a pool

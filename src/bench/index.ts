@@ -39,23 +39,12 @@ import { WORKERS, here, optional, startPiscina, startWorkerpool } from "./peers.
 import { BenchStatus } from "./status.js";
 import { cpuLoop, identity } from "./tasks-min.js";
 import { workloadsSuite, workloadsTable } from "./workloads.js";
+import type { Row } from "./row.js";
+
+export type { Row };
 
 /** The progress line of the run under way (every suite reports through it). */
 let status = new BenchStatus([]);
-
-export interface Row {
-  suite: string;
-  name: string;
-  value: number;
-  unit: string;
-  note?: string;
-  /** The work measured, when a suite has several (the shared-state suites). */
-  task?: string;
-  /** The CPython task this row compares with, when CPython has none of the same name. */
-  vs?: string;
-  /** The contender computed a wrong result (`note` says what differed): it has no figure. */
-  wrong?: boolean;
-}
 
 type Measure = () => Promise<number>;
 

@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Barrier, Lock, Manager, Process, Queue, RawArray, SharedMemory, SimpleQueue, Value } from "../index.js";
-import type { Row } from "./index.js";
+import type { Row } from "./row.js";
 import {
   type PutMode,
   contendedIncrements,

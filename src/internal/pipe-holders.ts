@@ -12,16 +12,14 @@
  * (Python's `p.start(); child_conn.close()`). The first receiver of that copy takes the claim over;
  * every later receiver of the same encoding (a pool's initargs, received by each worker) counts a
  * copy of its own. A slot counts while its thread runs: the kernel says whether a pid exists, and
- * this process's record (backends/identity.ts) whether one of its own threads has ended. So a claim
+ * this process's record (internal/identity.ts) whether one of its own threads has ended. So a claim
  * whose sender is gone is void, as a copy put on a queue no one reads must not hold a reader.
  *
  * Only a reader that found nothing to read looks for holders that are gone (`reap`), so sending and
  * receiving cost what they did. The table is a RawArray and a Lock, so it works wherever those do
  * (in shared memory, or held by a broker without the native addon).
  */
-import { threadHasEnded, threadId } from "../backends/identity.js";
-import { RawArray } from "../sharedctypes.js";
-import { Lock } from "../synchronize.js";
+import { threadHasEnded, threadId } from "./identity.js";
 
 /** Slots per end: holders and unclaimed copies beyond this still count, but never expire. */
 const SLOTS = 128;
@@ -37,19 +35,28 @@ const END_WORDS = HEADER + SLOTS * 3;
 /** An end of the pipe, by the direction it writes. */
 export type Side = 0 | 1;
 
-/** What travels with each end. */
+/** The table's lock: a public Lock (connection.ts makes it), so that it travels as one. */
+export interface HoldersLock {
+  acquireSync(): unknown;
+  release(): void;
+}
+
+/** What travels with each end: the table's words (a RawArray of HOLDERS_WORDS int32) and its lock. */
 export interface HoldersState {
   words: ArrayLike<number>;
-  lock: Lock;
+  lock: HoldersLock;
 }
+
+/** How many int32 words a table has. */
+export const HOLDERS_WORDS = 2 * END_WORDS;
 
 export class PipeHolders {
   readonly #words: Int32Array;
-  readonly #lock: Lock;
+  readonly #lock: HoldersLock;
 
-  /** A table for a new pipe, whose two ends are held by this thread. */
-  static create(): PipeHolders {
-    const holders = new PipeHolders({ words: RawArray("i", 2 * END_WORDS), lock: new Lock() });
+  /** A table for a new pipe over fresh `state`, whose two ends are held by this thread. */
+  static create(state: HoldersState): PipeHolders {
+    const holders = new PipeHolders(state);
     holders.hold(0);
     holders.hold(1);
     return holders;

@@ -9,10 +9,20 @@ import { realpathSync } from "node:fs";
 import { createRequire } from "node:module";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { isMainThread } from "../backends/identity.js";
+import { isMainThread } from "./identity.js";
 
 /** The start methods Node.js can offer. */
 export type StartMethod = "spawn" | "thread";
+
+/** Which memory a start method's children can share with their parent. */
+export type SharedMemoryKind = "sab" | "shm";
+
+/**
+ * How the bytes travel: `clone` (postMessage: SharedArrayBuffer allowed), `bytes` (v8.serialize, to
+ * any process), or `local` (v8.serialize, to a thread of this process: SharedArrayBuffers travel
+ * beside the bytes, in `Encoded.shared`).
+ */
+export type Transport = "clone" | "bytes" | "local";
 
 /** How the current process sees itself and its parent. */
 export interface RuntimeState {

@@ -13,7 +13,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { BrokerLostError, NoWorkersError, ProcessError, WorkerLostError } from "../../errors.js";
-import type { EngineOptions, EngineState, Job, PoolEngine, PoolStats, WorkerStats } from "../engine.js";
+import type { EngineOptions, EngineState, Job, PoolEngine, PoolStats, WorkerStats } from "../pool/engine.js";
 import { type WireJob, type WireRef, type WireResult, encodeRemote, readResult, taskRef } from "./protocol.js";
 import { type WorkerInfo, keys, loadBullmq, openRedis } from "./redis.js";
 import { type ClusterTarget, clusterTarget, connectError } from "./target.js";

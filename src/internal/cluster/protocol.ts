@@ -17,8 +17,8 @@ import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { deserialize, serialize } from "node:v8";
 import { ProcessError, SerializationError } from "../../errors.js";
-import { type CodeRef, codeRef } from "../../reduction.js";
-import { decodeOrImport, encode, encodeError, reduce } from "../codec.js";
+import { type CodeRef, codeRef } from "../reduction.js";
+import { decodeOrImport, encode, encodeError, reduce } from "../wire/codec.js";
 
 /** A function as a cluster job names it. */
 export interface WireRef extends Omit<CodeRef, "module"> {
