@@ -17,14 +17,7 @@
 import type { Server } from "node:net";
 import { inspect } from "node:util";
 import { ClosedError, EOFError, Empty, ProcessError } from "./errors.js";
-import {
-  type Reduced,
-  type Reducible,
-  decodeOrImport,
-  encode,
-  reduce,
-  registerRebuilder,
-} from "./internal/wire/codec.js";
+import { type Reduced, decodeOrImport, encode, reduce, registerRebuilder } from "./internal/wire/codec.js";
 import type { FramedSocket } from "./internal/wire/framing.js";
 import { HOLDERS_WORDS, type HoldersState, PipeHolders, type Side } from "./internal/pipe-holders.js";
 import {
@@ -81,7 +74,7 @@ function closeReceivedAtExit(): void {
  * gets EOFError, when the last copy closes or its holder is gone, however it ended. So the parent
  * may close its copy of an end right after handing it to a child, as in Python.
  */
-export class Connection implements Reducible {
+export class Connection {
   #incoming: Queue<unknown> | null;
   #outgoing: Queue<unknown> | null;
   /** Who holds copies of either end, in every process. */
@@ -198,7 +191,7 @@ export class Connection implements Reducible {
     if (op !== "send" && !this.#incoming) throw new ProcessError("this end of a one-way pipe can only send");
   }
 
-  /** Sends this end to another process, which takes it over; a closed end cannot be sent (ProcessError). */
+  /** @internal Sends this end to another process, which takes it over; a closed end cannot be sent (ProcessError). */
   [reduce](): Reduced {
     if (this.#closed) throw new ProcessError("a closed connection cannot be sent to another process");
     // the copy this makes counts from now, so that closing this one at once leaves it working

@@ -40,6 +40,7 @@ export type { ProcessInfo, ProcessOptions } from "./process.js";
 export { JoinableQueue, Queue, SimpleQueue } from "./queues.js";
 export type { QueueWaitOptions } from "./queues.js";
 export { cpuCount } from "./util.js";
+export type { WaitOptions } from "./util.js";
 export { Client, Connection, Listener, Pipe, SocketConnection } from "./connection.js";
 export type { SocketOptions } from "./connection.js";
 export { BaseManager, Manager } from "./managers.js";

@@ -30,7 +30,13 @@ import {
 import { resolveMethod } from "./backends/registry.js";
 import { managerServerModule } from "./internal/paths.js";
 import type { StartMethod } from "./internal/runtime.js";
-import { type SocketAddress, checkAddress, checkAuthkey, formatAddress, localAddress } from "./internal/wire/sockets.js";
+import {
+  type SocketAddress,
+  checkAddress,
+  checkAuthkey,
+  formatAddress,
+  localAddress,
+} from "./internal/wire/sockets.js";
 import { checkOptionNames, optionNames } from "./internal/validate.js";
 import { Process } from "./process.js";
 import { codeRef, libraryCodeRef } from "./internal/reduction.js";

@@ -10,13 +10,8 @@ import { type Reduced, encode, reduce, registerRebuilder } from "./internal/wire
 import { ManagerClient, clientKey, shutDown } from "./internal/manager/client.js";
 import { type Token, resultToken } from "./internal/manager/server.js";
 import { formatAddress } from "./internal/wire/sockets.js";
-import {
-  type WaitOptions,
-  checkOptionNames,
-  checkTimeout,
-  checkWaitOptions,
-  optionNames,
-} from "./internal/validate.js";
+import { checkOptionNames, checkTimeout, checkWaitOptions, optionNames } from "./internal/validate.js";
+import type { WaitOptions } from "./util.js";
 
 /** Options of blocking proxy methods: `{ block, timeout, signal }`. */
 export type ProxyWaitOptions = WaitOptions;
@@ -68,7 +63,7 @@ export class BaseProxy {
   /** Which manager connection (`clientKey()`), computed once. */
   #key: string | undefined;
 
-  /** Sends the proxy's token (manager address, object id, authkey); the receiver connects to the same object. */
+  /** @internal Sends the proxy's token (manager address, object id, authkey); the receiver connects to the same object. */
   [reduce](): Reduced {
     return { kind: "mpts.ManagerProxy", state: this._token };
   }

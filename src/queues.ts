@@ -17,13 +17,14 @@ import { inspect } from "node:util";
 import { ClosedError } from "./errors.js";
 import { type Address, isLocal } from "./internal/wire/broker.js";
 import { Arrival } from "./internal/arrival.js";
-import { type Reducible, type Reduced, type Transport, reduce, registerRebuilder } from "./internal/wire/codec.js";
+import { type Reduced, type Transport, reduce, registerRebuilder } from "./internal/wire/codec.js";
 import { needsFallback } from "./internal/manager/fallback.js";
 import { memoryOf, resolveMethod } from "./backends/registry.js";
 import { BrokerQueue } from "./internal/queue/broker-queue.js";
 import type { FlavorState, QueueFlavor } from "./internal/queue/flavor.js";
 import { type RingState, RingQueue } from "./internal/queue/ring-queue.js";
-import { type WaitOptions, checkOptionNames, checkSignal, checkWaitOptions, optionNames } from "./internal/validate.js";
+import { checkOptionNames, checkSignal, checkWaitOptions, optionNames } from "./internal/validate.js";
+import type { WaitOptions } from "./util.js";
 import { type PrimitiveOptions, primitiveOptionNames } from "./synchronize.js";
 
 /** Options of a blocking queue operation: on timeout, `Full` / `Empty`; on abort, the signal's reason. */
@@ -50,7 +51,7 @@ const arrival = new Arrival<{ flavor: QueueFlavor; maxsize: number }>();
  * `Process` or a pool task as an argument; items from one producer arrive in the order it put them.
  * `for await (const item of queue)` reads until the queue is closed.
  */
-export class Queue<T = unknown> implements Reducible, AsyncIterable<T> {
+export class Queue<T = unknown> implements AsyncIterable<T> {
   readonly #flavor: QueueFlavor;
   #maxsize: number;
   #closedHere = false;
@@ -191,7 +192,7 @@ export class Queue<T = unknown> implements Reducible, AsyncIterable<T> {
     return "Queue";
   }
 
-  /** Sends the queue to another process, where it is the same queue (its items, bound and state). */
+  /** @internal Sends the queue to another process, where it is the same queue (its items, bound and state). */
   [reduce](transport: Transport): Reduced {
     const flavor = this.#flavor.reduce(transport);
     if (isLocal(flavor.owner)) owned.set(flavor.owner.id, this as Queue<unknown>);

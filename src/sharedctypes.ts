@@ -145,7 +145,7 @@ export class Value<T extends Typecode = Typecode> {
     return this.#lock;
   }
 
-  /** Sends the value to another process, where it is the same shared number (and the same lock). */
+  /** @internal Sends the value to another process, where it is the same shared number (and the same lock). */
   [reduce](transport: Transport): Reduced {
     if (this.#block) checkTransport(this.#block.ref, transport, "Value");
     const state: ValueState = {

@@ -227,7 +227,7 @@ export class SharedMemory {
     this.close();
   }
 
-  /** Sends the segment by name; the receiver attaches to it. */
+  /** @internal Sends the segment by name; the receiver attaches to it. */
   [reduce](): Reduced {
     return { kind: "mpts.SharedMemory", state: { name: this.#name, size: this.#size } };
   }
@@ -474,7 +474,7 @@ export class ShareableList<T extends Shareable = Shareable> implements Iterable<
     for (let i = 0; i < this.#length; i++) yield this.get(i);
   }
 
-  /** Sends the list by name; the receiver attaches to it. */
+  /** @internal Sends the list by name; the receiver attaches to it. */
   [reduce](): Reduced {
     return { kind: "mpts.ShareableList", state: { name: this.#shm.name } };
   }

@@ -16,7 +16,7 @@
  */
 import { inspect } from "node:util";
 import { Arrival } from "./internal/arrival.js";
-import { type Reduced, type Reducible, type Transport, reduce, registerRebuilder } from "./internal/wire/codec.js";
+import { type Reduced, type Transport, reduce, registerRebuilder } from "./internal/wire/codec.js";
 import { needsFallback } from "./internal/manager/fallback.js";
 import { memoryOf, resolveMethod } from "./backends/registry.js";
 import type { StartMethod } from "./internal/runtime.js";
@@ -44,14 +44,8 @@ import type {
   SemLockKind,
 } from "./internal/sync/flavor.js";
 import type { BlockRef } from "./internal/shm/shared-memory.js";
-import {
-  type WaitOptions,
-  checkInteger,
-  checkOptionNames,
-  checkTimeout,
-  checkWaitOptions,
-  optionNames,
-} from "./internal/validate.js";
+import { checkInteger, checkOptionNames, checkTimeout, checkWaitOptions, optionNames } from "./internal/validate.js";
+import type { WaitOptions } from "./util.js";
 import { deadlineFor } from "./internal/waitlist.js";
 import { type CodeRef, codeRef, resolveCode } from "./internal/reduction.js";
 
@@ -82,7 +76,7 @@ const semLockArrival = new Arrival<SemLockFlavor>();
 let flavorOf: (lock: SemLock) => SemLockFlavor;
 
 /** The base primitive: a counting semaphore, optionally owned (a lock) and recursive (an RLock). */
-export class SemLock implements Reducible {
+export class SemLock {
   readonly #kind: SemLockKind;
   readonly #flavor: SemLockFlavor;
 
@@ -143,7 +137,7 @@ export class SemLock implements Reducible {
     }
   }
 
-  /** Sends the primitive to another process, where it is the same one (same count, same owner). */
+  /** @internal Sends the primitive to another process, where it is the same one (same count, same owner). */
   [reduce](transport: Transport): Reduced {
     return { kind: "mpts.SemLock", state: { kind: this.#kind, flavor: this.#flavor.reduce(transport) } };
   }
@@ -206,7 +200,7 @@ export class BoundedSemaphore extends Semaphore {}
 const eventArrival = new Arrival<EventFlavor>();
 
 /** A flag processes wait on, like Python's `multiprocessing.Event`. */
-export class Event implements Reducible {
+export class Event {
   readonly #flavor: EventFlavor;
 
   constructor(options: PrimitiveOptions = {}) {
@@ -247,7 +241,7 @@ export class Event implements Reducible {
     return this.#flavor.waitSync(timeout);
   }
 
-  /** Sends the event to another process, where it is the same event. */
+  /** @internal Sends the event to another process, where it is the same event. */
   [reduce](transport: Transport): Reduced {
     return { kind: "mpts.Event", state: this.#flavor.reduce(transport) };
   }
@@ -271,7 +265,7 @@ const conditionArrival = new Arrival<ConditionFlavor>();
  * `wait` releases the lock while waiting and holds it again when it resolves. `notify(n)` wakes at
  * most `n` of the waiters waiting at that moment; a waiter that starts waiting later is not one of them.
  */
-export class Condition implements Reducible {
+export class Condition {
   readonly #lock: SemLock;
   readonly #flavor: ConditionFlavor;
 
@@ -355,7 +349,7 @@ export class Condition implements Reducible {
     this.#flavor.notifyAll();
   }
 
-  /** Sends the condition and its lock to another process, where they are the same ones. */
+  /** @internal Sends the condition and its lock to another process, where they are the same ones. */
   [reduce](transport: Transport): Reduced {
     return { kind: "mpts.Condition", state: { lock: this.#lock, flavor: this.#flavor.reduce(transport) } };
   }
@@ -384,7 +378,7 @@ const barrierArrival = new Arrival<{ flavor: BarrierFlavor; action: CodeRef | un
  * another process when the action is an exported (or self-contained) function: it travels by
  * reference, as a task function does, and the receiving process imports it the first time it runs it.
  */
-export class Barrier implements Reducible {
+export class Barrier {
   readonly #parties: number;
   readonly #timeout: number | undefined;
   readonly #action: (() => unknown) | undefined;
@@ -449,7 +443,7 @@ export class Barrier implements Reducible {
     this.#flavor.reset();
   }
 
-  /** Sends the barrier to another process, where it is the same one; its `action` goes by reference (module and name). */
+  /** @internal Sends the barrier to another process, where it is the same one; its `action` goes by reference (module and name). */
   [reduce](transport: Transport): Reduced {
     const flavor = this.#flavor.reduce(transport);
     if (this.#action) this.#actionRef ??= codeRef(this.#action, "the Barrier's options.action");

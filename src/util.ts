@@ -5,3 +5,13 @@ import { availableParallelism } from "node:os";
 export function cpuCount(): number {
   return availableParallelism();
 }
+
+/** Options of every blocking operation: `{ block, timeout, signal }`. */
+export interface WaitOptions {
+  /** Wait (default true). With `false`, `timeout` is ignored. */
+  block?: boolean;
+  /** Give up after this many milliseconds. */
+  timeout?: number;
+  /** Give up when this signal aborts. */
+  signal?: AbortSignal;
+}

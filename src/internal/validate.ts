@@ -1,5 +1,6 @@
 /** Checks at the public edge: each throws a TypeError or RangeError that names the argument. */
 import { describe } from "../errors.js";
+import type { WaitOptions } from "../util.js";
 
 /** A timeout in milliseconds: undefined (wait forever), or a finite number >= 0. */
 export function checkTimeout(value: unknown, name: string): asserts value is number | undefined {
@@ -87,16 +88,6 @@ function editDistance(a: string, b: string): number {
     previous = current;
   }
   return previous[b.length]!;
-}
-
-/** Options of every blocking operation: `{ block, timeout, signal }`. */
-export interface WaitOptions {
-  /** Wait (default true). With `false`, `timeout` is ignored. */
-  block?: boolean;
-  /** Give up after this many milliseconds. */
-  timeout?: number;
-  /** Give up when this signal aborts. */
-  signal?: AbortSignal;
 }
 
 const waitOptionNames = optionNames<WaitOptions>({ block: true, timeout: true, signal: true });
