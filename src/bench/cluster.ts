@@ -17,7 +17,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { Pool } from "../index.js";
 import { type LocalCluster, findRedisServer, startLocalCluster } from "../tools.js";
-import type { Row } from "./index.js";
+import type { Row } from "./row.js";
 import { WORKERS, here } from "./peers.js";
 import { cpuLoop, identity } from "./tasks-min.js";
 
