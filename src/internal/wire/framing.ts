@@ -177,7 +177,12 @@ export class FramedSocket {
   }
 
   // the write at the end of a tick: no callback and no promise, which nobody would wait for
-  readonly #flushQueued = () => this.#write();
+  // one microtask for all the sends of a tick, even when something flushed between them (a child
+  // flushes before each task: resetting here queued one microtask per result)
+  readonly #flushQueued = () => {
+    this.#flushScheduled = false;
+    this.#write();
+  };
 
   #write(): void {
     const data = this.#take();
@@ -186,7 +191,6 @@ export class FramedSocket {
 
   /** What is queued, in one buffer, unless written here (on the `syncFd` path) or nothing is. */
   #take(): Buffer | undefined {
-    this.#flushScheduled = false;
     if (this.#pending.length === 0 || this.#closed) return undefined;
     const data = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingBytes);
     this.#pending = [];
@@ -259,14 +263,19 @@ export class FramedSocket {
 /** Writes all of `data` to `fd`, waiting out EAGAIN (the fd is non-blocking, shared with a reader). */
 function writeFully(fd: number, data: Buffer): void {
   let offset = 0;
+  // A result larger than the socket's buffer (a map chunk's, say) waits for the reader: a reader
+  // that keeps up drains it in tens of µs, so the wait starts short and grows to 1 ms.
+  let waitMs = 0.05;
   while (offset < data.length) {
     try {
       offset += writeSync(fd, data, offset, data.length - offset);
+      waitMs = 0.05;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "EPIPE" || code === "EBADF" || code === "ECONNRESET") return; // the reader is gone
       if (code !== "EAGAIN") throw error;
-      Atomics.wait(pause, 0, 0, 1);
+      Atomics.wait(pause, 0, 0, waitMs);
+      waitMs = Math.min(1, waitMs * 2);
     }
   }
 }
