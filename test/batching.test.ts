@@ -134,7 +134,7 @@ for (const method of methods) {
   const ctx = getContext(method);
 
   describe(`values that JSON would change cross unchanged (${method})`, { timeout: 120_000 }, () => {
-    test("-0, NaN, infinities, holes, undefined, named properties of arrays, lone surrogates, long strings", async () => {
+    test("-0, NaN, infinities, holes, undefined, named properties of arrays, shared references, lone surrogates, long strings", async () => {
       await using pool = new ctx.Pool(1);
       const match = /b(c)/.exec("abcd")!;
       const named = Object.assign([1, 2], { label: "x" });
@@ -165,6 +165,15 @@ for (const method of methods) {
           assert.deepStrictEqual(Object.keys(back as object), Object.keys(value));
         }
       }
+      // an array met twice stays one array, as structured clone keeps it
+      const shared = [1, 2];
+      const [a, b] = (await pool.apply(identity, [[shared, shared]])) as number[][];
+      assert.deepEqual(a, [1, 2]);
+      assert.equal(a, b);
+      const one = { n: 1 };
+      const [c, d] = (await pool.apply(identity, [[one, one]])) as object[];
+      assert.deepEqual(c, { n: 1 });
+      assert.equal(c, d);
       const backMatch = (await pool.apply(identity, [match])) as RegExpExecArray;
       assert.equal(backMatch.index, 1);
       assert.equal(backMatch.input, "abcd");

@@ -23,10 +23,14 @@ const V8_TAG = 0xff;
 /** How many values (and containers) a message may have to go as JSON; larger ones go through v8. */
 const PLAIN_BUDGET = 64;
 
+/** The arrays and objects met in the message `plainBudget` looks at. */
+const seen: object[] = [];
+
 /**
  * What is left of `budget` after the values in `value`, or -1 when `value` is not plain: JSON
- * would not bring it back exactly (undefined, NaN, -0, a hole, a class instance, a typed array…)
- * or it holds more than `budget` values.
+ * would not bring it back exactly (undefined, NaN, -0, a hole, a class instance, a typed array, an
+ * array or object met twice, which structured clone keeps as one…) or it holds more than `budget`
+ * values.
  */
 function plainBudget(value: unknown, budget: number): number {
   switch (typeof value) {
@@ -37,7 +41,8 @@ function plainBudget(value: unknown, budget: number): number {
       return Number.isFinite(value) && (value !== 0 || 1 / value > 0) ? budget - 1 : -1;
     case "object": {
       if (value === null) return budget - 1;
-      if (--budget < 0) return -1;
+      if (--budget < 0 || seen.includes(value)) return -1;
+      seen.push(value);
       const proto = Object.getPrototypeOf(value);
       if (Array.isArray(value)) {
         if (proto !== Array.prototype || value.length > budget) return -1;
@@ -63,7 +68,9 @@ function plainBudget(value: unknown, budget: number): number {
 
 /** `message` as one frame: its header and payload in one buffer. */
 function frame(message: unknown): Buffer {
-  if (plainBudget(message, PLAIN_BUDGET) >= 0) {
+  const plain = plainBudget(message, PLAIN_BUDGET) >= 0;
+  seen.length = 0;
+  if (plain) {
     const json = JSON.stringify(message);
     const room = json.length <= 4096 ? json.length * 3 : Buffer.byteLength(json);
     const buffer = Buffer.allocUnsafe(HEADER + room);
