@@ -4,6 +4,7 @@
 // ahead gets more only once half of them are done, and the results that arrived together are
 // answered together (this run sends about one message per 30 calls; one per call before).
 import assert from "node:assert/strict";
+import { createRequire, syncBuiltinESMExports } from "node:module";
 import { Socket } from "node:net";
 import { describe, test } from "node:test";
 import { Worker } from "node:worker_threads";
@@ -84,6 +85,99 @@ for (const method of methods) {
         ),
         items.map((x) => x * 2),
       );
+    });
+  });
+}
+
+/** Counts this process's v8.serialize and v8.deserialize calls while `run` runs. */
+async function v8Calls(run: () => Promise<unknown>): Promise<number> {
+  const v8 = createRequire(import.meta.url)("node:v8") as typeof import("node:v8");
+  const { serialize, deserialize } = v8;
+  let count = 0;
+  v8.serialize = (value) => {
+    count++;
+    return serialize(value);
+  };
+  v8.deserialize = (buffer) => {
+    count++;
+    return deserialize(buffer);
+  };
+  syncBuiltinESMExports();
+  try {
+    await run();
+    return count;
+  } finally {
+    v8.serialize = serialize;
+    v8.deserialize = deserialize;
+    syncBuiltinESMExports();
+  }
+}
+
+describe("a short call's messages to and from a process (spawn)", { timeout: 120_000 }, () => {
+  test("small plain data crosses the pipe without v8.serialize (several µs a message)", async () => {
+    await using pool = new (getContext("spawn").Pool)(2);
+    await pool.apply(identity, [0]);
+    const n = 500;
+    let results: unknown[] = [];
+    const calls = await v8Calls(async () => {
+      results = await Promise.all(range(n).map((i) => pool.apply(identity, [[i, `item ${i}`, i % 2 === 0, null]])));
+    });
+    assert.deepEqual(
+      results,
+      range(n).map((i) => [i, `item ${i}`, i % 2 === 0, null]),
+    );
+    assert.ok(calls < 10, `${calls} v8.serialize/deserialize calls in the parent for ${n} calls`);
+  });
+});
+
+for (const method of methods) {
+  const ctx = getContext(method);
+
+  describe(`values that JSON would change cross unchanged (${method})`, { timeout: 120_000 }, () => {
+    test("-0, NaN, infinities, holes, undefined, named properties of arrays, shared references, lone surrogates, long strings", async () => {
+      await using pool = new ctx.Pool(1);
+      const match = /b(c)/.exec("abcd")!;
+      const named = Object.assign([1, 2], { label: "x" });
+      // biome-ignore lint/suspicious/noSparseArray: the hole is the point
+      const holey = [1, , 3];
+      const values: unknown[] = [
+        -0,
+        [-0],
+        Number.NaN,
+        [Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY],
+        holey,
+        [undefined],
+        match,
+        named,
+        "\ud800 lone",
+        ["é😀", "\u2028", '"\\'],
+        "x".repeat(5000),
+        [2 ** 53, 1e21, 5e-324, -1.5e-7],
+        [[[true, false, null]]],
+        [1n],
+        range(3000),
+      ];
+      for (const value of values) {
+        const back = (await pool.apply(identity, [value])) as unknown;
+        assert.deepStrictEqual(back, value);
+        if (Array.isArray(value)) {
+          assert.ok(Array.isArray(back));
+          assert.deepStrictEqual(Object.keys(back as object), Object.keys(value));
+        }
+      }
+      // an array met twice stays one array, as structured clone keeps it
+      const shared = [1, 2];
+      const [a, b] = (await pool.apply(identity, [[shared, shared]])) as number[][];
+      assert.deepEqual(a, [1, 2]);
+      assert.equal(a, b);
+      const one = { n: 1 };
+      const [c, d] = (await pool.apply(identity, [[one, one]])) as object[];
+      assert.deepEqual(c, { n: 1 });
+      assert.equal(c, d);
+      const backMatch = (await pool.apply(identity, [match])) as RegExpExecArray;
+      assert.equal(backMatch.index, 1);
+      assert.equal(backMatch.input, "abcd");
+      assert.ok(Object.is(await pool.apply(identity, [-0]), -0));
     });
   });
 }

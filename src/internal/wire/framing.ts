@@ -23,10 +23,14 @@ const V8_TAG = 0xff;
 /** How many values (and containers) a message may have to go as JSON; larger ones go through v8. */
 const PLAIN_BUDGET = 64;
 
+/** The arrays and objects met in the message `plainBudget` looks at. */
+const seen: object[] = [];
+
 /**
  * What is left of `budget` after the values in `value`, or -1 when `value` is not plain: JSON
- * would not bring it back exactly (undefined, NaN, -0, a hole, a class instance, a typed array…)
- * or it holds more than `budget` values.
+ * would not bring it back exactly (undefined, NaN, -0, a hole, a class instance, a typed array, an
+ * array or object met twice, which structured clone keeps as one…) or it holds more than `budget`
+ * values.
  */
 function plainBudget(value: unknown, budget: number): number {
   switch (typeof value) {
@@ -37,7 +41,8 @@ function plainBudget(value: unknown, budget: number): number {
       return Number.isFinite(value) && (value !== 0 || 1 / value > 0) ? budget - 1 : -1;
     case "object": {
       if (value === null) return budget - 1;
-      if (--budget < 0) return -1;
+      if (--budget < 0 || seen.includes(value)) return -1;
+      seen.push(value);
       const proto = Object.getPrototypeOf(value);
       if (Array.isArray(value)) {
         if (proto !== Array.prototype || value.length > budget) return -1;
@@ -63,7 +68,9 @@ function plainBudget(value: unknown, budget: number): number {
 
 /** `message` as one frame: its header and payload in one buffer. */
 function frame(message: unknown): Buffer {
-  if (plainBudget(message, PLAIN_BUDGET) >= 0) {
+  const plain = plainBudget(message, PLAIN_BUDGET) >= 0;
+  seen.length = 0;
+  if (plain) {
     const json = JSON.stringify(message);
     const room = json.length <= 4096 ? json.length * 3 : Buffer.byteLength(json);
     const buffer = Buffer.allocUnsafe(HEADER + room);
@@ -177,7 +184,12 @@ export class FramedSocket {
   }
 
   // the write at the end of a tick: no callback and no promise, which nobody would wait for
-  readonly #flushQueued = () => this.#write();
+  // one microtask for all the sends of a tick, even when something flushed between them (a child
+  // flushes before each task: resetting here queued one microtask per result)
+  readonly #flushQueued = () => {
+    this.#flushScheduled = false;
+    this.#write();
+  };
 
   #write(): void {
     const data = this.#take();
@@ -186,7 +198,6 @@ export class FramedSocket {
 
   /** What is queued, in one buffer, unless written here (on the `syncFd` path) or nothing is. */
   #take(): Buffer | undefined {
-    this.#flushScheduled = false;
     if (this.#pending.length === 0 || this.#closed) return undefined;
     const data = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingBytes);
     this.#pending = [];
@@ -259,14 +270,19 @@ export class FramedSocket {
 /** Writes all of `data` to `fd`, waiting out EAGAIN (the fd is non-blocking, shared with a reader). */
 function writeFully(fd: number, data: Buffer): void {
   let offset = 0;
+  // A result larger than the socket's buffer (a map chunk's, say) waits for the reader: a reader
+  // that keeps up drains it in tens of µs, so the wait starts short and grows to 1 ms.
+  let waitMs = 0.05;
   while (offset < data.length) {
     try {
       offset += writeSync(fd, data, offset, data.length - offset);
+      waitMs = 0.05;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "EPIPE" || code === "EBADF" || code === "ECONNRESET") return; // the reader is gone
       if (code !== "EAGAIN") throw error;
-      Atomics.wait(pause, 0, 0, 1);
+      Atomics.wait(pause, 0, 0, waitMs);
+      waitMs = Math.min(1, waitMs * 2);
     }
   }
 }
