@@ -2,11 +2,11 @@
 // the first shared object that takes the slow fallback warns once, for the whole program.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -85,5 +85,25 @@ describe("native addon status and the fallback warning", { timeout: 120_000 }, (
     const result = await run(built);
     assert.deepEqual(result.status, { available: true });
     assert.equal(result.warnings, 0, result.stderr);
+  });
+
+  // detect-libc's way to tell musl from glibc, a process report, costs a process ~50 ms; it is asked
+  // only on a system with musl's loader (installed beside glibc here when musl-tools is)
+  const muslLoader = existsSync("/lib") && readdirSync("/lib").some((file) => file.startsWith("ld-musl-"));
+  test("loading the addon asks for no process report, in the program or its children", {
+    skip: !muslLoader && "no musl loader in /lib: the addon's loader asks for no report here anyway",
+  }, async () => {
+    const spy = join(built, "spy.mjs");
+    const calls = join(built, "reports.txt");
+    writeFileSync(
+      spy,
+      `import { appendFileSync } from "node:fs";
+const getReport = process.report.getReport.bind(process.report);
+process.report.getReport = (...args) => { appendFileSync(${JSON.stringify(calls)}, process.pid + "\\n"); return getReport(...args); };
+`,
+    );
+    const result = await run(built, { NODE_OPTIONS: `--import=${pathToFileURL(spy).href}` });
+    assert.deepEqual(result.status, { available: true });
+    assert.equal(existsSync(calls) ? readFileSync(calls, "utf8") : "", "");
   });
 });

@@ -3,7 +3,7 @@
  * Built when the package installs, or prebuilt in the package (prebuilds/<platform>-<arch>[-musl]/). `MULTIPROCESSING_TS_NO_NATIVE=1` makes the library act as if it
  * were missing: shared primitives of the spawn start method then live in a broker (see fallback.ts).
  */
-import { existsSync, readdirSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { nativeAddonPaths } from "../paths.js";
 
@@ -61,13 +61,17 @@ export function loadNative(): NativeShm | undefined {
 }
 
 /**
- * Whether this Linux runs on musl libc (Alpine), as detect-libc decides: Node.js reports the glibc
- * it runs on, and a musl system has musl's dynamic loader. Both are asked, since a glibc system may
- * have musl's loader installed too, and a runtime may report no C library at all.
+ * Whether this Linux runs on musl libc (Alpine). A system without musl's dynamic loader is not; one
+ * with it (a glibc system may have it installed too) is when the runtime's own executable names
+ * musl's loader as its interpreter, read from the first page of the executable (a fraction of a
+ * millisecond, where the process report detect-libc asks for costs every child ~50 ms to start).
+ * An executable that names neither loader leaves it to the report: musl when no glibc is reported.
  */
 function isMusl(): boolean {
   const loaders = existsSync("/lib") ? readdirSync("/lib") : [];
   if (!loaders.some((file) => file.startsWith("ld-musl-"))) return false;
+  const interpreter = elfInterpreter(process.execPath);
+  if (interpreter !== undefined) return interpreter.includes("/ld-musl-");
   const report = process.report as { excludeNetwork?: boolean; getReport?(): unknown } | undefined;
   if (!report?.getReport) return true;
   // the report would otherwise look up every network interface (a boolean where Node.js has it)
@@ -79,6 +83,36 @@ function isMusl(): boolean {
   } finally {
     if (typeof excludeNetwork === "boolean") report.excludeNetwork = excludeNetwork;
   }
+}
+
+/** The dynamic loader a 64-bit ELF executable asks for (its PT_INTERP), or undefined when it names none or cannot be read. */
+function elfInterpreter(path: string): string | undefined {
+  let head: Buffer;
+  try {
+    const fd = openSync(path, "r");
+    try {
+      head = Buffer.alloc(4096);
+      head = head.subarray(0, readSync(fd, head, 0, head.length, 0));
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+  if (head.length < 64 || head.readUInt32BE(0) !== 0x7f454c46 || head[4] !== 2) return undefined;
+  const phoff = Number(head.readBigUInt64LE(32));
+  const phentsize = head.readUInt16LE(54);
+  const phnum = head.readUInt16LE(56);
+  for (let i = 0; i < phnum; i++) {
+    const at = phoff + i * phentsize;
+    if (at + 56 > head.length) return undefined;
+    if (head.readUInt32LE(at) !== 3 /* PT_INTERP */) continue;
+    const offset = Number(head.readBigUInt64LE(at + 8));
+    const size = Number(head.readBigUInt64LE(at + 32));
+    if (offset + size > head.length) return undefined;
+    return head.toString("latin1", offset, offset + size).replace(/\0+$/, "");
+  }
+  return undefined;
 }
 
 /** Whether the native addon is in use, and when it is not, why. */
