@@ -29,12 +29,12 @@ interface Report {
   preloads: number;
 }
 
+/** What test/fixtures/runtime-report.ts prints. */
+type RuntimeReport = Record<"parent" | "spawn" | "thread", Report & { cube?: number }> &
+  Record<"spawn values" | "thread values", { result: string[]; queue: string[] }>;
+
 /** Runs `script` as `bin ...flags script`; resolves to the JSON of its last line, or rejects with its output. */
-function run<T = Record<"parent" | "spawn" | "thread", Report & { cube?: number }>>(
-  bin: string,
-  flags: string[],
-  script = fixture,
-): Promise<T> {
+function run<T = RuntimeReport>(bin: string, flags: string[], script = fixture): Promise<T> {
   const child = spawn(bin, [...flags, script], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
@@ -80,8 +80,15 @@ for (const { runtime, loader, flags } of cases) {
     const out = await run(bin!, args);
     assert.equal(realpathSync(out.parent.execPath), realpathSync(bin!));
     assert.equal(out.parent.bun !== undefined, runtime === "bun");
+    const values = [
+      '[object Map] [["k",1]]',
+      '[object Float64Array] [1.5,"-0"]',
+      '[object Date] "1970-01-01T00:00:00.000Z"',
+    ];
     for (const method of ["spawn", "thread"] as const) {
       assert.deepEqual(out[method], { ...out.parent, cube: 27 }, `${method} child of ${runtime}`);
+      // what only the runtime's structured-clone serializer carries, from a pool and over a queue
+      assert.deepEqual(out[`${method} values`], { result: values, queue: values }, `${method} values`);
     }
   });
 }

@@ -3,7 +3,7 @@
  *
  *   packItem(x) ─► plain data (numbers, strings, booleans, null, undefined, plain arrays and objects)
  *              │     ─► a compact tagged form, written into a reused buffer
- *              └─► anything else ─► encode + v8.serialize, as before (first byte 0xFF)
+ *              └─► anything else ─► encode + v8.serialize, as before (its own first byte)
  *                    between threads of one process (the `local` transport), with the id under
  *                    which its SharedArrayBuffers were deposited for the receiver (thread-handoff.ts)
  *
@@ -38,8 +38,13 @@ const T_LATIN1 = 6;
 const T_UTF16 = 7;
 const T_ARRAY = 8;
 const T_OBJECT = 9;
-/** v8.serialize output starts with its version tag, 0xFF: no compact tag uses that value. */
-const V8 = 0xff;
+/**
+ * The first byte of every v8.serialize output: v8's version tag, 0xFF, on Node.js; on Bun, whose
+ * `node:v8` is JavaScriptCore's serializer, the low byte of its format version. Both ends of a
+ * queue run the same runtime, and no compact tag may take this value.
+ */
+const V8 = serialize(null)[0]!;
+if (V8 <= T_OBJECT) throw new Error(`the runtime's serializer starts its output with ${V8}, a compact item tag`);
 
 const MAX_DEPTH = 64;
 /** Longer arrays go to v8, whose loop over a dense array beats the named-property check here. */

@@ -2,15 +2,16 @@
  * Messages over a byte stream (a pipe to a child process, or a Unix socket):
  *
  *   send(msg) ─► small plain data? ─► JSON ─────────┐
- *                   └─ otherwise ─► v8.serialize ───┴─► [u32 length][payload] ─► one write per tick ─► socket
- *   socket ─► split frames ─► first byte 0xFF? v8.deserialize : JSON.parse ─► onMessage(msg)
+ *                   └─ otherwise ─► v8.serialize ───┴─► [u32 kind bit + length][payload] ─► one write per tick ─► socket
+ *   socket ─► split frames ─► kind bit? JSON.parse : v8.deserialize ─► onMessage(msg)
  *
  * v8.serialize is the structured-clone wire format, so typed arrays, Map, Set, BigInt and Date keep
  * their types (JSON channels turn a Float64Array into a plain object). A small message made only of
  * what JSON carries exactly (null, booleans, strings, finite numbers other than -0, arrays without
  * holes and plain objects of those) goes as JSON instead: about a fifth of the cost of the
- * serializer's round trip, which dominates a request/reply channel's small messages. A v8 payload
- * always starts with its version tag 0xFF, a byte UTF-8 never has, so the reader tells them apart.
+ * serializer's round trip, which dominates a request/reply channel's small messages. The header's
+ * top bit says which a frame holds (the payload's first byte cannot: Bun's serializer, which its
+ * `node:v8` stands on, does not start with v8's version tag), and the other 31 bits its length.
  * Frames sent in one tick go out in one write: per-message syscalls dominate small-message throughput.
  */
 import { writeSync } from "node:fs";
@@ -18,8 +19,10 @@ import type { Socket } from "node:net";
 import { deserialize, serialize } from "node:v8";
 
 const HEADER = 4;
-/** The first byte of every v8.serialize payload (its version tag). */
-const V8_TAG = 0xff;
+/** The header's top bit: the payload is JSON (else the serializer's). */
+const JSON_FRAME = 0x8000_0000;
+/** The most bytes one frame's payload may hold (the header's other 31 bits). */
+const MAX_PAYLOAD = 0x7fff_ffff;
 /** How many values (and containers) a message may have to go as JSON; larger ones go through v8. */
 const PLAIN_BUDGET = 64;
 
@@ -75,10 +78,15 @@ function frame(message: unknown): Buffer {
     const room = json.length <= 4096 ? json.length * 3 : Buffer.byteLength(json);
     const buffer = Buffer.allocUnsafe(HEADER + room);
     const length = buffer.write(json, HEADER, "utf8");
-    buffer.writeUInt32LE(length, 0);
+    buffer.writeUInt32LE((JSON_FRAME | length) >>> 0, 0);
     return buffer.subarray(0, HEADER + length);
   }
   const payload = serialize(message);
+  if (payload.length > MAX_PAYLOAD) {
+    throw new RangeError(
+      `a message of ${payload.length} bytes cannot be sent: one message carries at most 2 GiB (send the data in parts, or through SharedMemory)`,
+    );
+  }
   const buffer = Buffer.allocUnsafe(HEADER + payload.length);
   buffer.writeUInt32LE(payload.length, 0);
   buffer.set(payload, HEADER);
@@ -86,8 +94,8 @@ function frame(message: unknown): Buffer {
 }
 
 /** The message in one frame's payload. */
-function unframe(payload: Buffer): unknown {
-  return payload[0] === V8_TAG ? deserialize(payload) : JSON.parse(payload.toString("utf8"));
+function unframe(payload: Buffer, json: boolean): unknown {
+  return json ? JSON.parse(payload.toString("utf8")) : deserialize(payload);
 }
 
 /** A message channel over a stream socket. */
@@ -235,7 +243,8 @@ export class FramedSocket {
     let offset = 0;
     let need = HEADER;
     while (data.length - offset >= HEADER) {
-      const length = data.readUInt32LE(offset);
+      const word = data.readUInt32LE(offset);
+      const length = word & MAX_PAYLOAD;
       if (data.length - offset - HEADER < length) {
         need = HEADER + length;
         break;
@@ -244,7 +253,7 @@ export class FramedSocket {
       offset += HEADER + length;
       let message: unknown;
       try {
-        message = unframe(payload);
+        message = unframe(payload, word >= JSON_FRAME);
       } catch (error) {
         this.#socket.destroy(error as Error);
         return;
