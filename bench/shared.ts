@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Barrier, Lock, Manager, Process, Queue, RawArray, SharedMemory, SimpleQueue, Value } from "../index.js";
+import { Barrier, Lock, Manager, Process, Queue, RawArray, SharedMemory, SimpleQueue, Value } from "multiprocessing-ts";
 import type { Row } from "./row.js";
 import {
   type PutMode,
@@ -371,8 +371,10 @@ export async function fallbackRows(suite: string, counts: SharedCounts): Promise
   const first = suite === "locks" ? `${UNCONTENDED}: acquireSync()` : "Queue: child awaits each put";
   const unit = suite === "locks" ? "pairs/s" : "items/s";
   if (!hasNative()) return spawnRows(suite, counts);
-  const self = fileURLToPath(import.meta.url);
-  const cli = fileURLToPath(new URL(`../cli${extname(self)}`, import.meta.url));
+  // dist/bench/ beside dist/cli.js when built; bench/ beside src/ under tsx
+  const cli = fileURLToPath(
+    new URL(extname(import.meta.url) === ".ts" ? "../src/cli.ts" : "../cli.js", import.meta.url),
+  );
   const args = [...process.execArgv, cli, "bench", FALLBACK_FLAG, suite, JSON.stringify(counts)];
   const child = spawn(process.execPath, args, {
     env: { ...process.env, MULTIPROCESSING_TS_NO_NATIVE: "1" },

@@ -15,7 +15,7 @@
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Pool } from "../index.js";
+import { Pool } from "multiprocessing-ts";
 import type { Row } from "./row.js";
 import { WORKERS, startPiscina, startWorkerpool } from "./peers.js";
 import { pythonFailure, runPython } from "./shared.js";

@@ -17,7 +17,7 @@ import { fork, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { Worker } from "node:worker_threads";
-import { Pool } from "../index.js";
+import { Pool } from "multiprocessing-ts";
 import { clusterSuite, clusterTable } from "./cluster.js";
 import { formatStartRows, runProcessStartBench } from "./process-start.js";
 import {
@@ -835,7 +835,7 @@ function writeBenchmarks(rows: Row[], o: WriteOptions): void {
   const header = [
     "# Benchmarks",
     "",
-    `Machine: ${machine()}. Produced by \`npm run bench -- --write\` (\`src/bench/index.ts\`); 2 workers everywhere; medians of ${o.runs} runs after a warm-up. Ratios compare ours in the same kind (threads with threads, processes with processes) with the row.${partial}`,
+    `Machine: ${machine()}. Produced by \`npm run bench -- --write\` (\`bench/index.ts\`); 2 workers everywhere; medians of ${o.runs} runs after a warm-up. Ratios compare ours in the same kind (threads with threads, processes with processes) with the row.${partial}`,
   ].join("\n");
   const handWritten = [...old.values(), tail.trim()].filter(Boolean);
   const text = [header, ...out, MARKER, ...handWritten].join("\n\n");
