@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { Pool } from "multiprocessing-ts";
 import type { Row } from "./row.js";
 import { WORKERS, startPiscina, startWorkerpool } from "./peers.js";
-import { pythonFailure, runPython } from "./shared.js";
+import { pythonFailure, runPython } from "./cpython.js";
 import { type WorkloadRecord, hashAndGzip, parseAndReduce } from "./workload-tasks.js";
 
 /** How much work: the full suite is 2 000 buffers and 200 documents, three runs each. */
