@@ -49,7 +49,7 @@ export function writeBenchmarks(rows: Row[], o: WriteOptions): void {
   const f = o.fallbackCounts;
   const fallback = [
     "The fallback column is the spawn start method without the native addon, as when it cannot load:",
-    "every primitive is then held by a broker in the process that made it and each operation is a",
+    "every primitive is then held by an agent server in the process that made it and each operation is a",
     "message to it. It is measured in a child Node process started with `MULTIPROCESSING_TS_NO_NATIVE=1`",
     "(the addon is loaded or not once per process), with smaller counts:",
   ].join(" ");

@@ -9,7 +9,7 @@
  *
  * Ours runs in both start methods; the manager's server and every child use the same one. The
  * locks and queue suites also run in the spawn start method without the native addon (the
- * fallback, where every primitive is held by a broker): in a child Node process started with
+ * fallback, where every primitive is held by an agent server): in a child Node process started with
  * `MULTIPROCESSING_TS_NO_NATIVE=1`, since the addon is loaded or not once per process.
  */
 import { spawn } from "node:child_process";
