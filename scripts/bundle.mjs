@@ -11,27 +11,16 @@
 // both layouts: here every entry sits beside the chunks, and dist/bundle/ is as deep as
 // dist/internal/ (the addon is two folders up). An entry added here is named there too.
 import { rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { build } from "esbuild";
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const outdir = join(root, "dist", "bundle");
 const sourcemap = !process.argv.includes("--no-sourcemap");
-rmSync(outdir, { recursive: true, force: true });
-await build({
+/** What every build here shares: ES modules for Node.js, packages left to the resolver at run time. */
+const common = {
   absWorkingDir: root,
-  entryPoints: {
-    index: "src/index.ts",
-    tools: "src/tools.ts",
-    "spawn-entry": "src/entries/spawn-entry.ts",
-    "thread-entry": "src/entries/thread-entry.ts",
-    "agent-entry": "src/entries/agent-entry.ts",
-    "manager-server": "src/internal/manager/server.ts",
-    "cluster-worker": "src/entries/cluster-worker.ts",
-    "cluster-task": "src/entries/cluster-task.ts",
-  },
-  outdir,
   bundle: true,
   splitting: true,
   format: "esm",
@@ -46,6 +35,68 @@ await build({
   sourcesContent: false,
   chunkNames: "chunk-[hash]",
   logLevel: "warning",
+};
+rmSync(outdir, { recursive: true, force: true });
+await build({
+  ...common,
+  entryPoints: {
+    index: "src/index.ts",
+    tools: "src/tools.ts",
+    "spawn-entry": "src/entries/spawn-entry.ts",
+    "thread-entry": "src/entries/thread-entry.ts",
+    "agent-entry": "src/entries/agent-entry.ts",
+    "manager-server": "src/internal/manager/server.ts",
+    "cluster-worker": "src/entries/cluster-worker.ts",
+    "cluster-task": "src/entries/cluster-task.ts",
+  },
+  outdir,
+});
+
+// The benchmark harness (the top-level bench/, run by `multiprocessing-ts bench` and `soak`) into
+// dist/bench/. The library stays external: the harness imports it by the package's name and the
+// tools through dist/tools.js, so it runs the bundle users get. The scripts a child or a peer's
+// worker loads by path (and the task modules whose functions our workers import by name) are entries
+// of their own, emitted where the harness looks for them, and imported, never copied, by the rest.
+const benchOut = join(root, "dist", "bench");
+const STANDALONE = [
+  "start-child",
+  "tasks-min",
+  "workload-tasks",
+  "shared-tasks",
+  "workers/bare-thread",
+  "workers/bare-fork",
+  "workers/bare-bullmq",
+  "workers/peer-task",
+  "workers/workerpool-task",
+];
+const standalone = new Set(STANDALONE.map((name) => join(root, "bench", `${name}.ts`)));
+rmSync(benchOut, { recursive: true, force: true });
+await build({
+  ...common,
+  entryPoints: Object.fromEntries(["index", "soak", ...STANDALONE].map((name) => [name, `bench/${name}.ts`])),
+  outdir: benchOut,
+  plugins: [
+    {
+      name: "bench-externals",
+      setup(b) {
+        b.onResolve({ filter: /^\.\.?\// }, (args) => {
+          if (args.kind === "entry-point") return undefined;
+          const target = join(args.resolveDir, args.path).replace(/\.js$/, ".ts");
+          // where the importing code lands, as a folder of bench/ (dist/bench/ mirrors bench/, and
+          // dist/ the root): an entry of its own stays in its folder, the rest goes to dist/bench/
+          const from = standalone.has(args.importer) ? dirname(args.importer) : join(root, "bench");
+          const path = (file) => `./${relative(from, file)}`.replace(/^\.\/\.\.\//, "../");
+          if (target === join(root, "src", "tools.ts")) return { path: path(join(root, "tools.js")), external: true };
+          if (target.startsWith(join(root, "src")))
+            throw new Error(
+              `${args.importer}: bench/ imports the library by its name, and the tools from src/tools.ts`,
+            );
+          if (standalone.has(target)) return { path: path(target.replace(/\.ts$/, ".js")), external: true };
+          return undefined;
+        });
+      },
+    },
+  ],
 });
 
 // tsc's dist/index.js and dist/tools.js forward to the bundle, so the command-line tools (which import

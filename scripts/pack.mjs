@@ -19,6 +19,7 @@ const SOURCES = [
   "LICENSE",
   "BENCHMARKS.md",
   "src",
+  "bench",
   "scripts",
   "native",
   "build/Release/mpts_shm.node", // the addon this checkout built: the copy need not compile it again

@@ -70,11 +70,12 @@ else if (command === "demo") {
   const { runDemo } = await import("./demo/index.js");
   await runDemo(rest);
 } else if (command === "bench") {
-  const bench = "./bench/index.js"; // optional part of the build: resolved at run time
+  // an optional part of the build, resolved at run time: dist/bench/ when built, the top-level bench/ under tsx
+  const bench = import.meta.url.endsWith(".ts") ? "../bench/index.ts" : "./bench/index.js";
   const { runBench } = (await import(bench)) as { runBench(argv: string[]): Promise<void> };
   await runBench(rest);
 } else if (command === "soak") {
-  const soak = "./bench/soak.js";
+  const soak = import.meta.url.endsWith(".ts") ? "../bench/soak.ts" : "./bench/soak.js";
   const { runSoak } = (await import(soak)) as { runSoak(argv: string[]): Promise<void> };
   await runSoak(rest);
 } else if (command === "worker") {

@@ -305,7 +305,7 @@ registerRebuilder("mpts.SharedArray", (state) => {
 });
 
 /**
- * A SharedArray held by a broker (no shared memory): indexing, `length`, iteration and `getLock()`
+ * A SharedArray held by an agent server (no shared memory): indexing, `length`, iteration and `getLock()`
  * work, each access being a call; typed-array methods (`set`, `fill`, `subarray`...) do not.
  */
 function remoteArray(typecode: Typecode, length: number, remote: Remote, lock: Lock | undefined): TypedArray {
@@ -313,7 +313,7 @@ function remoteArray(typecode: Typecode, length: number, remote: Remote, lock: L
   const target = Object.create(prototypeFor(typecode), {
     length: { value: length },
     [Symbol.iterator]: { value: () => (remoteSync(remote, "toArray") as unknown[])[Symbol.iterator]() },
-    [inspect.custom]: { value: () => `SharedArray<${typecode}>(${length}) { held by a broker }` },
+    [inspect.custom]: { value: () => `SharedArray<${typecode}>(${length}) { held by an agent server }` },
   });
   const proxy = new Proxy(target, {
     get(t, key) {

@@ -283,11 +283,11 @@ export class Condition {
     this.#lock = lock ?? new RLock(options);
     const method = methodOf(options, "Condition");
     const lockFlavor = flavorOf(this.#lock);
-    const broker = needsFallback(memoryOf(method));
-    if (broker ? !(lockFlavor instanceof RemoteSemLock) : !(lockFlavor instanceof AtomicSemLock)) {
+    const remote = needsFallback(memoryOf(method));
+    if (remote ? !(lockFlavor instanceof RemoteSemLock) : !(lockFlavor instanceof AtomicSemLock)) {
       throw new TypeError("the lock must be made for the same start method as the Condition");
     }
-    this.#flavor = broker
+    this.#flavor = remote
       ? new RemoteCondition({ lock: lockFlavor as RemoteSemLock })
       : new AtomicCondition(lockFlavor as AtomicSemLock, memoryOf(method));
   }

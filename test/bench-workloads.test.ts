@@ -1,8 +1,8 @@
 // The workloads suite's inputs and its check of a contender's results against the sequential run.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { hashAndGzip, parseAndReduce } from "../src/bench/workload-tasks.ts";
-import { difference, makeBuffers, makeDocuments } from "../src/bench/workloads.ts";
+import { hashAndGzip, parseAndReduce } from "../bench/workload-tasks.ts";
+import { difference, makeBuffers, makeDocuments } from "../bench/workloads.ts";
 
 test("the inputs are the same in every run, 64 KiB buffers and 1 MB documents, no two alike", {
   timeout: 60_000,

@@ -1,7 +1,7 @@
 /**
- * What the fallback agent thread does (see internal/manager/agent.ts): it runs this process's broker, a
- * manager server holding the shared objects this process creates, and makes every call of this
- * process on any broker, through one connection per broker.
+ * What the fallback agent thread does (see internal/manager/agent.ts): it runs this process's agent server,
+ * a manager server holding the shared objects this process creates, and makes every call of this
+ * process on any agent server, through one connection per server.
  */
 import { randomBytes } from "node:crypto";
 import type { AgentRequest } from "../internal/manager/agent.js";
@@ -15,18 +15,18 @@ export interface TokenArg {
   agentToken: Token;
 }
 
-interface Broker {
+interface AgentServer {
   server: ManagerServer;
-  /** This process's caller number on its own broker. */
+  /** This process's caller number on its own agent server. */
   caller: number;
 }
 
-async function startBroker(): Promise<Broker> {
+async function startAgentServer(): Promise<AgentServer> {
   // the server rebuilds proxies that arrive in arguments with the library's classes
   await import("../index.js");
   const authkey = randomBytes(32);
   const server = await ManagerServer.start({
-    address: localAddress("mpts-broker"),
+    address: localAddress("mpts-agent"),
     authkey,
     registry: builtinRegistry(),
   });
@@ -34,24 +34,24 @@ async function startBroker(): Promise<Broker> {
 }
 
 /**
- * The agent's request handler. Objects of this process's own broker are called directly; others
- * through a proxy (one connection per broker).
+ * The agent's request handler. Objects of this process's own agent server are called directly;
+ * others through a proxy (one connection per server).
  */
 export function runAgent(): (request: AgentRequest, signal: AbortSignal) => Promise<unknown> {
-  let starting: Promise<Broker> | undefined;
-  let broker: Broker | undefined;
+  let starting: Promise<AgentServer> | undefined;
+  let own: AgentServer | undefined;
   return async (request, signal) => {
     if (request.op === "create") {
-      starting ??= startBroker();
-      broker = await starting;
+      starting ??= startAgentServer();
+      own = await starting;
       const args = request.args.map((arg) =>
         arg && typeof arg === "object" && "agentToken" in arg ? proxyFor((arg as TokenArg).agentToken) : arg,
       );
-      return broker.server.createHere(broker.caller, request.typeid, args);
+      return own.server.createHere(own.caller, request.typeid, args);
     }
     const token = request.token as Token;
-    if (broker?.server.holds(token)) {
-      return broker.server.callHere(broker.caller, token, request.method, request.args, signal);
+    if (own?.server.holds(token)) {
+      return own.server.callHere(own.caller, token, request.method, request.args, signal);
     }
     return proxyFor(token)._callMethod(request.method, request.args, { signal, blocking: true });
   };

@@ -17,7 +17,7 @@
  *
  * Only a reader that found nothing to read looks for holders that are gone (`reap`), so sending and
  * receiving cost what they did. The table is a RawArray and a Lock, so it works wherever those do
- * (in shared memory, or held by a broker without the native addon).
+ * (in shared memory, or held by an agent server without the native addon).
  */
 import { threadHasEnded, threadId } from "./identity.js";
 
@@ -132,7 +132,7 @@ export class PipeHolders {
   #edit<T>(side: Side, change: (end: number[]) => T): T {
     this.#lock.acquireSync();
     try {
-      // one read of the whole table: without shared memory, every access is a call to a broker
+      // one read of the whole table: without shared memory, every access is a call to an agent server
       const all = [...this.#words];
       const end = all.slice(side * END_WORDS, (side + 1) * END_WORDS);
       const result = change(end);

@@ -2,10 +2,10 @@
  * The fallback agent: a worker thread, one per process (or thread) that needs it, through which
  * shared primitives work when the native addon is missing.
  *
- *   main thread ──postMessage──► agent thread ──socket──► the broker that holds the object
+ *   main thread ──postMessage──► agent thread ──socket──► the agent server that holds the object
  *   (sync calls block on Atomics.wait and read the reply with receiveMessageOnPort)
  *
- * The broker is a manager server the agent of the creating process runs; objects live there, and
+ * The agent server is a manager server the agent of the creating process runs; objects live there, and
  * every process reaches them through its own agent, so a lock's owner is the calling process
  * whichever way it calls (`acquire()` or `acquireSync()`). The agent thread never blocks, so a
  * process whose main thread waits in `acquireSync()` still serves the others.
@@ -18,7 +18,7 @@ import { PendingCalls } from "../wire/calls.js";
 import { decode, encode, encodeError } from "../wire/codec.js";
 import { agentEntry } from "../paths.js";
 
-/** A request to the agent: make an object on this process's broker, or call a method of one. */
+/** A request to the agent: make an object on this process's agent server, or call a method of one. */
 export type AgentRequest =
   | { op: "create"; typeid: string; args: unknown[] }
   | { op: "call"; token: unknown; method: string; args: unknown[] };
@@ -114,7 +114,7 @@ class Agent {
     }
   }
 
-  /** Runs `request` without blocking; an abort of `signal` asks the broker to give up. */
+  /** Runs `request` without blocking; an abort of `signal` asks the agent server to give up. */
   call(request: AgentRequest, signal?: AbortSignal): Promise<unknown> {
     if (this.#dead) return Promise.reject(this.#dead);
     return this.#pending.start((q) => this.#asyncPort.postMessage({ q, ...packRequest(request) }), signal);

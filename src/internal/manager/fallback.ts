@@ -1,7 +1,8 @@
 /**
  * Shared primitives without shared memory. When the spawn start method has no native addon (not
- * built, or `MULTIPROCESSING_TS_NO_NATIVE=1`), a Lock, Event, Value... is an object held by a broker
- * in the process that made it, and every operation is a message through this process's agent thread
+ * built, or `MULTIPROCESSING_TS_NO_NATIVE=1`), a Lock, Event, Value... is an object held by the
+ * agent server of the process that made it, and every operation is a message through this process's
+ * agent thread
  * (manager/agent.ts). Everything keeps working, including the blocking `…Sync` calls; each
  * operation costs a round trip (tens of microseconds) instead of an atomic instruction.
  */
@@ -10,7 +11,7 @@ import { fallbackAgent } from "./agent.js";
 import type { Token } from "./server.js";
 import { loadNative, nativeUnavailableReason } from "../shm/native.js";
 
-/** A primitive held by a broker: the proxy token of its object there. */
+/** A primitive held by an agent server: the proxy token of its object there. */
 export interface Remote {
   token: Token;
 }
@@ -47,17 +48,18 @@ function warnOnce(): void {
   process.stderr.write(
     `multiprocessing-ts: warning: the native addon is ${nativeUnavailableReason()}, so Lock, Event, ` +
       'Condition, Value, Queue and the other shared objects of the "spawn" start method fall back to ' +
-      "a broker: every operation is a message, about 100 times slower. " +
+      "objects held by the process that made them: every operation is a message to it, about 100 times " +
+      "slower. " +
       `${fix} Set MULTIPROCESSING_TS_NO_NATIVE=1 to use the fallback knowingly and silence this warning.\n`,
   );
 }
 
-/** Creates a `typeid` object on this process's broker (blocking until it exists). */
+/** Creates a `typeid` object on this process's agent server (blocking until it exists). */
 export function remoteCreate(typeid: string, args: unknown[]): Remote {
   return { token: fallbackAgent().callSync({ op: "create", typeid, args }) as Token };
 }
 
-/** An argument naming another broker object. */
+/** An argument naming another object of an agent server. */
 export function remoteArg(remote: Remote): unknown {
   return { agentToken: remote.token };
 }

@@ -15,10 +15,12 @@
  * free, which saves a round trip per short task) without delaying anyone: a job waiting behind a
  * long one moves to the first worker that becomes free, and a future is "running" only once its
  * worker has claimed it. Without shared memory (the spawn method without the native addon) nothing
- * is prefetched, and a job sent counts as running, as in Python's call queue.
+ * is prefetched, and a job sent counts as running, as in Python's call queue. What a worker's exit
+ * means for the jobs it was sent (which one was running, and the errors that say why) is
+ * worker-exit.ts.
  */
 import type { Backend, RunningChild } from "./backend.js";
-import { BootstrapError, BrokenProcessPool, ProcessError, WorkerCrashedError } from "../../errors.js";
+import { BootstrapError, BrokenProcessPool, ProcessError } from "../../errors.js";
 import { type CodeRef, codeRef } from "../reduction.js";
 import { decode, decodeOrImport, encode } from "../wire/codec.js";
 import { Deque } from "../deque.js";
@@ -30,6 +32,7 @@ import { runtime } from "../runtime.js";
 import { type ToParent, assertNever } from "../wire/messages.js";
 import { ClaimCells } from "./claims.js";
 import { depthFor, mayTake, pickWorker } from "./scheduling.js";
+import { type Crash, crashedWhileRunning, neverStarted, runningAtExit } from "./worker-exit.js";
 
 /** Options of the engine: what Pool and Executor ask for, and the backend that launches its workers. */
 export interface WorkerSetOptions extends EngineOptions {
@@ -48,7 +51,7 @@ interface Worker {
   /** Jobs sent so far (a worker with maxTasksPerChild gets no more than it will run). */
   sent: number;
   /** What a dying worker said about its death (see Crash in wire/messages.ts). */
-  crash: { running: number | null; error: unknown } | undefined;
+  crash: Crash | undefined;
   stopping: boolean;
   /** Set when the set stopped this worker itself (a cancelled call): its exit is no failure. */
   killed: boolean;
@@ -453,23 +456,9 @@ export class WorkerSet implements PoolEngine {
       // throws, a flag Node rejects), forever. Its jobs never ran.
       this.#queue.unshiftAll(worker.inflight.filter((job) => !job.cancelled));
       worker.inflight = [];
-      const how = signal ? `was killed by ${signal}` : `exited with code ${exitcode}`;
-      this.#break(
-        new BrokenProcessPool(
-          `a worker ${how} before it could start (its error output says why), and no worker of this pool has started`,
-        ),
-      );
+      this.#break(neverStarted(exitcode, signal));
     }
-    // Jobs run one at a time in the order sent, so the first unanswered one was running if the
-    // worker had started it (its claim; without claim cells, if it had said it was ready), unless
-    // the worker said it died between tasks. A job it never started (sent to a worker already dead,
-    // or one still starting) runs elsewhere.
-    const crash = worker.crash;
-    let running: Job | undefined;
-    if (crash) {
-      const at = crash.running === null ? -1 : worker.ids.indexOf(crash.running);
-      if (at >= 0) running = worker.inflight.splice(at, 1)[0];
-    } else if (startedFirst) running = worker.inflight.shift();
+    const running = runningAtExit(worker.inflight, worker.ids, worker.crash, startedFirst);
     const notStarted = worker.inflight;
     worker.inflight = [];
     const retry = running && !running.cancelled && (running.retried ?? 0) < (this.#options.retries ?? 0);
@@ -479,20 +468,8 @@ export class WorkerSet implements PoolEngine {
       notStarted.unshift(running!);
     } else if (running && !running.cancelled && this.#state !== "terminated") {
       this.#failed++;
-      const how = outOfMemory
-        ? `ran out of memory (its heap limit is ${this.#options.maxHeapMb ?? "the default"} MiB)`
-        : signal
-          ? `was killed by ${signal}`
-          : crash
-            ? `died from an error thrown outside any task (${(crash.error as Error)?.message}), exit code ${exitcode}`
-            : `exited with code ${exitcode}`;
-      running.settle({
-        ok: false,
-        error: new WorkerCrashedError(
-          `the worker running this task ${how} before it finished (pid ${worker.child.pid}); the pool replaced it`,
-          { exitCode: signal ? null : exitcode, signal },
-        ),
-      });
+      const exit = { pid: worker.child.pid, exitcode, signal, outOfMemory };
+      running.settle({ ok: false, error: crashedWhileRunning(exit, worker.crash, this.#options.maxHeapMb) });
     }
     this.#queue.unshiftAll(notStarted.filter((job) => !job.cancelled));
     if (this.#state === "running" || (this.#state === "closing" && this.#queue.length > 0)) {

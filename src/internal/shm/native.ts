@@ -1,7 +1,8 @@
 /**
  * The optional native addon (native/shm.cc): POSIX shared memory and cross-process futex wait/wake.
  * Built when the package installs, or prebuilt in the package (prebuilds/<platform>-<arch>[-musl]/). `MULTIPROCESSING_TS_NO_NATIVE=1` makes the library act as if it
- * were missing: shared primitives of the spawn start method then live in a broker (see fallback.ts).
+ * were missing: shared primitives of the spawn start method then live in an agent server (see
+ * manager/fallback.ts).
  */
 import { closeSync, existsSync, openSync, readSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -122,7 +123,10 @@ export type NativeAddonStatus =
       readonly available: true;
     }
   | {
-      /** The addon did not load: the "spawn" start method falls back to a broker. */
+      /**
+       * The addon did not load: the "spawn" start method's primitives fall back to an agent server,
+       * its queues to the object broker.
+       */
       readonly available: false;
       /** Why not, e.g. `disabled by MULTIPROCESSING_TS_NO_NATIVE=1` or `not built (...)`. */
       readonly reason: string;
@@ -130,9 +134,9 @@ export type NativeAddonStatus =
 
 /**
  * Whether the native addon (POSIX shared memory and cross-process wait/wake, native/shm.cc) loaded.
- * Without it, the "spawn" start method's locks, events, values and queues are held by a broker and
- * every operation is a message (tens of microseconds instead of nanoseconds), and `SharedMemory`
- * cannot be used. The "thread" start method never needs the addon.
+ * Without it, the "spawn" start method's locks, events and values are held by an agent server, its
+ * queues by the object broker, every operation is a message (tens of microseconds instead of
+ * nanoseconds), and `SharedMemory` cannot be used. The "thread" start method never needs the addon.
  */
 export function nativeAddonStatus(): NativeAddonStatus {
   return loadNative() ? { available: true } : { available: false, reason: reason! };

@@ -4,7 +4,7 @@
  *
  *   Atomics (atomics.ts)  words in shared memory, changed with atomic operations, waited on
  *                              through a futex-style wait/wake
- *   broker  (remote.ts)   an object held by a broker (no shared memory: the spawn start method
+ *   remote  (remote.ts)   an object held by an agent server (no shared memory: the spawn start method
  *                              without the native addon); every operation is one call
  *
  * The public classes validate arguments and pick a flavor; a flavor takes checked arguments.

@@ -1,22 +1,22 @@
 /**
  * The remote flavor of the primitives: without shared memory (the spawn start method with no
- * native addon), each primitive is an object held by a broker (manager/fallback.ts, referents in
+ * native addon), each primitive is an object held by an agent server (manager/fallback.ts, referents in
  * manager/referents.ts), and every operation is one call to it, blocking for the `…Sync` ones.
  */
 import { type Remote, remoteArg, remoteAsync, remoteCreate, remoteSync } from "../manager/fallback.js";
 import type { BarrierFlavor, ConditionFlavor, EventFlavor, SemLockFlavor, SemLockKind } from "./flavor.js";
 
-/** What a broker primitive sends to another process: the token of its object. */
+/** What a remote primitive sends to another process: the token of its object. */
 export interface RemoteState {
   remote: Remote;
 }
 
-/** True when a primitive arriving with `state` is held by a broker. */
+/** True when a primitive arriving with `state` is held by an agent server. */
 export function isRemoteState(state: object): state is RemoteState {
   return "remote" in state && state.remote !== undefined;
 }
 
-/** The parts every broker primitive shares: its object, and how it travels. */
+/** The parts every remote primitive shares: its object, and how it travels. */
 class RemotePrimitive {
   readonly remote: Remote;
 
@@ -32,7 +32,7 @@ class RemotePrimitive {
 export class RemoteSemLock extends RemotePrimitive implements SemLockFlavor {
   readonly #locks: boolean;
 
-  /** A new one on this process's broker (`value` permits for a semaphore), or the one `remote` names. */
+  /** A new one on this process's agent server (`value` permits for a semaphore), or the one `remote` names. */
   constructor(kind: SemLockKind, from: number | Remote) {
     super(typeof from === "number" ? remoteCreate(kind, kind.endsWith("Lock") ? [] : [from]) : from);
     this.#locks = kind.endsWith("Lock");
@@ -56,12 +56,12 @@ export class RemoteSemLock extends RemotePrimitive implements SemLockFlavor {
   }
 
   describe(): string {
-    return "held by a broker";
+    return "held by an agent server";
   }
 }
 
 export class RemoteEvent extends RemotePrimitive implements EventFlavor {
-  /** A new event on this process's broker, or the one `remote` names. */
+  /** A new event on this process's agent server, or the one `remote` names. */
   constructor(remote: Remote = remoteCreate("Event", [])) {
     super(remote);
   }
@@ -88,7 +88,7 @@ export class RemoteEvent extends RemotePrimitive implements EventFlavor {
 }
 
 export class RemoteCondition extends RemotePrimitive implements ConditionFlavor {
-  /** A new condition over the broker lock `lock`, or the one `remote` names. */
+  /** A new condition over the remote lock `lock`, or the one `remote` names. */
   constructor(from: { lock: RemoteSemLock } | Remote) {
     super("lock" in from ? remoteCreate("Condition", [remoteArg(from.lock.remote)]) : from);
   }
@@ -111,12 +111,12 @@ export class RemoteCondition extends RemotePrimitive implements ConditionFlavor 
 }
 
 export class RemoteBarrier extends RemotePrimitive implements BarrierFlavor {
-  /** A new barrier on this process's broker, or the one `remote` names. */
+  /** A new barrier on this process's agent server, or the one `remote` names. */
   constructor(from: { parties: number; timeout: number | undefined } | Remote) {
     super("parties" in from ? remoteCreate("Barrier", [from.parties, { timeout: from.timeout }]) : from);
   }
 
-  /** The broker counts the arrivals; the last party runs `action` here, then tells it. */
+  /** The agent server counts the arrivals; the last party runs `action` here, then tells it. */
   async wait(timeout: number | undefined, action: (() => unknown) | undefined): Promise<number> {
     const result = (await remoteAsync(this.remote, "wait", [timeout, action !== undefined])) as
       | number

@@ -4,7 +4,7 @@
  * stdout as before. Where stderr is a file or a pipe nothing of it is written, so a saved or piped
  * run holds the figures alone.
  */
-import { ProgressLine, clock } from "../tools.js";
+import { ProgressLine, clock } from "../src/tools.ts";
 
 export class BenchStatus {
   readonly #line = ProgressLine.open();

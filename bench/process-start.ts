@@ -13,7 +13,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
-import { Process } from "../index.js";
+import { Process } from "multiprocessing-ts";
 import { firstLine } from "./start-child.js";
 
 const self = fileURLToPath(import.meta.url);

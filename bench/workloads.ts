@@ -15,10 +15,10 @@
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Pool } from "../index.js";
+import { Pool } from "multiprocessing-ts";
 import type { Row } from "./row.js";
 import { WORKERS, startPiscina, startWorkerpool } from "./peers.js";
-import { pythonFailure, runPython } from "./shared.js";
+import { pythonFailure, runPython } from "./cpython.js";
 import { type WorkloadRecord, hashAndGzip, parseAndReduce } from "./workload-tasks.js";
 
 /** How much work: the full suite is 2 000 buffers and 200 documents, three runs each. */

@@ -3,7 +3,7 @@
  * that a child imports them by name. Each child measures its own loop (or stamps it on a clock the
  * parent shares) so that process start-up stays out of the figures.
  */
-import type { Barrier, DictProxy, Queue, SharedArray, SimpleQueue, Value } from "../index.js";
+import type { Barrier, DictProxy, Queue, SharedArray, SimpleQueue, Value } from "multiprocessing-ts";
 
 /** A clock every process of the machine shares (as in process-start.ts). */
 export const now = (): number => performance.timeOrigin + performance.now();

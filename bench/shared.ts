@@ -1,6 +1,6 @@
 /**
  * The shared-state suites of `npm run bench`, each beside CPython's `multiprocessing` on the same
- * work (a Python script of their own, run once for every suite asked for):
+ * work (a Python script of their own, run once for every suite asked for: shared-cpython.ts):
  *
  *   manager  a child's round trips to a Manager dict: sequential awaited set/get, and pipelined sets
  *   locks    uncontended Lock acquire+release in one process; 4 processes incrementing a Value
@@ -9,15 +9,13 @@
  *
  * Ours runs in both start methods; the manager's server and every child use the same one. The
  * locks and queue suites also run in the spawn start method without the native addon (the
- * fallback, where every primitive is held by a broker): in a child Node process started with
+ * fallback, where every primitive is held by an agent server): in a child Node process started with
  * `MULTIPROCESSING_TS_NO_NATIVE=1`, since the addon is loaded or not once per process.
  */
-import { type SpawnSyncReturns, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { extname, join } from "node:path";
+import { spawn } from "node:child_process";
+import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Barrier, Lock, Manager, Process, Queue, RawArray, SharedMemory, SimpleQueue, Value } from "../index.js";
+import { Barrier, Lock, Manager, Process, Queue, RawArray, SharedMemory, SimpleQueue, Value } from "multiprocessing-ts";
 import type { Row } from "./row.js";
 import {
   type PutMode,
@@ -53,7 +51,7 @@ const BATCH = 1000;
 /** A child that takes longer than this is reported as hung (and killed). */
 const HANG_MS = 120_000;
 /** The processes (or threads) incrementing one Value in the contended task. */
-const CONTENDERS = 4;
+export const CONTENDERS = 4;
 type Context = "thread" | "spawn";
 const contexts: readonly Context[] = ["thread", "spawn"];
 const THREAD = "multiprocessing-ts (thread)";
@@ -66,7 +64,7 @@ const ours = (context: Context) => (context === "thread" ? THREAD : hasNative() 
  * "thread" (the spawn rows are then the fallback's, at its counts: see fallbackRows).
  */
 const measured = (): readonly Context[] => (hasNative() ? contexts : ["thread"]);
-const CPYTHON = "CPython";
+export const CPYTHON = "CPython";
 
 let native: boolean | undefined;
 /**
@@ -145,8 +143,8 @@ export async function managerSuite(emit: Emit, counts: SharedCounts): Promise<vo
 // locks
 
 const UNCONTENDED = "uncontended acquire+release";
-const PY_UNCONTENDED = "uncontended lock.acquire(); lock.release()";
-const CONTENDED = `${CONTENDERS} children incrementing a Value under its lock`;
+export const PY_UNCONTENDED = "uncontended lock.acquire(); lock.release()";
+export const CONTENDED = `${CONTENDERS} children incrementing a Value under its lock`;
 
 async function rate(runs: number, n: number, loop: () => Promise<void> | void): Promise<number> {
   const xs: number[] = [];
@@ -159,11 +157,11 @@ async function rate(runs: number, n: number, loop: () => Promise<void> | void): 
 }
 
 /** The time of one operation: in ns, or in µs from 10 µs up. */
-function perOp(perSecond: number, what: string): string {
+export function perOp(perSecond: number, what: string): string {
   const ns = 1e9 / perSecond;
   return ns >= 10_000 ? `${(ns / 1000).toFixed(0)} µs ${what}` : `${ns.toFixed(0)} ns ${what}`;
 }
-const nsNote = (perSecond: number) => perOp(perSecond, "a pair");
+export const nsNote = (perSecond: number) => perOp(perSecond, "a pair");
 
 export async function locksSuite(emit: Emit, counts: SharedCounts, only = measured()): Promise<void> {
   const n = counts.lock;
@@ -256,7 +254,7 @@ async function contended(context: Context, times: number, runs: number): Promise
 // ---------------------------------------------------------------------------------------------
 // queue
 
-const ROUND_TRIP = "Queue round trip: parent puts, child gets and puts back, parent gets";
+export const ROUND_TRIP = "Queue round trip: parent puts, child gets and puts back, parent gets";
 
 export async function queueSuite(emit: Emit, counts: SharedCounts, only = measured()): Promise<void> {
   for (const context of only) {
@@ -371,8 +369,10 @@ export async function fallbackRows(suite: string, counts: SharedCounts): Promise
   const first = suite === "locks" ? `${UNCONTENDED}: acquireSync()` : "Queue: child awaits each put";
   const unit = suite === "locks" ? "pairs/s" : "items/s";
   if (!hasNative()) return spawnRows(suite, counts);
-  const self = fileURLToPath(import.meta.url);
-  const cli = fileURLToPath(new URL(`../cli${extname(self)}`, import.meta.url));
+  // dist/bench/ beside dist/cli.js when built; bench/ beside src/ under tsx
+  const cli = fileURLToPath(
+    new URL(extname(import.meta.url) === ".ts" ? "../src/cli.ts" : "../cli.js", import.meta.url),
+  );
   const args = [...process.execArgv, cli, "bench", FALLBACK_FLAG, suite, JSON.stringify(counts)];
   const child = spawn(process.execPath, args, {
     env: { ...process.env, MULTIPROCESSING_TS_NO_NATIVE: "1" },
@@ -399,191 +399,6 @@ export async function fallbackRows(suite: string, counts: SharedCounts): Promise
 export async function printFallbackRows(suite: string, counts: SharedCounts): Promise<void> {
   if (hasNative()) throw new Error("the native addon loaded: MULTIPROCESSING_TS_NO_NATIVE=1 is not set");
   console.log(JSON.stringify(await spawnRows(suite, counts)));
-}
-
-// ---------------------------------------------------------------------------------------------
-// CPython, on the same work, in the spawn start method
-
-const pythonScript = `
-import json, multiprocessing as mp, sys, time
-
-def median(xs):
-    xs = sorted(xs); return xs[len(xs) // 2]
-
-def warm_up(n): return max(2, n >> 2)
-
-def round_trips(d, n, runs):
-    seq = []
-    for r in range(runs + 1):
-        count = warm_up(n) if r == 0 else n
-        t0 = time.perf_counter()
-        for i in range(0, count, 2):
-            d["k"] = i
-            if d["k"] != i: raise RuntimeError("wrong value")
-        if r: seq.append(count / (time.perf_counter() - t0))
-    d["sequential"] = median(seq)
-
-def increments(v, times, rounds, barrier, stamps, slot):
-    lock = v.get_lock()
-    for _ in range(rounds):
-        barrier.wait()
-        t0 = time.perf_counter()
-        for _ in range(times):
-            with lock:
-                v.value += 1
-        stamps[2 * slot] = t0; stamps[2 * slot + 1] = time.perf_counter()
-        barrier.wait()
-
-def echo(a, b):
-    while True:
-        x = a.get()
-        if x < 0: return
-        b.put(x)
-
-def producer(queues, go, n, rounds):
-    for q in queues:
-        for r in range(rounds):
-            go.get()
-            q.put(time.perf_counter())
-            for i in range(warm_up(n) if r == 0 else n): q.put(i)
-
-def main():
-    which = set(sys.argv[1].split(","))
-    n_rt, n_lock, n_inc, n_q, runs, contenders, n_pp = map(int, sys.argv[2:9])
-    ctx = mp.get_context("spawn")
-    out = {}
-    if "manager" in which:
-        with ctx.Manager() as m:
-            d = m.dict()
-            p = ctx.Process(target=round_trips, args=(d, n_rt, runs)); p.start(); p.join()
-            out["manager"] = d["sequential"]
-    if "locks" in which:
-        lock = ctx.Lock(); xs = []
-        for r in range(runs + 1):
-            t0 = time.perf_counter()
-            for _ in range(n_lock):
-                lock.acquire(); lock.release()
-            if r: xs.append(n_lock / (time.perf_counter() - t0))
-        out["lock"] = median(xs)
-        v = ctx.Value("i", 0); barrier = ctx.Barrier(contenders + 1)
-        stamps = ctx.Array("d", 2 * contenders, lock=False); total = contenders * n_inc
-        ps = [ctx.Process(target=increments, args=(v, n_inc, runs + 1, barrier, stamps, s)) for s in range(contenders)]
-        for p in ps: p.start()
-        xs = []; wrong = []
-        for r in range(runs + 1):
-            barrier.wait(); barrier.wait()
-            if v.value != total: wrong.append(v.value)
-            v.value = 0
-            span = max(stamps[1::2]) - min(stamps[0::2])
-            if r: xs.append(total / span)
-        for p in ps: p.join()
-        out["contended"] = median(xs); out["contended_wrong"] = wrong
-    if "queue" in which:
-        queues = {"Queue": ctx.Queue(), "SimpleQueue": ctx.SimpleQueue()}; go = ctx.SimpleQueue()
-        p = ctx.Process(target=producer, args=(list(queues.values()), go, n_q, runs + 1)); p.start()
-        for name, q in queues.items():
-            xs = []
-            for r in range(runs + 1):
-                count = warm_up(n_q) if r == 0 else n_q
-                go.put(r); t0 = q.get()
-                for _ in range(count): q.get()
-                if r: xs.append(count / (time.perf_counter() - t0))
-            out[name] = median(xs)
-        p.join()
-        a, b = ctx.Queue(), ctx.Queue()
-        p = ctx.Process(target=echo, args=(a, b)); p.start(); xs = []
-        for r in range(runs + 1):
-            t0 = time.perf_counter()
-            for i in range(n_pp):
-                a.put(i)
-                if b.get() != i: raise RuntimeError("wrong item back")
-            if r: xs.append(n_pp / (time.perf_counter() - t0))
-        a.put(-1); p.join()
-        out["round_trip"] = median(xs)
-    print(json.dumps(out))
-
-if __name__ == "__main__": main()
-`;
-
-interface PythonShared {
-  manager?: number;
-  lock?: number;
-  contended?: number;
-  contended_wrong?: number[];
-  Queue?: number;
-  SimpleQueue?: number;
-  round_trip?: number;
-}
-
-/**
- * Runs a Python program (written to a temporary file, removed afterwards) with `args`; it is
- * killed after `timeout` ms (default 300 s).
- */
-export function runPython(program: string, args: string[], timeout = 300_000): SpawnSyncReturns<string> {
-  const dir = mkdtempSync(join(tmpdir(), "mpts-bench-"));
-  const script = join(dir, "bench.py");
-  try {
-    writeFileSync(script, program);
-    return spawnSync("python3", [script, ...args], { encoding: "utf8", timeout, maxBuffer: 64 * 1024 * 1024 });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** Why a run of `runPython` gave no figures, in words; undefined when it exited with 0. */
-export function pythonFailure(result: SpawnSyncReturns<string>): string | undefined {
-  const error = result.error as NodeJS.ErrnoException | undefined;
-  if (error?.code === "ENOENT") return "python3 is not installed";
-  if (error?.code === "ETIMEDOUT") return "CPython's script took longer than its time limit: killed";
-  if (error) return `python3 could not run: ${error.message}`;
-  if (result.status === 0) return undefined;
-  const last = result.stderr.trim().split("\n").pop();
-  return `CPython's script exited with ${result.status ?? result.signal}${last ? `: ${last}` : ""}`;
-}
-
-/** Runs the CPython side of `suites`; undefined when python3 is missing or fails. */
-export function pythonShared(suites: string[], counts: SharedCounts): { result?: PythonShared; error?: string } {
-  const args = [
-    counts.manager,
-    counts.lock,
-    counts.increments,
-    counts.queue,
-    counts.runs,
-    CONTENDERS,
-    counts.roundTrips,
-  ].map(String);
-  const result = runPython(pythonScript, [suites.join(","), ...args]);
-  const error = pythonFailure(result);
-  if (error) return { error };
-  try {
-    return { result: JSON.parse(result.stdout.trim().split("\n").pop()!) };
-  } catch {
-    return { error: "unreadable output" };
-  }
-}
-
-/** The CPython rows of `suite` from the script's output. */
-export function pythonRows(suite: string, py: PythonShared): Row[] {
-  const row = (task: string, value: number | undefined, unit: string, note?: string): Row[] =>
-    value === undefined ? [] : [{ suite, name: CPYTHON, task, value, unit, note }];
-  if (suite === "manager") return row("sequential set/get, each awaited", py.manager, "calls/s");
-  if (suite === "locks") {
-    const wrong = py.contended_wrong ?? [];
-    return [
-      ...row(PY_UNCONTENDED, py.lock, "pairs/s", py.lock ? nsNote(py.lock) : undefined),
-      ...row(
-        CONTENDED,
-        py.contended,
-        "increments/s",
-        wrong.length ? `WRONG COUNT: ${wrong.join(", ")}` : "count exact",
-      ),
-    ];
-  }
-  return [
-    ...row("Queue", py.Queue, "items/s"),
-    ...row("SimpleQueue", py.SimpleQueue, "items/s"),
-    ...row(ROUND_TRIP, py.round_trip, "round trips/s", py.round_trip ? perOp(py.round_trip, "each") : undefined),
-  ];
 }
 
 // ---------------------------------------------------------------------------------------------

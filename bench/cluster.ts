@@ -15,8 +15,8 @@
  * task, before the clock starts. Skipped, with the reason on every row, without redis-server.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { Pool } from "../index.js";
-import { type LocalCluster, findRedisServer, startLocalCluster } from "../tools.js";
+import { Pool } from "multiprocessing-ts";
+import { type LocalCluster, findRedisServer, startLocalCluster } from "../src/tools.ts";
 import type { Row } from "./row.js";
 import { WORKERS, here } from "./peers.js";
 import { cpuLoop, identity } from "./tasks-min.js";

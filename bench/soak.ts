@@ -10,7 +10,7 @@
  */
 import { readdirSync } from "node:fs";
 import { getHeapStatistics } from "node:v8";
-import { Lock, Pool, Queue } from "../index.js";
+import { Lock, Pool, Queue } from "multiprocessing-ts";
 import { identity } from "./tasks-min.js";
 
 type Method = "thread" | "spawn";
