@@ -11,25 +11,13 @@ import { after, before, describe, test } from "node:test";
 import { Pool } from "multiprocessing-ts";
 import { square } from "./fixtures/cluster-tasks.ts";
 import { startWorker, stopWorker, workerArgs } from "./cluster-workers.ts";
+import { shownLines } from "./helpers.ts";
 import { type RedisServer, redisUnavailable, startRedis } from "./redis.ts";
 
 const skip = redisUnavailable();
 const hasScript = spawnSync("script", ["--version"]).status === 0;
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
-
-/** The lines a terminal shows for `output`: "\r" moves back to the start of the line, later text overwrites. */
-function shownLines(output: string): string[] {
-  return output.split(/\r?\n/).map((line) => {
-    const cells: string[] = [];
-    let at = 0;
-    for (const ch of line) {
-      if (ch === "\r") at = 0;
-      else cells[at++] = ch;
-    }
-    return cells.join("").trimEnd();
-  });
-}
 
 describe("cluster worker status line", { skip, timeout: 180_000 }, () => {
   let server: RedisServer;

@@ -61,3 +61,16 @@ export async function gone(pid: number, ms: number): Promise<boolean> {
   }
   return !alive(pid);
 }
+
+/** The lines a terminal shows for `output`: "\r" moves back to the start of the line, later text overwrites. */
+export function shownLines(output: string): string[] {
+  return output.split(/\r?\n/).map((line) => {
+    const cells: string[] = [];
+    let at = 0;
+    for (const ch of line) {
+      if (ch === "\r") at = 0;
+      else cells[at++] = ch;
+    }
+    return cells.join("").trimEnd();
+  });
+}

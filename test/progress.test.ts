@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { Pool, ProcessPoolExecutor } from "multiprocessing-ts";
 import { REDRAW_MS } from "../src/internal/progress.ts";
 import { identity } from "./fixtures/tasks.ts";
-import { methods, runScript } from "./helpers.ts";
+import { methods, runScript, shownLines } from "./helpers.ts";
 
 const cli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 
@@ -43,19 +43,6 @@ function inScript(command: string): Promise<{ code: number | null; screen: strin
       resolve({ code, screen });
     }),
   );
-}
-
-/** The lines a terminal shows for `output`: "\r" moves back to the start of the line, later text overwrites. */
-function shownLines(output: string): string[] {
-  return output.split("\n").map((line) => {
-    const cells: string[] = [];
-    let at = 0;
-    for (const ch of line) {
-      if (ch === "\r") at = 0;
-      else cells[at++] = ch;
-    }
-    return cells.join("").trimEnd();
-  });
 }
 
 /** The stderr writes between `<start label>` and `<end label>`. */
