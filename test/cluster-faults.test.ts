@@ -11,7 +11,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { BrokerLostError, Manager, Pool } from "multiprocessing-ts";
-import { cli, connected, root, startWorker, stopWorker } from "./cluster-workers.ts";
+import { cli, connected, ownedPools, root, startWorker, stopWorker } from "./cluster-workers.ts";
 import { version } from "./fixtures/cluster-mismatch.ts";
 import { add, gated, square } from "./fixtures/cluster-tasks.ts";
 import { alive, gone } from "./helpers.ts";
@@ -38,11 +38,7 @@ describe("cluster failures", { skip, timeout: 180_000 }, () => {
   let manager: Manager;
   let cwd: string;
   const workers: ChildProcess[] = [];
-  const pools: AsyncDisposable[] = [];
-  const own = <T extends AsyncDisposable>(p: T): T => {
-    pools.push(p);
-    return p;
-  };
+  const { own, disposeAll } = ownedPools();
 
   before(async () => {
     server = await startRedis();
@@ -54,7 +50,7 @@ describe("cluster failures", { skip, timeout: 180_000 }, () => {
   });
 
   after(async () => {
-    await Promise.allSettled(pools.map((p) => p[Symbol.asyncDispose]()));
+    await disposeAll();
     for (const w of workers) if (w.pid && alive(w.pid)) w.kill("SIGCONT");
     await Promise.allSettled(workers.map((w) => stopWorker(w, "SIGKILL")));
     admin?.disconnect();

@@ -68,3 +68,15 @@ export function stopWorker(child: ChildProcess, signal: NodeJS.Signals = "SIGTER
     child.kill(signal);
   });
 }
+
+/** The pools a test suite owns: `own(pool)` records one and returns it; `disposeAll()` (in `after`) disposes each. */
+export function ownedPools(): { own<T extends AsyncDisposable>(pool: T): T; disposeAll(): Promise<unknown> } {
+  const pools: AsyncDisposable[] = [];
+  return {
+    own(pool) {
+      pools.push(pool);
+      return pool;
+    },
+    disposeAll: () => Promise.allSettled(pools.map((pool) => pool[Symbol.asyncDispose]())),
+  };
+}

@@ -22,7 +22,7 @@ import {
   wait,
 } from "multiprocessing-ts";
 import { add, failOn, failWith, gated, hang, naturals, square } from "./fixtures/cluster-tasks.ts";
-import { startWorker, stopWorker } from "./cluster-workers.ts";
+import { ownedPools, startWorker, stopWorker } from "./cluster-workers.ts";
 import { gone } from "./helpers.ts";
 import { type RedisServer, redisUnavailable, startRedis } from "./redis.ts";
 
@@ -34,11 +34,7 @@ describe("cluster", { skip, timeout: 120_000 }, () => {
   let manager: Manager;
   let cwd: string;
   const workers: ChildProcess[] = [];
-  const pools: AsyncDisposable[] = [];
-  const own = <T extends AsyncDisposable>(p: T): T => {
-    pools.push(p);
-    return p;
-  };
+  const { own, disposeAll } = ownedPools();
 
   before(async () => {
     server = await startRedis();
@@ -48,7 +44,7 @@ describe("cluster", { skip, timeout: 120_000 }, () => {
   });
 
   after(async () => {
-    await Promise.allSettled(pools.map((p) => p[Symbol.asyncDispose]()));
+    await disposeAll();
     await Promise.allSettled(workers.map((w) => stopWorker(w, "SIGKILL")));
     await manager?.shutdown();
     await server?.stop();
