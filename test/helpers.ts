@@ -2,6 +2,7 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { getAllStartMethods } from "multiprocessing-ts";
+import { processRuns } from "../src/internal/pids.ts";
 
 export type Method = "spawn" | "thread";
 /**
@@ -42,14 +43,9 @@ export function runScript(
   );
 }
 
-/** True while `pid` exists. */
+/** True while `pid` runs: a killed orphan that init has not reaped yet is a zombie, not a child left behind. */
 export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+  return processRuns(pid);
 }
 
 /** Resolves true once `pid` is gone, false if it is still there after `ms`. */

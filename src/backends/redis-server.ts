@@ -21,6 +21,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
+import { processRuns } from "../internal/pids.js";
 
 /** A running private Redis server. */
 export interface RedisServer {
@@ -127,9 +128,9 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     async stop() {
       kill(serverPid, "SIGTERM");
       const end = Date.now() + 2000;
-      while (alive(serverPid) && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 20));
-      if (alive(serverPid)) kill(serverPid, "SIGKILL");
-      while (alive(serverPid)) await new Promise((resolve) => setTimeout(resolve, 20));
+      while (processRuns(serverPid) && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 20));
+      if (processRuns(serverPid)) kill(serverPid, "SIGKILL");
+      while (processRuns(serverPid)) await new Promise((resolve) => setTimeout(resolve, 20));
       supervisor.stdin!.end();
       rmSync(dir, { recursive: true, force: true });
     },
@@ -177,15 +178,6 @@ function answers(socket: string | undefined, port: number | undefined): Promise<
     conn.on("connect", () => conn.write("PING\r\n"));
     conn.on("data", (data) => done(/^(\+PONG|-NOAUTH)/.test(data.toString())));
   });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function kill(pid: number, signal: NodeJS.Signals): void {

@@ -20,6 +20,7 @@
  * (in shared memory, or held by an agent server without the native addon).
  */
 import { threadHasEnded, threadId } from "./identity.js";
+import { processRuns } from "./pids.js";
 
 /** Slots per end: holders and unclaimed copies beyond this still count, but never expire. */
 const SLOTS = 128;
@@ -185,13 +186,7 @@ function gone(pid: number, thread: number, pids: Map<number, boolean>): boolean 
   if (pid === process.pid) return thread !== 0 && threadHasEnded(thread);
   let dead = pids.get(pid);
   if (dead === undefined) {
-    try {
-      process.kill(pid, 0);
-      dead = false;
-    } catch (error) {
-      // EPERM: it exists, under another user
-      dead = (error as NodeJS.ErrnoException).code === "ESRCH";
-    }
+    dead = !processRuns(pid);
     pids.set(pid, dead);
   }
   // a thread of another process: only that process knows; it counts while the process runs

@@ -24,6 +24,7 @@
  * unchanged. A change bumps the sequence, and calls the wake system call only when someone sleeps.
  */
 import { threadId } from "../identity.js";
+import { processRuns } from "../pids.js";
 import { type Block, type BlockRef, allocate, attach } from "./shared-memory.js";
 import type { SharedMemoryKind } from "../runtime.js";
 
@@ -262,10 +263,5 @@ export class Ring {
 function ownerGone(owner: number): boolean {
   const pid = owner >>> 6;
   if (pid === process.pid % 0x1000000) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "ESRCH";
-  }
+  return !processRuns(pid);
 }

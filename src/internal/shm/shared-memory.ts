@@ -13,6 +13,7 @@
 import { randomBytes } from "node:crypto";
 import { readdirSync, readlinkSync } from "node:fs";
 import { ProcessError } from "../../errors.js";
+import { processRuns } from "../pids.js";
 import { type NativeShm, type Waiter, loadNative, nativeUnavailableReason } from "./native.js";
 
 export type { Waiter };
@@ -158,11 +159,7 @@ function removeOrphans(native: NativeShm): void {
   for (const name of names) {
     const pid = Number(pattern.exec(name)?.[1]);
     if (!pid || pid === process.pid) continue;
-    try {
-      process.kill(pid, 0);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ESRCH") native.unlink(`/${name}`);
-    }
+    if (!processRuns(pid)) native.unlink(`/${name}`);
   }
 }
 
