@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const fixture = fileURLToPath(new URL("./fixtures/runtime-report.ts", import.meta.url));
+const tsxOnly = fileURLToPath(new URL("./fixtures/tsx-only-report.ts", import.meta.url));
 
 /** The binary of a fetched runtime, or undefined when scripts/runtimes.sh has not fetched it. */
 function fetched(name: string): string | undefined {
@@ -90,6 +91,20 @@ for (const { runtime, loader, flags } of cases) {
       // what only the runtime's structured-clone serializer carries, from a pool and over a queue
       assert.deepEqual(out[`${method} values`], { result: values, queue: values }, `${method} values`);
     }
+  });
+}
+
+// tsx's `--import` hooks load the parent's TypeScript, not its worker threads': Node.js runs them in
+// the main thread only (`module.registerHooks` where tsx uses it, and the one hooks thread that
+// Node.js 22.2.0 shared with workers was reverted in 22.3.0), so a thread child registers tsx itself.
+for (const runtime of ["node20", "node22", "node24"]) {
+  const bin = fetched(runtime);
+  test(`${runtime} (tsx): children in both start methods run TypeScript that only tsx runs`, {
+    skip: bin ? false : `${runtime} is not fetched (run scripts/runtimes.sh fetch ${runtime})`,
+    timeout: 120_000,
+  }, async () => {
+    const out = await run<Record<string, number>>(bin!, ["--import", "tsx"], tsxOnly);
+    assert.deepEqual(out, { spawn: 42, thread: 42 });
   });
 }
 
