@@ -178,7 +178,6 @@ export async function runWorker(argv: string[]): Promise<void> {
   const pool = new Pool({ processes: flags.processes, context: flags.context });
   const k = keys(flags.queue);
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
-  const controllers = new Map<string, AbortController>();
   const status = WorkerStatus.open(process.stderr);
   // every line of output blanks the status line first (stdout and stderr may be one terminal)
   const say = (text: string) => {
@@ -190,7 +189,8 @@ export async function runWorker(argv: string[]): Promise<void> {
   const subscriber = redis.duplicate();
   subscriber.on("error", () => {});
   await subscriber.subscribe(k.cancel);
-  subscriber.on("message", (_channel: string, jobId: string) => controllers.get(jobId)?.abort());
+  // BullMQ aborts the signal it gave the job's processor (no-op for a job not running here)
+  subscriber.on("message", (_channel: string, jobId: string) => worker?.cancelJob(jobId));
 
   // what pools' stats() show of this worker, refreshed with the heartbeat
   const tally = { running: 0, completed: 0, stopping: false };
@@ -219,6 +219,7 @@ export async function runWorker(argv: string[]): Promise<void> {
     return alive;
   };
 
+  let worker: import("bullmq").Worker | undefined;
   const processor = async (job: { id?: string; data: WireJob }, _token?: string, signal?: AbortSignal) => {
     const data = job.data;
     if (data?.v !== 1) {
@@ -230,16 +231,11 @@ export async function runWorker(argv: string[]): Promise<void> {
     if (!(await poolAlive(data.pool))) {
       return wireOutcome({ ok: false, error: new CancelledError("the pool that submitted this task is gone") });
     }
-    const controller = new AbortController();
-    const jobId = job.id!;
     let outcome: WireResult | undefined;
     status?.started();
     tally.running++;
-    controllers.set(jobId, controller);
-    const abort = () => controller.abort();
-    signal?.addEventListener("abort", abort, { once: true });
     try {
-      outcome = await pool.apply(runClusterTask, [flags.root, data], { signal: controller.signal });
+      outcome = await pool.apply(runClusterTask, [flags.root, data], signal ? { signal } : {});
       return outcome;
     } catch (error) {
       outcome = wireOutcome({ ok: false, error });
@@ -248,12 +244,10 @@ export async function runWorker(argv: string[]): Promise<void> {
       status?.finished(outcome?.ok === true);
       tally.running--;
       tally.completed++;
-      signal?.removeEventListener("abort", abort);
-      controllers.delete(jobId);
     }
   };
 
-  const worker = new Worker(flags.queue, processor as never, {
+  worker = new Worker(flags.queue, processor as never, {
     connection: { ...target.connection, maxRetriesPerRequest: null },
     concurrency: flags.processes * 2,
     lockDuration: flags.lockMs,

@@ -4,8 +4,9 @@
  *
  *   submit(job) ─► waiting ─► pump: at most `size` in flight ─► addBulk (jobId = <pool>-<n>)
  *   QueueEvents: active ─► started;  completed ─► settle once;  failed (stalled twice) ─► WorkerLostError
- *   every second: reconcile in-flight jobs from their hashes (a missed or trimmed event), the pool's
- *   heartbeat key (workers skip the jobs of a caller that died), NoWorkersError, BrokerLostError
+ *   every second: reconcile up to 256 in-flight jobs from their hashes, in turn (a missed or trimmed
+ *   event; every one after a reconnect), the pool's heartbeat key (workers skip the jobs of a caller
+ *   that died), NoWorkersError, BrokerLostError
  *
  * Delivery is at least once (BullMQ runs a job again after its worker is lost); each job settles
  * exactly once here: the first outcome wins and the entry is gone. BullMQ and ioredis are loaded on
@@ -24,6 +25,8 @@ export const CLUSTER_ENV = "MULTIPROCESSING_TS_CLUSTER";
 interface Entry {
   job: Job;
   id: string | undefined;
+  /** The number in `id`: ids grow in the order jobs are sent. */
+  seq: number;
   started: boolean;
   sentAt: number;
 }
@@ -35,6 +38,13 @@ type Connected = {
 };
 
 const STALLED = /stalled more than allowable limit/;
+
+/**
+ * In-flight jobs whose hashes one periodic check reads at most. The check finds events that were
+ * missed (the stream trimmed before this pool read it); reading every job in flight each second
+ * cost a pool with thousands in flight more than the jobs themselves.
+ */
+const RECONCILE_BATCH = 256;
 
 /** A cluster pool's engine; see the file's comment. */
 export class ClusterEngine implements PoolEngine {
@@ -61,6 +71,8 @@ export class ClusterEngine implements PoolEngine {
   #workers: WorkerStats[] = [];
   #failed = 0;
   #pumping = false;
+  /** The `seq` of the last job the periodic check read: the next check goes on after it. */
+  #reconciled = -1;
   #stopped: Promise<void> | undefined;
   #resolveJoined!: () => void;
   readonly #joined = new Promise<void>((resolve) => (this.#resolveJoined = resolve));
@@ -121,7 +133,7 @@ export class ClusterEngine implements PoolEngine {
     redis.on("close", () => (this.#downSince ??= Date.now()));
     redis.on("ready", () => {
       this.#downSince = undefined;
-      this.#reconcile();
+      this.#reconcile(true);
     });
     await Promise.all([queue.waitUntilReady(), events.waitUntilReady(), this.#readWorkers(redis)]);
     this.#conn = { redis, queue, events };
@@ -154,7 +166,7 @@ export class ClusterEngine implements PoolEngine {
     }
     this.#ref(job.fn);
     job.encoded ??= this.encodeArgs(job.args, job.mode === "call" ? "args" : "items");
-    const entry: Entry = { job, id: undefined, started: false, sentAt: 0 };
+    const entry: Entry = { job, id: undefined, seq: -1, started: false, sentAt: 0 };
     this.#entries.set(job, entry);
     this.#waiting.push(entry);
     this.#pump();
@@ -167,7 +179,8 @@ export class ClusterEngine implements PoolEngine {
     const batch: Entry[] = [];
     while (this.#waiting.length > 0 && this.#inflight.size < this.#size) {
       const entry = this.#waiting.shift()!;
-      entry.id = `${this.#id}-${this.#next++}`;
+      entry.seq = this.#next++;
+      entry.id = `${this.#id}-${entry.seq}`;
       entry.sentAt = Date.now();
       this.#inflight.set(entry.id, entry);
       batch.push(entry);
@@ -247,12 +260,32 @@ export class ClusterEngine implements PoolEngine {
     this.#maybeStop();
   }
 
-  /** Reads the outcome of in-flight jobs from their hashes: an event missed while disconnected, or trimmed. */
-  #reconcile(): void {
+  /**
+   * Reads the outcome of in-flight jobs from their hashes: an event missed while disconnected, or
+   * trimmed. `all` after a reconnect; otherwise RECONCILE_BATCH of them, going on after the last
+   * one read, and round again from the oldest.
+   */
+  #reconcile(all = false): void {
     const conn = this.#conn;
     if (!conn || this.#inflight.size === 0) return;
     const now = Date.now();
-    const entries = [...this.#inflight.values()].filter((e) => e.sentAt < 0 || now - e.sentAt > 1000);
+    const due = (e: Entry) => e.sentAt < 0 || now - e.sentAt > 1000;
+    let entries: Entry[] = [];
+    if (all) {
+      for (const e of this.#inflight.values()) if (due(e)) entries.push(e);
+    } else {
+      // the map holds jobs in the order they were sent, which is the order of `seq`
+      const wrapped: Entry[] = [];
+      for (const e of this.#inflight.values()) {
+        if (!due(e)) continue;
+        if (e.seq > this.#reconciled) {
+          entries.push(e);
+          if (entries.length === RECONCILE_BATCH) break;
+        } else if (wrapped.length < RECONCILE_BATCH) wrapped.push(e);
+      }
+      entries = entries.concat(wrapped).slice(0, RECONCILE_BATCH);
+      this.#reconciled = entries.at(-1)?.seq ?? -1;
+    }
     if (entries.length === 0) return;
     const multi = conn.redis.multi();
     for (const e of entries)
