@@ -24,7 +24,13 @@ import { libraryCodeRef } from "../internal/reduction.js";
 import { cpuCount } from "../util.js";
 import { clusterTaskModule } from "../internal/paths.js";
 import { runClusterTask } from "./cluster-task.js";
-import { type WireJob, type WireResult, setProjectRoot, wireOutcome } from "../internal/cluster/protocol.js";
+import {
+  type WireJob,
+  type WireResult,
+  type WireResults,
+  setProjectRoot,
+  wireOutcome,
+} from "../internal/cluster/protocol.js";
 import { type WorkerInfo, keys, loadBullmq, openRedis } from "../internal/cluster/redis.js";
 import { DEFAULT_QUEUE, checkQueueName, connectError, parseRedisUrl } from "../internal/cluster/target.js";
 import { WorkerStatus } from "../internal/cluster/worker-status.js";
@@ -194,6 +200,8 @@ export async function runWorker(argv: string[]): Promise<void> {
 
   // what pools' stats() show of this worker, refreshed with the heartbeat
   const tally = { running: 0, completed: 0, stopping: false };
+  // two jobs per local process: one runs while the next one's arguments come and go
+  const concurrency = flags.processes * 2;
   const beat = async () => {
     const now = Date.now();
     const info: WorkerInfo = {
@@ -201,6 +209,7 @@ export async function runWorker(argv: string[]): Promise<void> {
       host: hostname(),
       state: tally.stopping ? "stopping" : tally.running > 0 ? "busy" : "idle",
       completed: tally.completed,
+      slots: concurrency,
     };
     await redis
       .multi()
@@ -231,7 +240,7 @@ export async function runWorker(argv: string[]): Promise<void> {
     if (!(await poolAlive(data.pool))) {
       return wireOutcome({ ok: false, error: new CancelledError("the pool that submitted this task is gone") });
     }
-    let outcome: WireResult | undefined;
+    let outcome: WireResult | WireResults | undefined;
     status?.started();
     tally.running++;
     try {
@@ -249,7 +258,7 @@ export async function runWorker(argv: string[]): Promise<void> {
 
   worker = new Worker(flags.queue, processor as never, {
     connection: { ...target.connection, maxRetriesPerRequest: null },
-    concurrency: flags.processes * 2,
+    concurrency,
     lockDuration: flags.lockMs,
     // A lost worker's job goes back to the queue at the first stalled check after its lock expired:
     // at most lockMs + stalledInterval after the loss. At most 1 s, so that the job runs again within
