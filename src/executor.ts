@@ -319,6 +319,7 @@ export class ProcessPoolExecutor {
       mode: "call",
       args,
       encoded: workers.encodeArgs(args, "args"),
+      interruptible: options.signal !== undefined || options.timeout !== undefined,
       settle(outcome) {
         stop?.();
         pending.delete(future);

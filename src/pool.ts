@@ -467,6 +467,7 @@ export class Pool {
             mode,
             args: chunk,
             encoded: this.#workers.encodeArgs(chunk, mode === "call" ? "args" : `items[${i}]`),
+            interruptible: options.signal !== undefined || options.timeout !== undefined,
             settle: (outcome) => {
               if (failed) return;
               if (!outcome.ok) return fail(outcome.error);

@@ -175,6 +175,24 @@ describe("cluster", { skip, timeout: 120_000 }, () => {
     assert.ok(await gone(second, 20_000), "terminate() stopped the running task's local child");
   });
 
+  test("a backlog of calls, sent several to a job: each call keeps its own value or error", async () => {
+    const pool = own(new Pool({ cluster: server.url, processes: 3000 }));
+    assert.equal(await pool.apply(square, [2]), 4);
+    const outcomes = await Promise.allSettled(range(3000).map((i) => pool.applyAsync(failOn, [i % 10]).get()));
+    outcomes.forEach((outcome, i) => {
+      if (i % 10 === 3) {
+        assert.equal(outcome.status, "rejected", `call ${i}`);
+        const error = (outcome as PromiseRejectedResult).reason as Error & { code?: string };
+        assert.equal(error.name, "CodedError");
+        assert.equal(error.message, "item 3");
+        assert.equal(error.code, "E_CODED");
+      } else assert.deepEqual(outcome, { status: "fulfilled", value: i % 10 }, `call ${i}`);
+    });
+    const stats = pool.stats();
+    assert.equal(stats.completed + stats.failed, 3001);
+    assert.equal(stats.failed, 300);
+  });
+
   test("stats() shows the connected worker commands: pid, host and state", async () => {
     const pool = own(new Pool({ cluster: server.url, processes: 2 }));
     assert.equal(await pool.apply(square, [2]), 4);

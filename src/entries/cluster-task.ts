@@ -14,8 +14,10 @@ import { ProcessError } from "../errors.js";
 import { type ResolveHooks, resolveCode } from "../internal/reduction.js";
 import { decodeOrImport } from "../internal/wire/codec.js";
 import {
+  type WireArgs,
   type WireJob,
   type WireResult,
+  type WireResults,
   localRef,
   localRefs,
   setProjectRoot,
@@ -25,16 +27,36 @@ import {
 const hooks: ResolveHooks = { importing() {} };
 
 /** Runs one cluster job under `root` and returns its outcome as the job's return value. */
-export async function runClusterTask(root: string, job: WireJob): Promise<WireResult> {
+export async function runClusterTask(root: string, job: WireJob): Promise<WireResult | WireResults> {
   setProjectRoot(root);
+  let fn: (...args: unknown[]) => unknown;
   try {
-    const fn = (await resolveCode(localRef(job.fn, root), hooks)) as (...args: unknown[]) => unknown;
-    let args = deserialize(Buffer.from(job.args, "base64")) as unknown[];
-    if (job.changed) args = (await decodeOrImport(localRefs(args, root), hooks)) as unknown[];
-    if (job.mode === "call") return wireOutcome({ ok: true, value: await fn(...args) });
+    fn = (await resolveCode(localRef(job.fn, root), hooks)) as (...args: unknown[]) => unknown;
+  } catch (error) {
+    const outcome = wireOutcome({ ok: false, error: explainImport(error, root) });
+    return job.mode === "calls" ? { ok: true, calls: job.calls.map(() => outcome) } : outcome;
+  }
+  if (job.mode !== "calls") return runOne(fn, job.mode, job, root);
+  // one after another, each with its own outcome, as if each were a job of its own
+  const calls: WireResult[] = [];
+  for (const call of job.calls) calls.push(await runOne(fn, "call", call, root));
+  return { ok: true, calls };
+}
+
+/** Runs one call or one chunk of `fn` on the arguments `wire` carries; its outcome as a job returns it. */
+async function runOne(
+  fn: (...args: unknown[]) => unknown,
+  mode: "call" | "map" | "star",
+  wire: WireArgs,
+  root: string,
+): Promise<WireResult> {
+  try {
+    let args = deserialize(Buffer.from(wire.args, "base64")) as unknown[];
+    if (wire.changed) args = (await decodeOrImport(localRefs(args, root), hooks)) as unknown[];
+    if (mode === "call") return wireOutcome({ ok: true, value: await fn(...args) });
     const values: unknown[] = new Array(args.length);
     for (let i = 0; i < args.length; i++) {
-      const out = job.mode === "star" ? fn(...(args[i] as unknown[])) : fn(args[i]);
+      const out = mode === "star" ? fn(...(args[i] as unknown[])) : fn(args[i]);
       values[i] = isThenable(out) ? await out : out;
     }
     return wireOutcome({ ok: true, value: values });

@@ -24,7 +24,13 @@ import { libraryCodeRef } from "../internal/reduction.js";
 import { cpuCount } from "../util.js";
 import { clusterTaskModule } from "../internal/paths.js";
 import { runClusterTask } from "./cluster-task.js";
-import { type WireJob, type WireResult, setProjectRoot, wireOutcome } from "../internal/cluster/protocol.js";
+import {
+  type WireJob,
+  type WireResult,
+  type WireResults,
+  setProjectRoot,
+  wireOutcome,
+} from "../internal/cluster/protocol.js";
 import { type WorkerInfo, keys, loadBullmq, openRedis } from "../internal/cluster/redis.js";
 import { DEFAULT_QUEUE, checkQueueName, connectError, parseRedisUrl } from "../internal/cluster/target.js";
 import { WorkerStatus } from "../internal/cluster/worker-status.js";
@@ -178,7 +184,6 @@ export async function runWorker(argv: string[]): Promise<void> {
   const pool = new Pool({ processes: flags.processes, context: flags.context });
   const k = keys(flags.queue);
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
-  const controllers = new Map<string, AbortController>();
   const status = WorkerStatus.open(process.stderr);
   // every line of output blanks the status line first (stdout and stderr may be one terminal)
   const say = (text: string) => {
@@ -190,10 +195,13 @@ export async function runWorker(argv: string[]): Promise<void> {
   const subscriber = redis.duplicate();
   subscriber.on("error", () => {});
   await subscriber.subscribe(k.cancel);
-  subscriber.on("message", (_channel: string, jobId: string) => controllers.get(jobId)?.abort());
+  // BullMQ aborts the signal it gave the job's processor (no-op for a job not running here)
+  subscriber.on("message", (_channel: string, jobId: string) => worker?.cancelJob(jobId));
 
   // what pools' stats() show of this worker, refreshed with the heartbeat
   const tally = { running: 0, completed: 0, stopping: false };
+  // two jobs per local process: one runs while the next one's arguments come and go
+  const concurrency = flags.processes * 2;
   const beat = async () => {
     const now = Date.now();
     const info: WorkerInfo = {
@@ -201,6 +209,7 @@ export async function runWorker(argv: string[]): Promise<void> {
       host: hostname(),
       state: tally.stopping ? "stopping" : tally.running > 0 ? "busy" : "idle",
       completed: tally.completed,
+      slots: concurrency,
     };
     await redis
       .multi()
@@ -219,6 +228,7 @@ export async function runWorker(argv: string[]): Promise<void> {
     return alive;
   };
 
+  let worker: import("bullmq").Worker | undefined;
   const processor = async (job: { id?: string; data: WireJob }, _token?: string, signal?: AbortSignal) => {
     const data = job.data;
     if (data?.v !== 1) {
@@ -230,16 +240,11 @@ export async function runWorker(argv: string[]): Promise<void> {
     if (!(await poolAlive(data.pool))) {
       return wireOutcome({ ok: false, error: new CancelledError("the pool that submitted this task is gone") });
     }
-    const controller = new AbortController();
-    const jobId = job.id!;
-    let outcome: WireResult | undefined;
+    let outcome: WireResult | WireResults | undefined;
     status?.started();
     tally.running++;
-    controllers.set(jobId, controller);
-    const abort = () => controller.abort();
-    signal?.addEventListener("abort", abort, { once: true });
     try {
-      outcome = await pool.apply(runClusterTask, [flags.root, data], { signal: controller.signal });
+      outcome = await pool.apply(runClusterTask, [flags.root, data], signal ? { signal } : {});
       return outcome;
     } catch (error) {
       outcome = wireOutcome({ ok: false, error });
@@ -248,14 +253,12 @@ export async function runWorker(argv: string[]): Promise<void> {
       status?.finished(outcome?.ok === true);
       tally.running--;
       tally.completed++;
-      signal?.removeEventListener("abort", abort);
-      controllers.delete(jobId);
     }
   };
 
-  const worker = new Worker(flags.queue, processor as never, {
+  worker = new Worker(flags.queue, processor as never, {
     connection: { ...target.connection, maxRetriesPerRequest: null },
-    concurrency: flags.processes * 2,
+    concurrency,
     lockDuration: flags.lockMs,
     // A lost worker's job goes back to the queue at the first stalled check after its lock expired:
     // at most lockMs + stalledInterval after the loss. At most 1 s, so that the job runs again within

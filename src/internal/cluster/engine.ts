@@ -3,9 +3,11 @@
  * machine (`multiprocessing-ts worker`) run them, results come back on the queue's event stream.
  *
  *   submit(job) ─► waiting ─► pump: at most `size` in flight ─► addBulk (jobId = <pool>-<n>)
+ *                                  backlogged: calls of one function, several to a job ("calls")
  *   QueueEvents: active ─► started;  completed ─► settle once;  failed (stalled twice) ─► WorkerLostError
- *   every second: reconcile in-flight jobs from their hashes (a missed or trimmed event), the pool's
- *   heartbeat key (workers skip the jobs of a caller that died), NoWorkersError, BrokerLostError
+ *   every second: reconcile up to 256 in-flight jobs from their hashes, in turn (a missed or trimmed
+ *   event; every one after a reconnect), the pool's heartbeat key (workers skip the jobs of a caller
+ *   that died), NoWorkersError, BrokerLostError
  *
  * Delivery is at least once (BullMQ runs a job again after its worker is lost); each job settles
  * exactly once here: the first outcome wins and the entry is gone. BullMQ and ioredis are loaded on
@@ -14,17 +16,40 @@
 import { randomBytes } from "node:crypto";
 import { BrokerLostError, NoWorkersError, ProcessError, WorkerLostError } from "../../errors.js";
 import type { EngineOptions, EngineState, Job, PoolEngine, PoolStats, WorkerStats } from "../pool/engine.js";
-import { type WireJob, type WireRef, type WireResult, encodeRemote, readResult, taskRef } from "./protocol.js";
+import {
+  type WireArgs,
+  type WireJob,
+  type WireRef,
+  type WireResult,
+  type WireResults,
+  encodeRemote,
+  readResult,
+  taskRef,
+} from "./protocol.js";
 import { type WorkerInfo, keys, loadBullmq, openRedis } from "./redis.js";
 import { type ClusterTarget, clusterTarget, connectError } from "./target.js";
 
 /** The environment variable that sends pools without a `context` to a cluster. */
 export const CLUSTER_ENV = "MULTIPROCESSING_TS_CLUSTER";
 
+/** A call or chunk the pool was given. */
 interface Entry {
   job: Job;
-  id: string | undefined;
+  /** The BullMQ job carrying it, while it is in flight. */
+  sent: Sent | undefined;
+}
+
+/** A BullMQ job: one entry, or several calls of one function sent together. */
+interface Sent {
+  id: string;
+  /** The number in `id`: ids grow in the order jobs are sent. */
+  seq: number;
+  /** What it carries, in order; an entry whose `sent` is no longer this one was cancelled meanwhile. */
+  entries: Entry[];
+  /** A "calls" job: its return value holds one outcome per entry. */
+  calls: boolean;
   started: boolean;
+  /** When it was sent; -1 when sending it failed (it is sent again once the connection is back). */
   sentAt: number;
 }
 
@@ -36,6 +61,21 @@ type Connected = {
 
 const STALLED = /stalled more than allowable limit/;
 
+/**
+ * In-flight jobs whose hashes one periodic check reads at most. The check finds events that were
+ * missed (the stream trimmed before this pool read it); reading every job in flight each second
+ * cost a pool with thousands in flight more than the jobs themselves.
+ */
+const RECONCILE_BATCH = 256;
+
+/**
+ * The most calls one job carries. A backlogged pool sends calls of one function several to a job,
+ * since each job costs its broker round trips and a hop to a worker's local child whatever it
+ * carries; the calls of a job run one after another, so this bounds how long a job of slow calls
+ * holds the rest back.
+ */
+const MAX_CALLS_PER_JOB = 64;
+
 /** A cluster pool's engine; see the file's comment. */
 export class ClusterEngine implements PoolEngine {
   readonly #target: ClusterTarget;
@@ -46,7 +86,11 @@ export class ClusterEngine implements PoolEngine {
   #state: EngineState = "running";
   #next = 0;
   readonly #waiting: Entry[] = [];
-  readonly #inflight = new Map<string, Entry>();
+  readonly #inflight = new Map<string, Sent>();
+  /** Entries in flight (a "calls" job holds several). */
+  #inflightCount = 0;
+  /** How many jobs the worker commands serving the queue run at once, as their last heartbeats said. */
+  #slots = 0;
   readonly #entries = new Map<Job, Entry>();
   readonly #refs = new Map<Function, WireRef>();
   #conn: Connected | undefined;
@@ -61,6 +105,8 @@ export class ClusterEngine implements PoolEngine {
   #workers: WorkerStats[] = [];
   #failed = 0;
   #pumping = false;
+  /** The `seq` of the last job the periodic check read: the next check goes on after it. */
+  #reconciled = -1;
   #stopped: Promise<void> | undefined;
   #resolveJoined!: () => void;
   readonly #joined = new Promise<void>((resolve) => (this.#resolveJoined = resolve));
@@ -109,8 +155,8 @@ export class ClusterEngine implements PoolEngine {
     const mine = (jobId: string) => jobId.startsWith(`${this.#id}-`);
     events.on("active", ({ jobId }) => {
       if (!mine(jobId)) return;
-      const entry = this.#inflight.get(jobId);
-      if (entry) entry.started = true;
+      const sent = this.#inflight.get(jobId);
+      if (sent) sent.started = true;
     });
     events.on("completed", ({ jobId, returnvalue }) => {
       if (mine(jobId)) this.#finished(jobId, returnvalue as unknown);
@@ -121,7 +167,7 @@ export class ClusterEngine implements PoolEngine {
     redis.on("close", () => (this.#downSince ??= Date.now()));
     redis.on("ready", () => {
       this.#downSince = undefined;
-      this.#reconcile();
+      this.#reconcile(true);
     });
     await Promise.all([queue.waitUntilReady(), events.waitUntilReady(), this.#readWorkers(redis)]);
     this.#conn = { redis, queue, events };
@@ -154,41 +200,60 @@ export class ClusterEngine implements PoolEngine {
     }
     this.#ref(job.fn);
     job.encoded ??= this.encodeArgs(job.args, job.mode === "call" ? "args" : "items");
-    const entry: Entry = { job, id: undefined, started: false, sentAt: 0 };
+    const entry: Entry = { job, sent: undefined };
     this.#entries.set(job, entry);
     this.#waiting.push(entry);
     this.#pump();
   }
 
-  /** Sends waiting jobs while fewer than `size` are in flight. */
+  /** Sends waiting entries while fewer than `size` are in flight. */
   #pump(): void {
     const conn = this.#conn;
     if (!conn || this.#pumping || this.#downSince !== undefined) return;
-    const batch: Entry[] = [];
-    while (this.#waiting.length > 0 && this.#inflight.size < this.#size) {
-      const entry = this.#waiting.shift()!;
-      entry.id = `${this.#id}-${this.#next++}`;
-      entry.sentAt = Date.now();
-      this.#inflight.set(entry.id, entry);
-      batch.push(entry);
-    }
-    if (batch.length === 0) return;
-    const age = Math.max(60, Math.ceil((3 * this.#target.brokerTimeout) / 1000));
-    const jobs = batch.map((entry) => {
-      const { job } = entry;
-      const encoded = job.encoded!.value as { data: string; changed: boolean };
-      const data: WireJob = {
-        v: 1,
-        pool: this.#id,
-        fn: this.#ref(job.fn),
-        mode: job.mode,
-        args: encoded.data,
-        changed: encoded.changed,
+    let n = Math.min(this.#waiting.length, this.#size - this.#inflightCount);
+    if (n <= 0) return;
+    const perJob = this.#callsPerJob(n);
+    const batch: Sent[] = [];
+    while (n > 0) {
+      const entries = [this.#waiting.shift()!];
+      n--;
+      const { fn } = entries[0]!.job;
+      if (perJob > 1 && groupable(entries[0]!.job)) {
+        while (
+          n > 0 &&
+          entries.length < perJob &&
+          this.#waiting[0]!.job.fn === fn &&
+          groupable(this.#waiting[0]!.job)
+        ) {
+          entries.push(this.#waiting.shift()!);
+          n--;
+        }
+      }
+      const seq = this.#next++;
+      const sent: Sent = {
+        id: `${this.#id}-${seq}`,
+        seq,
+        entries,
+        calls: entries.length > 1,
+        started: false,
+        sentAt: Date.now(),
       };
+      for (const entry of entries) entry.sent = sent;
+      this.#inflight.set(sent.id, sent);
+      this.#inflightCount += entries.length;
+      batch.push(sent);
+    }
+    const age = Math.max(60, Math.ceil((3 * this.#target.brokerTimeout) / 1000));
+    const jobs = batch.map((sent) => {
+      const { job } = sent.entries[0]!;
+      const head = { v: 1 as const, pool: this.#id, fn: this.#ref(job.fn) };
+      const data: WireJob = sent.calls
+        ? { ...head, mode: "calls", calls: sent.entries.map((entry) => wireArgs(entry.job)) }
+        : { ...head, mode: job.mode, ...wireArgs(job) };
       return {
         name: job.fn.name || "task",
         data,
-        opts: { jobId: entry.id!, attempts: 1, removeOnComplete: { age }, removeOnFail: { age } },
+        opts: { jobId: sent.id, attempts: 1, removeOnComplete: { age }, removeOnFail: { age } },
       };
     });
     this.#pumping = true;
@@ -196,7 +261,7 @@ export class ClusterEngine implements PoolEngine {
       .addBulk(jobs)
       .catch(() => {
         // the connection is down: the jobs are sent again once it is back (#reconcile)
-        for (const entry of batch) if (this.#inflight.get(entry.id!) === entry) entry.sentAt = -1;
+        for (const sent of batch) if (this.#inflight.get(sent.id) === sent) sent.sentAt = -1;
       })
       .finally(() => {
         this.#pumping = false;
@@ -204,28 +269,55 @@ export class ClusterEngine implements PoolEngine {
       });
   }
 
+  /**
+   * How many calls one job carries when `n` entries are to be sent: one, unless the pool is
+   * backlogged; then as many as spread them over eight jobs for every slot of the workers serving
+   * the queue (map sizes its chunks the same way), at most MAX_CALLS_PER_JOB.
+   */
+  #callsPerJob(n: number): number {
+    if (this.#slots === 0) return 1;
+    return Math.max(1, Math.min(MAX_CALLS_PER_JOB, Math.floor(n / (8 * this.#slots))));
+  }
+
+  /** Takes `sent` out of flight: the entries still waiting for it, by their place in it. */
+  #land(sent: Sent): (Entry | undefined)[] {
+    this.#inflight.delete(sent.id);
+    return sent.entries.map((entry) => {
+      if (entry.sent !== sent) return undefined;
+      entry.sent = undefined;
+      this.#inflightCount--;
+      return entry;
+    });
+  }
+
   #finished(jobId: string, returnvalue: unknown): void {
-    const entry = this.#inflight.get(jobId);
-    if (!entry) return;
-    const result = (typeof returnvalue === "string" ? JSON.parse(returnvalue) : returnvalue) as WireResult | null;
+    const sent = this.#inflight.get(jobId);
+    if (!sent) return;
+    const result = (typeof returnvalue === "string" ? JSON.parse(returnvalue) : returnvalue) as
+      | WireResult
+      | WireResults
+      | null;
     if (!result || typeof result !== "object" || !("ok" in result)) return;
-    this.#inflight.delete(jobId);
-    readResult(result).then(
-      (outcome) => this.#settle(entry, outcome),
-      (error) => this.#settle(entry, { ok: false, error }),
-    );
+    // a "calls" job returns an outcome per call; a single error is every call's (its local child crashed)
+    const outcomes = "calls" in result ? result.calls : undefined;
+    this.#land(sent).forEach((entry, i) => {
+      if (!entry) return;
+      readResult(outcomes?.[i] ?? (result as WireResult)).then(
+        (outcome) => this.#settle(entry, outcome),
+        (error) => this.#settle(entry, { ok: false, error }),
+      );
+    });
   }
 
   #lost(jobId: string, reason: string): void {
-    const entry = this.#inflight.get(jobId);
-    if (!entry) return;
-    this.#inflight.delete(jobId);
+    const sent = this.#inflight.get(jobId);
+    if (!sent) return;
     const error = STALLED.test(reason)
       ? new WorkerLostError(
           "the worker running this task was lost twice (its process or machine died, or it stopped renewing the job's lock): the task ran again once after the first loss and is not tried again",
         )
       : new ProcessError(`the cluster job failed: ${reason}`);
-    this.#settle(entry, { ok: false, error });
+    for (const entry of this.#land(sent)) if (entry) this.#settle(entry, { ok: false, error });
   }
 
   #settle(entry: Entry, outcome: { ok: true; value: unknown } | { ok: false; error: unknown }): void {
@@ -233,8 +325,6 @@ export class ClusterEngine implements PoolEngine {
     const { job } = entry;
     if (!outcome.ok && (job.retried ?? 0) < this.#retries && this.#state === "running") {
       job.retried = (job.retried ?? 0) + 1;
-      entry.id = undefined;
-      entry.started = false;
       this.#waiting.push(entry);
       this.#pump();
       return;
@@ -247,12 +337,32 @@ export class ClusterEngine implements PoolEngine {
     this.#maybeStop();
   }
 
-  /** Reads the outcome of in-flight jobs from their hashes: an event missed while disconnected, or trimmed. */
-  #reconcile(): void {
+  /**
+   * Reads the outcome of in-flight jobs from their hashes: an event missed while disconnected, or
+   * trimmed. `all` after a reconnect; otherwise RECONCILE_BATCH of them, going on after the last
+   * one read, and round again from the oldest.
+   */
+  #reconcile(all = false): void {
     const conn = this.#conn;
     if (!conn || this.#inflight.size === 0) return;
     const now = Date.now();
-    const entries = [...this.#inflight.values()].filter((e) => e.sentAt < 0 || now - e.sentAt > 1000);
+    const due = (e: Sent) => e.sentAt < 0 || now - e.sentAt > 1000;
+    let entries: Sent[] = [];
+    if (all) {
+      for (const e of this.#inflight.values()) if (due(e)) entries.push(e);
+    } else {
+      // the map holds jobs in the order they were sent, which is the order of `seq`
+      const wrapped: Sent[] = [];
+      for (const e of this.#inflight.values()) {
+        if (!due(e)) continue;
+        if (e.seq > this.#reconciled) {
+          entries.push(e);
+          if (entries.length === RECONCILE_BATCH) break;
+        } else if (wrapped.length < RECONCILE_BATCH) wrapped.push(e);
+      }
+      entries = entries.concat(wrapped).slice(0, RECONCILE_BATCH);
+      this.#reconciled = entries.at(-1)?.seq ?? -1;
+    }
     if (entries.length === 0) return;
     const multi = conn.redis.multi();
     for (const e of entries)
@@ -262,19 +372,15 @@ export class ClusterEngine implements PoolEngine {
       .then((replies) => {
         const resend: Entry[] = [];
         replies?.forEach(([error, reply], i) => {
-          const entry = entries[i]!;
-          if (error || this.#inflight.get(entry.id!) !== entry) return;
+          const sent = entries[i]!;
+          if (error || this.#inflight.get(sent.id) !== sent) return;
           const [returnvalue, failedReason, finishedOn] = reply as (string | null)[];
-          if (finishedOn && returnvalue) this.#finished(entry.id!, returnvalue);
-          else if (finishedOn && failedReason) this.#lost(entry.id!, failedReason);
-          else if (finishedOn === null && returnvalue === null && failedReason === null && entry.sentAt < 0)
-            resend.push(entry);
+          if (finishedOn && returnvalue) this.#finished(sent.id, returnvalue);
+          else if (finishedOn && failedReason) this.#lost(sent.id, failedReason);
+          else if (finishedOn === null && returnvalue === null && failedReason === null && sent.sentAt < 0)
+            for (const entry of this.#land(sent)) if (entry) resend.push(entry);
         });
-        for (const entry of resend) {
-          this.#inflight.delete(entry.id!);
-          entry.id = undefined;
-          this.#waiting.unshift(entry);
-        }
+        this.#waiting.unshift(...resend);
         this.#pump();
       })
       .catch(() => {});
@@ -311,7 +417,7 @@ export class ClusterEngine implements PoolEngine {
             `start one with npx multiprocessing-ts worker --connect ${this.#target.display}${this.#target.queue === "mp" ? "" : ` --queue ${this.#target.queue}`}`,
         );
         for (const entry of [...this.#entries.values()]) {
-          if (!entry.started) {
+          if (!entry.sent?.started) {
             this.#drop(entry, false);
             this.#failed++;
             if (!entry.job.cancelled) entry.job.settle({ ok: false, error });
@@ -330,29 +436,39 @@ export class ClusterEngine implements PoolEngine {
     const ids = await redis.zrangebyscore(this.#keys.workers, Date.now(), "+inf");
     const infos = ids.length > 0 ? await redis.mget(ids.map((id) => this.#keys.worker(id))) : [];
     const workers: WorkerStats[] = [];
+    let slots = 0;
     ids.forEach((name, i) => {
       const text = infos[i];
       if (!text) return; // its heartbeat is being written, or it is a worker of an older version
       const info = JSON.parse(text) as WorkerInfo;
       workers.push({ name, pid: info.pid, host: info.host, state: info.state, completed: info.completed });
+      slots += info.slots ?? 2;
     });
     this.#workers = workers;
+    this.#slots = slots;
     return ids.length;
   }
 
-  /** Forgets an entry; removes its job from the queue, or stops it on its worker with `interrupt`. */
+  /**
+   * Forgets an entry; removes its job from the queue, or stops it on its worker with `interrupt`,
+   * once no other entry of the job waits for it.
+   */
   #drop(entry: Entry, interrupt: boolean): void {
     this.#entries.delete(entry.job);
     const i = this.#waiting.indexOf(entry);
     if (i >= 0) this.#waiting.splice(i, 1);
-    if (entry.id === undefined) return;
-    this.#inflight.delete(entry.id);
+    const sent = entry.sent;
+    if (sent === undefined) return;
+    entry.sent = undefined;
+    this.#inflightCount--;
+    if (sent.entries.some((other) => other.sent === sent)) return;
+    this.#inflight.delete(sent.id);
     const conn = this.#conn;
     if (!conn) return;
-    if (entry.started) {
-      if (interrupt) conn.redis.publish(this.#keys.cancel, entry.id).catch(() => {});
+    if (sent.started) {
+      if (interrupt) conn.redis.publish(this.#keys.cancel, sent.id).catch(() => {});
     } else {
-      const id = entry.id;
+      const { id } = sent;
       conn.queue.remove(id).then(
         (removed) => {
           // taken by a worker meanwhile: stop it there
@@ -373,13 +489,14 @@ export class ClusterEngine implements PoolEngine {
 
   withdraw(job: Job): boolean {
     const entry = this.#entries.get(job);
-    if (!entry || entry.started) return false;
+    // sent with other calls, it runs with them (as a call Python's executor already queued for a worker)
+    if (!entry || entry.sent?.started || (entry.sent?.entries.length ?? 0) > 1) return false;
     this.cancel(job, true);
     return true;
   }
 
   started(job: Job): boolean {
-    return this.#entries.get(job)?.started ?? false;
+    return this.#entries.get(job)?.sent?.started ?? false;
   }
 
   assigned(job: Job): boolean {
@@ -412,6 +529,7 @@ export class ClusterEngine implements PoolEngine {
     }
     this.#waiting.length = 0;
     this.#inflight.clear();
+    this.#inflightCount = 0;
     this.#stop();
   }
 
@@ -468,7 +586,9 @@ export class ClusterEngine implements PoolEngine {
 
   stats(): PoolStats {
     let running = 0;
-    for (const entry of this.#inflight.values()) if (entry.started) running++;
+    for (const sent of this.#inflight.values()) {
+      if (sent.started) for (const entry of sent.entries) if (entry.sent === sent) running++;
+    }
     return {
       queued: this.#entries.size - running,
       running,
@@ -478,4 +598,15 @@ export class ClusterEngine implements PoolEngine {
       workers: this.#workers,
     };
   }
+}
+
+/** Whether a job may share a BullMQ job with others: a call that no signal or timeout may interrupt alone. */
+function groupable(job: Job): boolean {
+  return job.mode === "call" && !job.interruptible;
+}
+
+/** A job's arguments as `encodeArgs` encoded them at submit time. */
+function wireArgs(job: Job): WireArgs {
+  const { data, changed } = job.encoded!.value as { data: string; changed: boolean };
+  return { args: data, changed };
 }

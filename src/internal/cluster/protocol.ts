@@ -5,6 +5,9 @@
  *           args ─► refuse machine-local objects ─► codec encode ─► v8.serialize ─► base64 ├► WireJob (BullMQ job data)
  *   worker: WireJob ─► module under --root, hash checked ─► import ─► run ─► WireResult (job return value)
  *
+ * One job carries one call, one chunk of a map, or ("calls") several calls of one function that a
+ * backlogged pool sent together: each keeps its own arguments and its own outcome.
+ *
  * A module travels as a path relative to the project root (the folder of the nearest package.json
  * above the program's entry script), never as a URL of this machine, so that a worker can look for
  * it under its own `--root`. The hash of the module's text lets the worker refuse code that is not
@@ -28,22 +31,31 @@ export interface WireRef extends Omit<CodeRef, "module"> {
   hash: string | undefined;
 }
 
-/** A cluster job's data: one call or one chunk of a map-like call. */
-export interface WireJob {
-  /** Protocol version. */
-  v: 1;
-  /** The submitting pool's id (the job id's prefix). */
-  pool: string;
-  fn: WireRef;
-  mode: "call" | "map" | "star";
+/** The arguments of one call, or the items of one chunk, as a job carries them. */
+export interface WireArgs {
   /** base64 of `v8.serialize` of the codec's encoding of the arguments. */
   args: string;
   /** Whether the encoding must be decoded (it names functions, classes, errors or library objects). */
   changed: boolean;
 }
 
+/** A cluster job's data: one call, one chunk of a map-like call, or several calls of `fn`. */
+export type WireJob = {
+  /** Protocol version. */
+  v: 1;
+  /** The submitting pool's id (the job id's prefix). */
+  pool: string;
+  fn: WireRef;
+} & (({ mode: "call" | "map" | "star" } & WireArgs) | { mode: "calls"; calls: WireArgs[] });
+
 /** A cluster job's return value: the task's value, or the error it threw (encoded the same way). */
 export type WireResult = { ok: true; value: string; changed: boolean } | { ok: false; error: string };
+
+/** The return value of a "calls" job: each call's outcome, in the order of the job's calls. */
+export interface WireResults {
+  ok: true;
+  calls: WireResult[];
+}
 
 // ---------------------------------------------------------------------------------------------
 // Caller side

@@ -35,6 +35,8 @@ export interface WorkerInfo {
   state: "idle" | "busy" | "stopping";
   /** Jobs it finished since it started. */
   completed: number;
+  /** How many jobs it runs at once (its BullMQ concurrency). */
+  slots?: number;
 }
 
 /**

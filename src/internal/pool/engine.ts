@@ -32,6 +32,8 @@ export interface Job {
   encoded?: { value: unknown; changed: boolean };
   /** How many times the job was lost with a crashed worker and run again. */
   retried?: number;
+  /** A signal or timeout may stop it while it runs: it is never sent together with other jobs. */
+  interruptible?: boolean;
 }
 
 /** What Pool and Executor ask an engine for, already validated. */
