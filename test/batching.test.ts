@@ -9,7 +9,7 @@ import { Socket } from "node:net";
 import { describe, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import { getContext } from "multiprocessing-ts";
-import { identity, square } from "./fixtures/tasks.ts";
+import { gated, identity, spin, square } from "./fixtures/tasks.ts";
 import { methods } from "./helpers.ts";
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -60,6 +60,32 @@ for (const method of methods) {
 
 for (const method of methods) {
   const ctx = getContext(method);
+
+  // Without a job ahead, a worker that finishes one waits for its result to reach the parent and
+  // the next job to reach it: for a map chunk, two copies of the chunk's data, in which it sits idle.
+  describe(`a worker running a long task already holds its next one (${method})`, { timeout: 120_000 }, () => {
+    test("a call submitted while the only worker runs a long one is sent to it at once", {
+      skip: noSendAhead,
+    }, async () => {
+      await using pool = new ctx.Pool(1);
+      // long tasks measured first (5 ms each, where a short task is under 0.2 ms)
+      await pool.map(spin, [5, 5, 5], { chunksize: 1 });
+      const started = new ctx.Queue<number>();
+      const release = new ctx.Queue<number>();
+      const long = pool.apply(gated, [started, release, -1]);
+      assert.equal(await started.get({ timeout: 20_000 }), -1);
+      let next: Promise<number> | undefined;
+      const sent = await messagesSent(async () => {
+        next = pool.apply(square, [3]);
+        // what a tick sends leaves at its end
+        await new Promise((resolve) => setImmediate(resolve));
+      });
+      await release.put(0);
+      assert.equal(await long, -1);
+      assert.equal(await next, 9);
+      assert.equal(sent, 1, "the call behind the running one went to the worker while it ran");
+    });
+  });
 
   describe(`map over a chunk of any shape (${method})`, { timeout: 120_000 }, () => {
     test("a hole or an undefined is passed to fn as undefined, and an async fn's results keep their order", async () => {
