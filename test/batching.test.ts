@@ -87,6 +87,26 @@ for (const method of methods) {
     });
   });
 
+  // A worker that has nothing to run starts as soon as its first job has reached it: the jobs sent
+  // ahead with it follow in a message of their own, not in one that the worker must receive whole
+  // (for a map chunk, copy every item of) before it can start.
+  describe(`an idle worker's first job travels alone (${method})`, { timeout: 120_000 }, () => {
+    test("a map of 2 chunks to a pool of 1 is 2 messages: the first chunk, then the one ahead", {
+      skip: noSendAhead,
+    }, async () => {
+      await using pool = new ctx.Pool(1);
+      // long tasks measured first: the pool then sends the worker one job ahead of the one it runs
+      await pool.map(spin, [5, 5, 5], { chunksize: 1 });
+      const items = range(2000);
+      let results: unknown[] = [];
+      const sent = await messagesSent(async () => {
+        results = await pool.map(identity, items, { chunksize: 1000 });
+      });
+      assert.deepEqual(results, items);
+      assert.equal(sent, 2, `${sent} messages to the worker for its 2 jobs`);
+    });
+  });
+
   describe(`map over a chunk of any shape (${method})`, { timeout: 120_000 }, () => {
     test("a hole or an undefined is passed to fn as undefined, and an async fn's results keep their order", async () => {
       await using pool = new ctx.Pool(2);

@@ -575,11 +575,16 @@ export class WorkerSet implements PoolEngine {
     }
     const id = (worker.seq = (worker.seq + 1) | 0);
     const args = job.encoded ?? encode(job.args, this.#backend.transport, "args");
+    const idle = worker.ready && worker.inflight.length === 0;
     worker.inflight.push(job);
     worker.ids.push(id);
     worker.sent++;
     this.#account(worker);
     worker.child.send({ t: "task", id, fn: entry.id, mode: job.mode, args: args.value, h: args.changed });
+    // A worker with nothing to run gets its job now, alone: sent with the jobs ahead of it at the
+    // tick's end, it would start only once it has received them all, for map chunks a copy of every
+    // item (and the other workers would get theirs only after that copy was made here).
+    if (idle) worker.child.flush();
   }
 
   /**
