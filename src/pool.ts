@@ -90,10 +90,8 @@ const callNames: OptionNames<CallOptions> = { signal: true, timeout: true };
 const callOptionNames = optionNames<CallOptions>(callNames);
 export interface MapOptions extends CallOptions {
   /**
-   * Items per task. `map` defaults to about four chunks per worker, the last quarter of the input in
-   * chunks a quarter that size, so that a worker done early waits little for the others' last chunk
-   * (on a cluster pool, chunks of 256 to 4 096 items; see the README's "Beyond one machine"); `imap`
-   * to 1.
+   * Items per task. `map` defaults to about four chunks per worker (on a cluster pool, chunks of 256
+   * to 4 096 items; see the README's "Beyond one machine"); `imap` to 1.
    */
   chunksize?: number;
   /**
@@ -417,8 +415,12 @@ export class Pool {
       this.#workers.prepare(fn, "the task function");
       // an array is only read (chunks are slices), so it need not be copied first
       const list = Array.isArray(items) ? items : isSyncIterable(items) ? Array.from(items) : await collect(items);
-      const chunksize = options.chunksize ?? this.#workers.defaultChunksize?.(list.length);
-      const chunks = chunksize ? chunksOf(list, chunksize) : defaultChunks(list, this.#size);
+      const chunksize =
+        options.chunksize ??
+        this.#workers.defaultChunksize?.(list.length) ??
+        Math.max(1, Math.ceil(list.length / (4 * this.#size)));
+      const chunks: unknown[][] = [];
+      for (let i = 0; i < list.length; i += chunksize) chunks.push(list.slice(i, i + chunksize));
       const bar = progressFor(options.progress, where.slice(0, -2));
       if (!bar) return joinChunks(await this.#run(fn, mode, chunks, options, list.length), list.length);
       const { onProgress } = options;
@@ -530,26 +532,6 @@ async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of items) out.push(item);
   return out;
-}
-
-/** `list` from `from` to `to` in slices of `size` items (the last one shorter), added to `chunks`. */
-function chunksOf(list: readonly unknown[], size: number, from = 0, to = list.length, chunks: unknown[][] = []) {
-  for (let i = from; i < to; i += size) chunks.push(list.slice(i, Math.min(i + size, to)));
-  return chunks;
-}
-
-/**
- * `map`'s chunks when none are asked for: about a quarter of a worker's share each (Python's
- * `len / (4 × workers)`, few enough that a chunk's costs are small beside its work), but the last
- * quarter of the input in chunks a quarter that size. Chunks cannot be split once sent, so a worker
- * that runs out of chunks waits for the others' last ones to end: a quarter of a share is what
- * workers of unequal speed (a busy machine, this thread's own copying taking a core) would leave
- * one of them idle for, a sixteenth is what they leave now, for a few more messages.
- */
-function defaultChunks(list: readonly unknown[], workers: number): unknown[][] {
-  const size = Math.max(1, Math.ceil(list.length / (4 * workers)));
-  const head = Math.min(list.length, 3 * workers * size);
-  return chunksOf(list, Math.ceil(size / 4), head, list.length, chunksOf(list, size, 0, head));
 }
 
 /**

@@ -167,15 +167,6 @@ for (const method of methods) {
       assert.equal(calls.length, 4);
     });
 
-    test("default chunks: a quarter of a worker's share each, the last quarter of the input a quarter that size", async () => {
-      // 100 items on 2 workers: 6 chunks of 13, then the last 22 items in chunks of 4, so that a
-      // worker done early waits at most that long for the other's last chunk
-      const done: number[] = [];
-      assert.deepEqual(await pool.map(identity, range(100), { onProgress: (d) => done.push(d) }), range(100));
-      const sizes = done.map((d, i) => d - (done[i - 1] ?? 0)).sort((a, b) => b - a);
-      assert.deepEqual(sizes, [13, 13, 13, 13, 13, 13, 4, 4, 4, 4, 4, 2]);
-    });
-
     test("imap and imapUnordered report the input's length as total, when it is known", async () => {
       for (const stream of [pool.imap.bind(pool), pool.imapUnordered.bind(pool)]) {
         const inputs: [Iterable<number> | AsyncIterable<number>, number | undefined][] = [
