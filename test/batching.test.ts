@@ -9,7 +9,8 @@ import { Socket } from "node:net";
 import { describe, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import { getContext } from "multiprocessing-ts";
-import { identity, square } from "./fixtures/tasks.ts";
+import { gated, identity, spin, square } from "./fixtures/tasks.ts";
+import { flagThen } from "./fixtures/sched-tasks.ts";
 import { methods } from "./helpers.ts";
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -17,17 +18,24 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const noSendAhead =
   process.env.MULTIPROCESSING_TS_NO_NATIVE === "1" ? "without the addon no job is sent ahead (no claim cells)" : false;
 
-/** Counts what this process sends to its workers while `run` runs: postMessages to threads, writes to pipes. */
-async function messagesSent(run: () => Promise<unknown>): Promise<number> {
+/**
+ * Counts what this process sends to its workers while `run` runs: postMessages to threads, writes
+ * to pipes (each also told to `onSend`).
+ */
+async function messagesSent(run: () => Promise<unknown>, onSend?: () => void): Promise<number> {
   const post = Worker.prototype.postMessage;
   const write = Socket.prototype.write;
   let count = 0;
   Worker.prototype.postMessage = function (this: Worker, ...args: Parameters<Worker["postMessage"]>) {
     count++;
+    onSend?.();
     return post.apply(this, args);
   };
   Socket.prototype.write = function (this: Socket, ...args: unknown[]) {
-    if (this !== (process.stdout as unknown) && this !== (process.stderr as unknown)) count++;
+    if (this !== (process.stdout as unknown) && this !== (process.stderr as unknown)) {
+      count++;
+      onSend?.();
+    }
     return (write as (...a: unknown[]) => boolean).apply(this, args);
   } as typeof write;
   try {
@@ -60,6 +68,91 @@ for (const method of methods) {
 
 for (const method of methods) {
   const ctx = getContext(method);
+
+  // Without a job ahead, a worker that finishes one waits for its result to reach the parent and
+  // the next job to reach it: for a map chunk, two copies of the chunk's data, in which it sits idle.
+  describe(`a worker running a long task already holds its next one (${method})`, { timeout: 120_000 }, () => {
+    test("a call submitted while the only worker runs a long one is sent to it at once", {
+      skip: noSendAhead,
+    }, async () => {
+      await using pool = new ctx.Pool(1);
+      // long tasks measured first (5 ms each, where a short task is under 0.2 ms)
+      await pool.map(spin, [5, 5, 5], { chunksize: 1 });
+      const started = new ctx.Queue<number>();
+      const release = new ctx.Queue<number>();
+      const long = pool.apply(gated, [started, release, -1]);
+      assert.equal(await started.get({ timeout: 20_000 }), -1);
+      let next: Promise<number> | undefined;
+      const sent = await messagesSent(async () => {
+        next = pool.apply(square, [3]);
+        // what a tick sends leaves at its end
+        await new Promise((resolve) => setImmediate(resolve));
+      });
+      await release.put(0);
+      assert.equal(await long, -1);
+      assert.equal(await next, 9);
+      assert.equal(sent, 1, "the call behind the running one went to the worker while it ran");
+    });
+  });
+
+  // A worker left with one job is sent its next one as soon as its result is handled, not once
+  // every result that arrived with it is: handling those (for map chunks, copying each) would leave
+  // it idle meanwhile.
+  describe(`a worker about to run dry is refilled first (${method})`, { timeout: 120_000 }, () => {
+    test("the job queued behind a worker's two leaves before the second one's result is handled", {
+      skip: noSendAhead,
+    }, async () => {
+      await using pool = new ctx.Pool(1);
+      // long tasks measured first: the worker then holds two jobs, the one it runs and the next
+      await pool.map(spin, [5, 5, 5], { chunksize: 1 });
+      const started = new ctx.Queue<number>();
+      const release = new ctx.Queue<number>();
+      const flag = new ctx.Value("i", 0);
+      const first = pool.apply(gated, [started, release, 1]);
+      const second = pool.apply(flagThen, [flag, 2]);
+      const third = pool.apply(square, [3]);
+      assert.equal(await started.get({ timeout: 20_000 }), 1);
+      const events: string[] = [];
+      await release.put(0);
+      await messagesSent(
+        async () => {
+          void second.then(() => events.push("second settled"));
+          // this thread holds still until both results are on their way, so that they arrive together
+          const deadline = Date.now() + 20_000;
+          while (flag.value !== 1 && Date.now() < deadline) {}
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+          await Promise.all([first, second, third]);
+        },
+        () => events.push("sent"),
+      );
+      assert.deepEqual([await first, await second, await third], [1, 2, 9]);
+      assert.deepEqual(
+        events.slice(0, 2),
+        ["sent", "second settled"],
+        "the third job left before the second result was handled",
+      );
+    });
+  });
+
+  // A worker that has nothing to run starts as soon as its first job has reached it: the jobs sent
+  // ahead with it follow in a message of their own, not in one that the worker must receive whole
+  // (for a map chunk, copy every item of) before it can start.
+  describe(`an idle worker's first job travels alone (${method})`, { timeout: 120_000 }, () => {
+    test("a map of 2 chunks to a pool of 1 is 2 messages: the first chunk, then the one ahead", {
+      skip: noSendAhead,
+    }, async () => {
+      await using pool = new ctx.Pool(1);
+      // long tasks measured first: the pool then sends the worker one job ahead of the one it runs
+      await pool.map(spin, [5, 5, 5], { chunksize: 1 });
+      const items = range(2000);
+      let results: unknown[] = [];
+      const sent = await messagesSent(async () => {
+        results = await pool.map(identity, items, { chunksize: 1000 });
+      });
+      assert.deepEqual(results, items);
+      assert.equal(sent, 2, `${sent} messages to the worker for its 2 jobs`);
+    });
+  });
 
   describe(`map over a chunk of any shape (${method})`, { timeout: 120_000 }, () => {
     test("a hole or an undefined is passed to fn as undefined, and an async fn's results keep their order", async () => {

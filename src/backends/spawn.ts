@@ -84,6 +84,9 @@ export const spawnBackend: Backend = {
       send(message) {
         if (!exit) channel.send(pack(message));
       },
+      flush() {
+        if (!exit) void channel.flush();
+      },
       onMessage: () => {},
       exited,
       terminate() {

@@ -131,6 +131,9 @@ export const threadBackend: Backend = {
       send(message, transfer) {
         out.send(message, transfer);
       },
+      flush() {
+        out.flush();
+      },
       onMessage: () => {},
       exited,
       terminate() {

@@ -21,6 +21,8 @@ export interface RunningChild {
   readonly pid: number;
   /** Sends a message to the child. Dropped silently once the child has exited. */
   send(message: ToChild, transfer?: readonly unknown[]): void;
+  /** Sends what `send` queued now, rather than with the other messages of this tick at its end. */
+  flush(): void;
   /** Handler for messages from the child. */
   onMessage: (message: ToParent) => void;
   /** Resolves once when the child has ended (never rejects). */

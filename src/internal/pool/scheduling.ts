@@ -16,11 +16,19 @@ export interface Slot {
   readonly sent: number;
 }
 
-/** How many jobs a worker may hold: 1 for long tasks, more while tasks are short. */
+/**
+ * How many jobs a worker may hold: 2 for long tasks (the one it runs and the next), more while
+ * tasks are short.
+ */
 export function depthFor(serviceMs: number, canTakeBack: boolean): number {
   // a job sent to a worker cannot be taken back without a claim cell: send none ahead
   if (!canTakeBack) return 1;
-  if (Number.isNaN(serviceMs) || serviceMs > 2) return 1;
+  if (Number.isNaN(serviceMs)) return 1;
+  // Even a long task's worker holds its next job: without it, the worker would sit idle while its
+  // result reaches this thread and the next job reaches it, which for a map chunk is two copies of
+  // the chunk's data (tens of ms for a chunk of 125 000 numbers or of 25 × 1 MB strings). A job sent
+  // ahead costs no one a wait: a worker that becomes free takes it back (worker-set.ts).
+  if (serviceMs > 2) return 2;
   if (serviceMs > 0.2) return 4;
   return 32;
 }

@@ -294,7 +294,9 @@ export class WorkerSet implements PoolEngine {
    * tasks before it starts the next one, for its crash to be pinned on the right task), and
    * microtasks run between two messages: refilling on each result would post one message per job,
    * each waking a worker thread that has run dry. After the batch, the jobs for a worker leave in
-   * one message, which is what lets a pool of short tasks keep up with a bare one.
+   * one message, which is what lets a pool of short tasks keep up with a bare one. A worker left
+   * with one job or none is refilled at once instead: handling the other results first (for map
+   * chunks, a copy of each) would leave it idle meanwhile.
    */
   #refillSoon(): void {
     if (this.#refillQueued) return;
@@ -418,8 +420,9 @@ export class WorkerSet implements PoolEngine {
             else job!.settle({ ok: true, value: message.value });
           }
         } else if (!job!.cancelled) settleDecoded(job!, message.error, false);
-        if (this.#queue.length > 0) this.#refillSoon();
-        else this.#dispatch(); // nothing to send, but a free worker may take back others' jobs
+        // a worker left with one job or none would run dry before the other results are handled
+        if (this.#queue.length > 0 && worker.inflight.length > 1) this.#refillSoon();
+        else this.#dispatch(); // or nothing to send, but a free worker may take back others' jobs
         this.#maybeStopIdle();
         this.#updateRef();
         return;
@@ -575,11 +578,16 @@ export class WorkerSet implements PoolEngine {
     }
     const id = (worker.seq = (worker.seq + 1) | 0);
     const args = job.encoded ?? encode(job.args, this.#backend.transport, "args");
+    const idle = worker.ready && worker.inflight.length === 0;
     worker.inflight.push(job);
     worker.ids.push(id);
     worker.sent++;
     this.#account(worker);
     worker.child.send({ t: "task", id, fn: entry.id, mode: job.mode, args: args.value, h: args.changed });
+    // A worker with nothing to run gets its job now, alone: sent with the jobs ahead of it at the
+    // tick's end, it would start only once it has received them all, for map chunks a copy of every
+    // item (and the other workers would get theirs only after that copy was made here).
+    if (idle) worker.child.flush();
   }
 
   /**
