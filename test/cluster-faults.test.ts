@@ -162,21 +162,39 @@ describe("cluster failures", { skip, timeout: 180_000 }, () => {
     assert.equal(b.stats().completed, 40);
   });
 
-  test("a module that differs on the worker is refused with an error naming the file", async () => {
+  test("a worker runs a module as it first loaded it; a caller whose text differs is refused, naming the file", async () => {
     const file = fileURLToPath(new URL("./fixtures/cluster-mismatch.ts", import.meta.url));
     const text = readFileSync(file, "utf8");
+    // a worker of its own queue, with one local child, so that every job meets the same child
+    const flags = ["--queue", "mismatch", "--processes", "1"];
+    const cluster = { url: server.url, queue: "mismatch" };
+    let worker = await startWorker(server.url, cwd, flags);
+    workers.push(worker);
     try {
-      const pool = own(new Pool({ cluster: server.url, processes: 1 }));
-      assert.equal(await pool.apply(version, []), 1);
-      // the worker's copy changes; the caller still runs the code it loaded
+      const before = own(new Pool({ cluster, processes: 1 }));
+      assert.equal(await before.apply(version, []), 1);
+      // the file changes on disk; the worker's child still runs what it loaded, which is this caller's code
       writeFileSync(file, text.replace("return 1;", "return 22;"));
-      await assert.rejects(pool.apply(version, []), (e: Error) => {
+      assert.equal(await before.apply(version, []), 1);
+      // a caller with the new text: refused until the worker is restarted
+      const after = own(new Pool({ cluster, processes: 1 }));
+      await assert.rejects(after.apply(version, []), (e: Error) => {
         assert.match(e.message, /test\/fixtures\/cluster-mismatch\.ts/);
+        assert.match(e.message, /restart workers whose code changed since they started/);
+        return true;
+      });
+      // a restarted worker loads the file as it is now, which is not the first caller's code
+      await stopWorker(worker);
+      worker = await startWorker(server.url, cwd, flags);
+      workers.push(worker);
+      await assert.rejects(before.apply(version, []), (e: Error) => {
+        assert.match(e.message, /test\/fixtures\/cluster-mismatch\.ts differs from the caller's/);
         assert.match(e.message, /deploy the same code/);
         return true;
       });
     } finally {
       writeFileSync(file, text);
+      await stopWorker(worker);
     }
   });
 

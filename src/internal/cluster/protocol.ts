@@ -191,7 +191,16 @@ export async function readResult(
 // ---------------------------------------------------------------------------------------------
 // Both sides
 
-/** A WireRef as a CodeRef of this machine: its module under `base`, after checking the hash. */
+/**
+ * The hash of each module file as this process first checked it, which is the text it imports: an
+ * ES module is loaded once, so a file edited later still runs as it was.
+ */
+const loaded = new Map<string, string>();
+
+/**
+ * A WireRef as a CodeRef of this machine: its module under `base`, after checking the hash against
+ * the text this process runs (the file's, the first time).
+ */
 export function localRef(ref: WireRef, base: string): CodeRef {
   const { path, hash, ...rest } = ref;
   if (path === undefined) return { ...rest, module: undefined };
@@ -201,17 +210,27 @@ export function localRef(ref: WireRef, base: string): CodeRef {
     );
   }
   const file = join(base, ...path.split("/"));
+  const module = pathToFileURL(file).href;
+  const runs = loaded.get(file);
+  if (runs !== undefined && (hash === undefined || hash === runs)) return { ...rest, module };
+  if (runs !== undefined) {
+    throw new ProcessError(
+      `this worker runs ${file} as it was when it first loaded it, which differs from the caller's ${path} (for function '${ref.name}'): deploy the same code on the caller and every worker, and restart workers whose code changed since they started`,
+    );
+  }
   if (!existsSync(file)) {
     throw new ProcessError(
       `${path} (for function '${ref.name}') is not under ${base}: deploy the same code on every machine, and start the worker with --root set to the project's folder`,
     );
   }
-  if (hash !== undefined && fileHash(file) !== hash) {
+  const text = fileHash(file);
+  if (hash !== undefined && text !== hash) {
     throw new ProcessError(
       `${file} differs from the caller's ${path} (for function '${ref.name}'): deploy the same code on the caller and every worker`,
     );
   }
-  return { ...rest, module: pathToFileURL(file).href };
+  loaded.set(file, text);
+  return { ...rest, module };
 }
 
 /** The module paths of the functions an encoded value names, made local to `base`. */
