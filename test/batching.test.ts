@@ -66,6 +66,18 @@ for (const method of methods) {
   });
 }
 
+/** A pool of one worker that has measured its tasks as long (5 ms each, where a short one is under 0.2 ms). */
+async function longTaskPool(ctx: ReturnType<typeof getContext>) {
+  const pool = new ctx.Pool(1);
+  try {
+    await pool.map(spin, [5, 5, 5], { chunksize: 1 });
+  } catch (error) {
+    await pool.terminate();
+    throw error;
+  }
+  return pool;
+}
+
 for (const method of methods) {
   const ctx = getContext(method);
 
@@ -75,9 +87,7 @@ for (const method of methods) {
     test("a call submitted while the only worker runs a long one is sent to it at once", {
       skip: noSendAhead,
     }, async () => {
-      await using pool = new ctx.Pool(1);
-      // long tasks measured first (5 ms each, where a short task is under 0.2 ms)
-      await pool.map(spin, [5, 5, 5], { chunksize: 1 });
+      await using pool = await longTaskPool(ctx);
       const started = new ctx.Queue<number>();
       const release = new ctx.Queue<number>();
       const long = pool.apply(gated, [started, release, -1]);
@@ -102,9 +112,8 @@ for (const method of methods) {
     test("the job queued behind a worker's two leaves before the second one's result is handled", {
       skip: noSendAhead,
     }, async () => {
-      await using pool = new ctx.Pool(1);
-      // long tasks measured first: the worker then holds two jobs, the one it runs and the next
-      await pool.map(spin, [5, 5, 5], { chunksize: 1 });
+      // the worker then holds two jobs, the one it runs and the next
+      await using pool = await longTaskPool(ctx);
       const started = new ctx.Queue<number>();
       const release = new ctx.Queue<number>();
       const flag = new ctx.Value("i", 0);
@@ -141,9 +150,8 @@ for (const method of methods) {
     test("a map of 2 chunks to a pool of 1 is 2 messages: the first chunk, then the one ahead", {
       skip: noSendAhead,
     }, async () => {
-      await using pool = new ctx.Pool(1);
-      // long tasks measured first: the pool then sends the worker one job ahead of the one it runs
-      await pool.map(spin, [5, 5, 5], { chunksize: 1 });
+      // the pool then sends the worker one job ahead of the one it runs
+      await using pool = await longTaskPool(ctx);
       const items = range(2000);
       let results: unknown[] = [];
       const sent = await messagesSent(async () => {
