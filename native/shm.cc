@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <utility>
 
 namespace {
 
@@ -77,13 +78,6 @@ Napi::Value Unlink(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), shm_unlink(name.c_str()) == 0);
 }
 
-int32_t* Address(const Napi::CallbackInfo& info) {
-  Napi::TypedArray array = info[0].As<Napi::TypedArray>();
-  size_t index = static_cast<size_t>(info[1].As<Napi::Number>().Int64Value());
-  auto* base = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
-  return reinterpret_cast<int32_t*>(base) + index;
-}
-
 // 0 woken, 1 value differed, 2 timed out. timeoutMs < 0 waits forever. EINTR restarts.
 int FutexWait(int32_t* addr, int32_t expected, double timeoutMs) {
   struct timespec deadline;
@@ -119,59 +113,121 @@ int FutexWait(int32_t* addr, int32_t expected, double timeoutMs) {
 
 const char* kResults[] = {"ok", "not-equal", "timed-out"};
 
-Napi::Value Wait(const Napi::CallbackInfo& info) {
-  int32_t* addr = Address(info);
-  int32_t expected = info[2].As<Napi::Number>().Int32Value();
-  double timeout = info[3].As<Napi::Number>().DoubleValue();
-  if (!(timeout < 1e15)) timeout = -1;  // Infinity, NaN: forever
-  return Napi::String::New(info.Env(), kResults[FutexWait(addr, expected, timeout)]);
+// wait, wake and waitAsync run on worker threads too, where worker.terminate() can land while one is
+// inside this code: every N-API call then fails, and node-addon-api's wrappers answer a failure by
+// throwing, whose own failure is a fatal error of the whole process. So these three use the C API,
+// and a call that fails returns undefined (throwing only while JavaScript can still run).
+void ThrowIfPossible(napi_env env, const char* message) {
+  napi_throw_error(env, nullptr, message);  // fails harmlessly on a terminating thread
 }
 
-Napi::Value Wake(const Napi::CallbackInfo& info) {
-  int32_t* addr = Address(info);
-  int count = info[2].As<Napi::Number>().Int32Value();
+// The arguments (view, index[, expected, timeout]); false when they cannot be read.
+bool FutexArgs(napi_env env, napi_callback_info info, int32_t** addr, napi_value* rest, size_t want) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < want) return false;
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+  napi_value buffer;
+  size_t offset;
+  int64_t index;
+  // data points at the view's first element (its byte offset applied)
+  if (napi_get_typedarray_info(env, argv[0], &type, &length, &data, &buffer, &offset) != napi_ok) return false;
+  if (napi_get_value_int64(env, argv[1], &index) != napi_ok) return false;
+  *addr = static_cast<int32_t*>(data) + index;
+  for (size_t i = 0; i < want; i++) rest[i] = argv[i];
+  return true;
+}
+
+// Reads expected and timeout (arguments 2 and 3); a timeout of Infinity or NaN waits forever.
+bool WaitArgs(napi_env env, napi_value* argv, int32_t* expected, double* timeout) {
+  if (napi_get_value_int32(env, argv[2], expected) != napi_ok) return false;
+  if (napi_get_value_double(env, argv[3], timeout) != napi_ok) return false;
+  if (!(*timeout < 1e15)) *timeout = -1;
+  return true;
+}
+
+napi_value Wait(napi_env env, napi_callback_info info) {
+  int32_t* addr;
+  napi_value argv[4];
+  int32_t expected;
+  double timeout;
+  if (!FutexArgs(env, info, &addr, argv, 4) || !WaitArgs(env, argv, &expected, &timeout)) {
+    ThrowIfPossible(env, "wait(view, index, expected, timeout): bad arguments");
+    return nullptr;
+  }
+  napi_value result;
+  if (napi_create_string_utf8(env, kResults[FutexWait(addr, expected, timeout)], NAPI_AUTO_LENGTH, &result) != napi_ok)
+    return nullptr;
+  return result;
+}
+
+napi_value Wake(napi_env env, napi_callback_info info) {
+  int32_t* addr;
+  napi_value argv[4];
+  int32_t count;
+  if (!FutexArgs(env, info, &addr, argv, 3) || napi_get_value_int32(env, argv[2], &count) != napi_ok) {
+    ThrowIfPossible(env, "wake(view, index, count): bad arguments");
+    return nullptr;
+  }
   long r = syscall(SYS_futex, addr, FUTEX_WAKE, count < 0 ? INT_MAX : count, nullptr, nullptr, 0);
-  return Napi::Number::New(info.Env(), r < 0 ? 0 : static_cast<double>(r));
+  napi_value result;
+  if (napi_create_double(env, r < 0 ? 0 : static_cast<double>(r), &result) != napi_ok) return nullptr;
+  return result;
 }
 
 // waitAsync runs the futex wait on a libuv pool thread. Waits are capped (the JS side loops), so a
 // pool thread is never held for long and pending waits never keep the process alive on their own.
-// A wait can end while its worker thread is being terminated, when JavaScript can no longer run
-// there: the promise is then settled through the C API, whose failure is ignored, because the
-// C++ wrappers would turn it into a fatal error of the whole process.
-class WaitWork : public Napi::AsyncWorker {
- public:
-  WaitWork(Napi::Env env, Napi::Object keep, int32_t* addr, int32_t expected, double timeout)
-      : Napi::AsyncWorker(env), addr_(addr), expected_(expected), timeout_(timeout) {
-    NAPI_THROW_IF_FAILED_VOID(env, napi_create_promise(env, &deferred_, &promise_));
-    keep_ = Napi::Persistent(keep);  // the memory stays mapped while we wait on it
-  }
-  Napi::Value Promise() { return Napi::Value(Env(), promise_); }
-  void Execute() override { result_ = FutexWait(addr_, expected_, timeout_); }
-  void OnOK() override {
-    napi_value value;
-    if (napi_create_string_utf8(Env(), kResults[result_], NAPI_AUTO_LENGTH, &value) != napi_ok) return;
-    napi_resolve_deferred(Env(), deferred_, value);
-  }
-
- private:
-  napi_deferred deferred_ = nullptr;
-  napi_value promise_ = nullptr;
-  Napi::ObjectReference keep_;
-  int32_t* addr_;
-  int32_t expected_;
-  double timeout_;
-  int result_ = 2;
+// The view is referenced until the wait ends, so that its memory stays mapped.
+struct WaitWork {
+  napi_async_work work = nullptr;
+  napi_deferred deferred = nullptr;
+  napi_ref keep = nullptr;
+  int32_t* addr = nullptr;
+  int32_t expected = 0;
+  double timeout = 0;
+  int result = 2;
 };
 
-Napi::Value WaitAsync(const Napi::CallbackInfo& info) {
-  int32_t* addr = Address(info);
-  int32_t expected = info[2].As<Napi::Number>().Int32Value();
-  double timeout = info[3].As<Napi::Number>().DoubleValue();
-  if (!(timeout < 1e15)) timeout = -1;
-  auto* work = new WaitWork(info.Env(), info[0].As<Napi::Object>(), addr, expected, timeout);
-  Napi::Value promise = work->Promise();
-  work->Queue();
+void FreeWait(napi_env env, WaitWork* w) {
+  if (w->keep) napi_delete_reference(env, w->keep);
+  if (w->work) napi_delete_async_work(env, w->work);
+  delete w;
+}
+
+void ExecuteWait(napi_env, void* data) {
+  auto* w = static_cast<WaitWork*>(data);
+  w->result = FutexWait(w->addr, w->expected, w->timeout);
+}
+
+void CompleteWait(napi_env env, napi_status, void* data) {
+  auto* w = static_cast<WaitWork*>(data);
+  napi_value value;
+  if (napi_create_string_utf8(env, kResults[w->result], NAPI_AUTO_LENGTH, &value) == napi_ok)
+    napi_resolve_deferred(env, w->deferred, value);
+  FreeWait(env, w);
+}
+
+napi_value WaitAsync(napi_env env, napi_callback_info info) {
+  auto* w = new WaitWork();
+  napi_value argv[4];
+  napi_value promise;
+  napi_value name;
+  if (!FutexArgs(env, info, &w->addr, argv, 4) || !WaitArgs(env, argv, &w->expected, &w->timeout) ||
+      napi_create_reference(env, argv[0], 1, &w->keep) != napi_ok ||
+      napi_create_string_utf8(env, "mpts.waitAsync", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, nullptr, name, ExecuteWait, CompleteWait, w, &w->work) != napi_ok ||
+      napi_create_promise(env, &w->deferred, &promise) != napi_ok) {
+    FreeWait(env, w);
+    ThrowIfPossible(env, "waitAsync(view, index, expected, timeout) could not start");
+    return nullptr;
+  }
+  if (napi_queue_async_work(env, w->work) != napi_ok) {
+    // the promise is left pending: this thread is ending
+    FreeWait(env, w);
+    return nullptr;
+  }
   return promise;
 }
 
@@ -192,9 +248,12 @@ Napi::Value DieWithParent(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("open", Napi::Function::New(env, Open));
   exports.Set("unlink", Napi::Function::New(env, Unlink));
-  exports.Set("wait", Napi::Function::New(env, Wait));
-  exports.Set("wake", Napi::Function::New(env, Wake));
-  exports.Set("waitAsync", Napi::Function::New(env, WaitAsync));
+  // the C API's functions (see Wait): a failure while the thread terminates must not be fatal
+  const std::pair<const char*, napi_callback> raw[] = {{"wait", Wait}, {"wake", Wake}, {"waitAsync", WaitAsync}};
+  for (const auto& [name, callback] : raw) {
+    napi_value fn;
+    if (napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, nullptr, &fn) == napi_ok) exports.Set(name, fn);
+  }
   exports.Set("dieWithParent", Napi::Function::New(env, DieWithParent));
   return exports;
 }
