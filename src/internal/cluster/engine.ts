@@ -44,10 +44,11 @@ interface Sent {
   id: string;
   /** The number in `id`: ids grow in the order jobs are sent. */
   seq: number;
-  /** What it carries, in order; an entry whose `sent` is no longer this one was cancelled meanwhile. */
+  /**
+   * What it carries, in order (more than one: a "calls" job, whose return value holds an outcome
+   * per entry); an entry whose `sent` is no longer this one was cancelled meanwhile.
+   */
   entries: Entry[];
-  /** A "calls" job: its return value holds one outcome per entry. */
-  calls: boolean;
   started: boolean;
   /** When it was sent; -1 when sending it failed (it is sent again once the connection is back). */
   sentAt: number;
@@ -85,7 +86,7 @@ export class ClusterEngine implements PoolEngine {
   readonly #keys: ReturnType<typeof keys>;
   #state: EngineState = "running";
   #next = 0;
-  readonly #waiting: Entry[] = [];
+  #waiting: Entry[] = [];
   readonly #inflight = new Map<string, Sent>();
   /** Entries in flight (a "calls" job holds several). */
   #inflightCount = 0;
@@ -234,7 +235,6 @@ export class ClusterEngine implements PoolEngine {
         id: `${this.#id}-${seq}`,
         seq,
         entries,
-        calls: entries.length > 1,
         started: false,
         sentAt: Date.now(),
       };
@@ -247,9 +247,10 @@ export class ClusterEngine implements PoolEngine {
     const jobs = batch.map((sent) => {
       const { job } = sent.entries[0]!;
       const head = { v: 1 as const, pool: this.#id, fn: this.#ref(job.fn) };
-      const data: WireJob = sent.calls
-        ? { ...head, mode: "calls", calls: sent.entries.map((entry) => wireArgs(entry.job)) }
-        : { ...head, mode: job.mode, ...wireArgs(job) };
+      const data: WireJob =
+        sent.entries.length > 1
+          ? { ...head, mode: "calls", calls: sent.entries.map((entry) => wireArgs(entry.job)) }
+          : { ...head, mode: job.mode, ...wireArgs(job) };
       return {
         name: job.fn.name || "task",
         data,
@@ -380,7 +381,8 @@ export class ClusterEngine implements PoolEngine {
           else if (finishedOn === null && returnvalue === null && failedReason === null && sent.sentAt < 0)
             for (const entry of this.#land(sent)) if (entry) resend.push(entry);
         });
-        this.#waiting.unshift(...resend);
+        // ahead of the rest, in the order they were sent (a concat: a reconnect may resend thousands)
+        this.#waiting = resend.concat(this.#waiting);
         this.#pump();
       })
       .catch(() => {});
