@@ -3,12 +3,15 @@
 // fetches into its cache; a runtime not fetched is skipped, saying so (CI fetches them all).
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { realpathSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, realpathSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const fixture = fileURLToPath(new URL("./fixtures/runtime-report.ts", import.meta.url));
+const cacheFixture = fileURLToPath(new URL("./fixtures/compile-cache-child.ts", import.meta.url));
 const tsxOnly = fileURLToPath(new URL("./fixtures/tsx-only-report.ts", import.meta.url));
 
 /** The binary of a fetched runtime, or undefined when scripts/runtimes.sh has not fetched it. */
@@ -34,9 +37,22 @@ interface Report {
 type RuntimeReport = Record<"parent" | "spawn" | "thread", Report & { cube?: number }> &
   Record<"spawn values" | "thread values", { result: string[]; queue: string[] }>;
 
-/** Runs `script` as `bin ...flags script`; resolves to the JSON of its last line, or rejects with its output. */
-function run<T = RuntimeReport>(bin: string, flags: string[], script = fixture): Promise<T> {
-  const child = spawn(bin, [...flags, script], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+/**
+ * Runs `script` as `bin ...flags script ...args`, with `env` added to this process's environment;
+ * resolves to the JSON of its last line, or rejects with its output.
+ */
+function run<T = RuntimeReport>(
+  bin: string,
+  flags: string[],
+  script = fixture,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<T> {
+  const child = spawn(bin, [...flags, script, ...args], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (chunk) => (stdout += chunk));
@@ -106,6 +122,29 @@ for (const runtime of ["node20", "node22", "node24"]) {
     const out = await run<Record<string, number>>(bin!, ["--import", "tsx"], tsxOnly);
     assert.deepEqual(out, { spawn: 42, thread: 42 });
   });
+}
+
+// A child compiles the library's bundle, tsx and the program's modules at every start unless
+// Node.js's compile cache (22.1 and later) holds them: each child turns it on for itself.
+for (const runtime of ["node22", "node24"]) {
+  const bin = fetched(runtime);
+  for (const method of ["spawn", "thread"] as const) {
+    test(`${runtime}: a ${method} child keeps what it compiles in Node.js's compile cache`, {
+      skip: bin ? false : `${runtime} is not fetched (run scripts/runtimes.sh fetch ${runtime})`,
+      timeout: 120_000,
+    }, async () => {
+      const tmp = mkdtempSync(join(tmpdir(), "mpts-compile-cache-"));
+      try {
+        const out = await run(bin!, ["--import", "tsx"], cacheFixture, [method], { TMPDIR: tmp });
+        assert.deepEqual(out, { [method]: 42 });
+        const cache = join(tmp, "node-compile-cache");
+        const entries = existsSync(cache) ? readdirSync(cache, { recursive: true }) : [];
+        assert.ok(entries.length > 1, `nothing was written to ${cache}`);
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    });
+  }
 }
 
 const bun = fetched("bun");

@@ -1,6 +1,6 @@
 /**
  * A "spawn" child dies with its parent even while a task keeps its event loop busy. The end of file
- * on the parent's channel (entries/spawn-entry.ts) is the graceful way out, but a child in a CPU-bound loop
+ * on the parent's channel (entries/spawn-child.ts) is the graceful way out, but a child in a CPU-bound loop
  * never reads it, and would run on, reparented to init, until its loop ends (forever, for a bug).
  * So the child's death does not depend on its event loop:
  *

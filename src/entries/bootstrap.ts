@@ -12,6 +12,7 @@ import { BootstrapError } from "../errors.js";
 import { type CodeRef, explainReferenceError, resolveCode } from "../internal/reduction.js";
 import { type Transport, decodeOrImport, encode, encodeError } from "../internal/wire/codec.js";
 import { trace } from "../internal/debug.js";
+import { saveCompileCacheOnce } from "./compile-cache.js";
 import { loadNative } from "../internal/shm/native.js";
 import { runBeforeExit, runtime } from "../internal/runtime.js";
 import {
@@ -195,6 +196,7 @@ async function runPoolWorker(boot: RunPoolWorker, link: ParentLink): Promise<voi
           fn = await resolveCode(ref, hooks);
           trace(`resolved ${ref.name || "anonymous"}`);
           fns.set(task.fn, fn);
+          saveCompileCacheOnce();
         }
       } catch (error) {
         if (error instanceof BootstrapError || (error as Error)?.name === "BootstrapError") {
