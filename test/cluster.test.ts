@@ -182,7 +182,10 @@ describe("cluster", { skip, timeout: 120_000 }, () => {
     // the jobs BullMQ ran for these calls: ids that appear in the queue's finished sets meanwhile
     const redis = new Redis({ path: server.socket!, maxRetriesPerRequest: 1 });
     const finished = async () =>
-      new Set([...(await redis.zrange("bull:mp:completed", 0, -1)), ...(await redis.zrange("bull:mp:failed", 0, -1))]);
+      new Set([
+        ...(await redis.zrange("bull:mp:completed", "0", "-1")),
+        ...(await redis.zrange("bull:mp:failed", "0", "-1")),
+      ]);
     const before = await finished();
     const outcomes = await Promise.allSettled(range(3000).map((i) => pool.applyAsync(failOn, [i % 10]).get()));
     const jobs = [...(await finished())].filter((id) => !before.has(id)).length;
