@@ -97,6 +97,30 @@ describe("cluster failures", { skip, timeout: 180_000 }, () => {
     assert.equal(pool.stats().completed, 1 + 2 + 10);
   });
 
+  test("a call submitted while the pool is reconnecting, with nothing in flight, is sent once it is back", async () => {
+    const baseline = await clientIds(admin);
+    const pool = own(new Pool({ cluster: server.url, processes: 2 }));
+    assert.equal(await pool.apply(square, [3]), 9); // connected, and idle
+    const rejected = async () => Number(/rejected_connections:(\d+)/.exec(await admin.info("stats"))![1]);
+    const before = await rejected();
+    // no new connection is accepted: the pool's, once killed, are refused at every attempt
+    await admin.config("SET", "maxclients", "1");
+    try {
+      for (const id of await clientIds(admin)) if (!baseline.has(id)) await admin.client("KILL", "ID", id);
+      // a refused attempt comes after the pool saw its connection close: three rounds of its three
+      while ((await rejected()) < before + 9) await new Promise((resolve) => setTimeout(resolve, 20));
+      const call = pool.apply(square, [7]);
+      await admin.config("SET", "maxclients", "10000");
+      const outcome = await Promise.race([
+        call,
+        new Promise((resolve) => setTimeout(() => resolve("not sent within 20 s of the reconnect"), 20_000)),
+      ]);
+      assert.equal(outcome, 49);
+    } finally {
+      await admin.config("SET", "maxclients", "10000");
+    }
+  });
+
   test("Redis gone for longer than brokerTimeout: outstanding calls reject with BrokerLostError", async () => {
     const lone = await startRedis();
     try {

@@ -169,6 +169,8 @@ export class ClusterEngine implements PoolEngine {
     redis.on("ready", () => {
       this.#downSince = undefined;
       this.#reconcile(true);
+      // calls submitted while the connection was down are still waiting: nothing else sends them
+      this.#pump();
     });
     await Promise.all([queue.waitUntilReady(), events.waitUntilReady(), this.#readWorkers(redis)]);
     this.#conn = { redis, queue, events };
