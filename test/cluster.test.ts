@@ -186,10 +186,15 @@ describe("cluster", { skip, timeout: 120_000 }, () => {
         ...(await redis.zrange("bull:mp:completed", "0", "-1")),
         ...(await redis.zrange("bull:mp:failed", "0", "-1")),
       ]);
-    const before = await finished();
-    const outcomes = await Promise.allSettled(range(3000).map((i) => pool.applyAsync(failOn, [i % 10]).get()));
-    const jobs = [...(await finished())].filter((id) => !before.has(id)).length;
-    redis.disconnect();
+    let outcomes: PromiseSettledResult<number>[];
+    let jobs: number;
+    try {
+      const before = await finished();
+      outcomes = await Promise.allSettled(range(3000).map((i) => pool.applyAsync(failOn, [i % 10]).get()));
+      jobs = [...(await finished())].filter((id) => !before.has(id)).length;
+    } finally {
+      redis.disconnect();
+    }
     assert.ok(jobs > 0 && jobs <= 3000 / 4, `3000 calls took ${jobs} jobs: they were not sent several to a job`);
     outcomes.forEach((outcome, i) => {
       if (i % 10 === 3) {

@@ -4,9 +4,9 @@
  * only (with `module.registerHooks`, in-thread, where tsx uses it; hooks that `module.register`
  * adds in the main thread do not reach a worker either, not even on 22.2.0, whose one hooks thread
  * for all workers 22.3.0 reverted), and Node.js's own type stripping, which would load erasable
- * TypeScript without it, refuses the rest (enums, parameter properties). So tsx is registered here before the first TypeScript module
- * is imported. Nor are the program's `--import` preloads run in worker threads, so they are
- * imported here before anything else.
+ * TypeScript without it, refuses the rest (enums, parameter properties). So tsx is registered here
+ * before the first TypeScript module is imported. Nor are the program's `--import` preloads run in
+ * worker threads, so they are imported here before anything else.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { failStart, runChild } from "./bootstrap.js";
