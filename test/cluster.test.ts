@@ -210,6 +210,42 @@ describe("cluster", { skip, timeout: 120_000 }, () => {
     assert.equal(stats.failed, 300);
   });
 
+  test("a backlog of small map chunks, sent several to a job: results in order, a failing chunk's error", async () => {
+    const pool = own(new Pool({ cluster: server.url, processes: 3000 }));
+    assert.equal(await pool.apply(square, [2]), 4);
+    const redis = new Redis({ path: server.socket!, maxRetriesPerRequest: 1 });
+    const finished = async () =>
+      new Set([
+        ...(await redis.zrange("bull:mp:completed", "0", "-1")),
+        ...(await redis.zrange("bull:mp:failed", "0", "-1")),
+      ]);
+    try {
+      const before = await finished();
+      const squares = await pool.map(square, range(3000), { chunksize: 1 });
+      const pairs = await pool.starmap(
+        add,
+        range(3000).map((i) => [i, 1]),
+        { chunksize: 2 },
+      );
+      const jobs = [...(await finished())].filter((id) => !before.has(id)).length;
+      assert.deepEqual(
+        squares,
+        range(3000).map((i) => i * i),
+      );
+      assert.deepEqual(
+        pairs,
+        range(3000).map((i) => i + 1),
+      );
+      assert.ok(jobs > 0 && jobs <= 4500 / 4, `4500 chunks took ${jobs} jobs: they were not sent several to a job`);
+      await assert.rejects(pool.map(failOn, [...range(2000).map(() => 0), 3], { chunksize: 1 }), {
+        name: "CodedError",
+        message: "item 3",
+      });
+    } finally {
+      redis.disconnect();
+    }
+  });
+
   test("stats() shows the connected worker commands: pid, host and state", async () => {
     const pool = own(new Pool({ cluster: server.url, processes: 2 }));
     assert.equal(await pool.apply(square, [2]), 4);

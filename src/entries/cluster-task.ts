@@ -34,12 +34,13 @@ export async function runClusterTask(root: string, job: WireJob): Promise<WireRe
     fn = (await resolveCode(localRef(job.fn, root), hooks)) as (...args: unknown[]) => unknown;
   } catch (error) {
     const outcome = wireOutcome({ ok: false, error: explainImport(error, root) });
-    return job.mode === "calls" ? { ok: true, calls: job.calls.map(() => outcome) } : outcome;
+    return "calls" in job ? { ok: true, calls: job.calls.map(() => outcome) } : outcome;
   }
-  if (job.mode !== "calls") return runOne(fn, job.mode, job, root);
+  if (!("calls" in job)) return runOne(fn, job.mode, job, root);
   // one after another, each with its own outcome, as if each were a job of its own
+  const each = job.mode === "chunks" ? job.each : "call";
   const calls: WireResult[] = [];
-  for (const call of job.calls) calls.push(await runOne(fn, "call", call, root));
+  for (const call of job.calls) calls.push(await runOne(fn, each, call, root));
   return { ok: true, calls };
 }
 

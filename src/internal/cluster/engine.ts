@@ -3,7 +3,7 @@
  * machine (`multiprocessing-ts worker`) run them, results come back on the queue's event stream.
  *
  *   submit(job) ─► waiting ─► pump: at most `size` in flight ─► addBulk (jobId = <pool>-<n>)
- *                                  backlogged: calls of one function, several to a job ("calls")
+ *                                  backlogged: calls (or map chunks) of one function, several to a job
  *   QueueEvents: active ─► started;  completed ─► settle once;  failed (stalled twice) ─► WorkerLostError
  *   every second: reconcile up to 256 in-flight jobs from their hashes, in turn (a missed or trimmed
  *   event; every one after a reconnect), the pool's heartbeat key (workers skip the jobs of a caller
@@ -39,14 +39,14 @@ interface Entry {
   sent: Sent | undefined;
 }
 
-/** A BullMQ job: one entry, or several calls of one function sent together. */
+/** A BullMQ job: one entry, or several calls (or chunks) of one function sent together. */
 interface Sent {
   id: string;
   /** The number in `id`: ids grow in the order jobs are sent. */
   seq: number;
   /**
-   * What it carries, in order (more than one: a "calls" job, whose return value holds an outcome
-   * per entry); an entry whose `sent` is no longer this one was cancelled meanwhile.
+   * What it carries, in order (more than one: a "calls" or "chunks" job, whose return value holds
+   * an outcome per entry); an entry whose `sent` is no longer this one was cancelled meanwhile.
    */
   entries: Entry[];
   started: boolean;
@@ -70,10 +70,10 @@ const STALLED = /stalled more than allowable limit/;
 const RECONCILE_BATCH = 256;
 
 /**
- * The most calls one job carries. A backlogged pool sends calls of one function several to a job,
- * since each job costs its broker round trips and a hop to a worker's local child whatever it
- * carries; the calls of a job run one after another, so this bounds how long a job of slow calls
- * holds the rest back.
+ * The most calls (or map chunks) one job carries. A backlogged pool sends calls of one function
+ * several to a job, and a map's small chunks likewise, since each job costs its broker round trips
+ * and a hop to a worker's local child whatever it carries; the entries of a job run one after
+ * another, so this bounds how long a job of slow calls holds the rest back.
  */
 const MAX_CALLS_PER_JOB = 64;
 
@@ -220,12 +220,13 @@ export class ClusterEngine implements PoolEngine {
     while (n > 0) {
       const entries = [this.#waiting.shift()!];
       n--;
-      const { fn } = entries[0]!.job;
+      const { fn, mode } = entries[0]!.job;
       if (perJob > 1 && groupable(entries[0]!.job)) {
         while (
           n > 0 &&
           entries.length < perJob &&
           this.#waiting[0]!.job.fn === fn &&
+          this.#waiting[0]!.job.mode === mode &&
           groupable(this.#waiting[0]!.job)
         ) {
           entries.push(this.#waiting.shift()!);
@@ -249,10 +250,12 @@ export class ClusterEngine implements PoolEngine {
     const jobs = batch.map((sent) => {
       const { job } = sent.entries[0]!;
       const head = { v: 1 as const, pool: this.#id, fn: this.#ref(job.fn) };
-      const data: WireJob =
-        sent.entries.length > 1
-          ? { ...head, mode: "calls", calls: sent.entries.map((entry) => wireArgs(entry.job)) }
-          : { ...head, mode: job.mode, ...wireArgs(job) };
+      const calls = sent.entries.length > 1 ? sent.entries.map((entry) => wireArgs(entry.job)) : undefined;
+      const data: WireJob = !calls
+        ? { ...head, mode: job.mode, ...wireArgs(job) }
+        : job.mode === "call"
+          ? { ...head, mode: "calls", calls }
+          : { ...head, mode: "chunks", each: job.mode, calls };
       return {
         name: job.fn.name || "task",
         data,
@@ -301,7 +304,7 @@ export class ClusterEngine implements PoolEngine {
       | WireResults
       | null;
     if (!result || typeof result !== "object" || !("ok" in result)) return;
-    // a "calls" job returns an outcome per call; a single error is every call's (its local child crashed)
+    // a "calls" or "chunks" job returns an outcome for each; a single error is every one's (its local child crashed)
     const outcomes = "calls" in result ? result.calls : undefined;
     this.#land(sent).forEach((entry, i) => {
       if (!entry) return;
@@ -604,9 +607,12 @@ export class ClusterEngine implements PoolEngine {
   }
 }
 
-/** Whether a job may share a BullMQ job with others: a call that no signal or timeout may interrupt alone. */
+/**
+ * Whether a job may share a BullMQ job with others (of the same function and mode): a call or
+ * chunk that no signal or timeout may interrupt alone.
+ */
 function groupable(job: Job): boolean {
-  return job.mode === "call" && !job.interruptible;
+  return !job.interruptible;
 }
 
 /** A job's arguments as `encodeArgs` encoded them at submit time. */

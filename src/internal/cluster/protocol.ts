@@ -5,8 +5,9 @@
  *           args ─► refuse machine-local objects ─► codec encode ─► v8.serialize ─► base64 ├► WireJob (BullMQ job data)
  *   worker: WireJob ─► module under --root, hash checked ─► import ─► run ─► WireResult (job return value)
  *
- * One job carries one call, one chunk of a map, or ("calls") several calls of one function that a
- * backlogged pool sent together: each keeps its own arguments and its own outcome.
+ * One job carries one call, one chunk of a map, or several calls ("calls") or chunks ("chunks") of
+ * one function that a backlogged pool sent together: each keeps its own arguments and its own
+ * outcome.
  *
  * A module travels as a path relative to the project root (the folder of the nearest package.json
  * above the program's entry script), never as a URL of this machine, so that a worker can look for
@@ -39,19 +40,26 @@ export interface WireArgs {
   changed: boolean;
 }
 
-/** A cluster job's data: one call, one chunk of a map-like call, or several calls of `fn`. */
+/**
+ * A cluster job's data: one call, one chunk of a map-like call, or several calls or chunks of `fn`
+ * (`each` says how a grouped chunk runs: `fn(item)` or `fn(...item)`).
+ */
 export type WireJob = {
   /** Protocol version. */
   v: 1;
   /** The submitting pool's id (the job id's prefix). */
   pool: string;
   fn: WireRef;
-} & (({ mode: "call" | "map" | "star" } & WireArgs) | { mode: "calls"; calls: WireArgs[] });
+} & (
+  | ({ mode: "call" | "map" | "star" } & WireArgs)
+  | { mode: "calls"; calls: WireArgs[] }
+  | { mode: "chunks"; each: "map" | "star"; calls: WireArgs[] }
+);
 
 /** A cluster job's return value: the task's value, or the error it threw (encoded the same way). */
 export type WireResult = { ok: true; value: string; changed: boolean } | { ok: false; error: string };
 
-/** The return value of a "calls" job: each call's outcome, in the order of the job's calls. */
+/** The return value of a "calls" or "chunks" job: each one's outcome, in the job's order. */
 export interface WireResults {
   ok: true;
   calls: WireResult[];
