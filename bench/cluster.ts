@@ -7,7 +7,8 @@
  *   one-item tasks  bare pair: Queue.addBulk ─► 2 × Worker (processor returns the data) ─► QueueEvents "completed"
  *                   cluster pool: applyAsync × n, all in flight ─► the same Redis, 2 worker commands
  *                   local pools: applyAsync × n
- *   map             n trivial items: cluster with default chunks and with chunksize 100; local pools
+ *   map             n trivial items: cluster with default chunks and with chunksize 100 (a pool of 8, and
+ *                   one as large as the calls', whose backlog of chunks goes several to a job); local pools
  *   CPU-bound       8 tasks: speed-up over sequential in this thread; cluster and local pools
  *
  * Each bare worker's BullMQ concurrency is the worker command's (2 × its processes), so the pair
@@ -78,6 +79,7 @@ export async function clusterSuite(
     [callsTask, "multiprocessing-ts (spawn), applyAsync", "calls/s"],
     [mapTask, `${CLUSTER}, map, default chunks`, "items/s"],
     [mapTask, `${CLUSTER}, map, chunksize 100`, "items/s"],
+    [mapTask, `${CLUSTER}, map, chunksize 100, ${sizes.calls} in flight`, "items/s"],
     [mapTask, "multiprocessing-ts (thread), map", "items/s"],
     [mapTask, "multiprocessing-ts (spawn), map", "items/s"],
     [cpuTask, `${CLUSTER}, 8 tasks`, "× speed-up"],
@@ -137,6 +139,10 @@ export async function clusterSuite(
     );
     await row(mapTask, `${CLUSTER}, map, chunksize 100`, "items/s", () =>
       withPool(clusterPool(), (pool) => mapRate(pool, 100)),
+    );
+    // a pool as large as the calls': its backlog of chunks goes several to a job
+    await row(mapTask, `${CLUSTER}, map, chunksize 100, ${sizes.calls} in flight`, "items/s", () =>
+      withPool(new Pool({ cluster: cluster.url, processes: sizes.calls }), (pool) => mapRate(pool, 100)),
     );
     for (const context of ["thread", "spawn"] as const) {
       await row(mapTask, `multiprocessing-ts (${context}), map`, "items/s", () =>
