@@ -79,7 +79,7 @@ export async function clusterSuite(
     [callsTask, "multiprocessing-ts (spawn), applyAsync", "calls/s"],
     [mapTask, `${CLUSTER}, map, default chunks`, "items/s"],
     [mapTask, `${CLUSTER}, map, chunksize 100`, "items/s"],
-    [mapTask, `${CLUSTER}, map, chunksize 100, ${sizes.calls} in flight`, "items/s"],
+    [mapTask, `${CLUSTER}, map, chunksize 100, every chunk in flight`, "items/s"],
     [mapTask, "multiprocessing-ts (thread), map", "items/s"],
     [mapTask, "multiprocessing-ts (spawn), map", "items/s"],
     [cpuTask, `${CLUSTER}, 8 tasks`, "× speed-up"],
@@ -141,7 +141,7 @@ export async function clusterSuite(
       withPool(clusterPool(), (pool) => mapRate(pool, 100)),
     );
     // a pool as large as the calls': its backlog of chunks goes several to a job
-    await row(mapTask, `${CLUSTER}, map, chunksize 100, ${sizes.calls} in flight`, "items/s", () =>
+    await row(mapTask, `${CLUSTER}, map, chunksize 100, every chunk in flight`, "items/s", () =>
       withPool(new Pool({ cluster: cluster.url, processes: sizes.calls }), (pool) => mapRate(pool, 100)),
     );
     for (const context of ["thread", "spawn"] as const) {
