@@ -175,6 +175,20 @@ describe("Queue in one process", { timeout: 30_000 }, () => {
     assert.equal(q.qsize(), 0);
   });
 
+  test("a typed array taken from a queue keeps its bytes when more items are taken", async () => {
+    for (const context of methods) {
+      const q = new Queue<unknown>(0, { context });
+      await q.put(new Uint8Array([1, 2, 255]));
+      await q.put({ doubles: new Float64Array([0.5, -2]), text: "overwrite the bytes before" });
+      await q.put(new Uint8Array(64).fill(7));
+      const first = await q.get();
+      const second = (await q.get()) as { doubles: Float64Array };
+      await q.get();
+      assert.deepEqual(first, new Uint8Array([1, 2, 255]), context);
+      assert.deepEqual(second.doubles, new Float64Array([0.5, -2]), context);
+    }
+  });
+
   test("an item larger than the ring, and far more items than it holds, keep their order", async () => {
     const q = new Queue<unknown>();
     const big = new Uint8Array(4 * RING).map((_, i) => i % 251);

@@ -120,7 +120,9 @@ export function inbox(length: number): Uint8Array {
 export function unpackInbox(length: number): unknown {
   const first = inboxBuffer[0];
   if (first === T_INT) return inboxView.getInt32(1, true);
-  if (first === V8) return unpackV8(inboxBuffer.subarray(0, length));
+  // from a copy: v8.deserialize makes a typed array in the item a view of the bytes it reads, and the
+  // inbox holds the next item's bytes next time
+  if (first === V8) return unpackV8(Uint8Array.prototype.slice.call(inboxBuffer, 0, length));
   input = inboxBuffer;
   inputView = inboxView;
   at = 0;
