@@ -30,6 +30,7 @@ import {
   clearList,
   countUnderLock,
   drainQueue,
+  echoLarge,
   growList,
   mutateDict,
   passBarrier,
@@ -465,6 +466,50 @@ describe("Remote managers over TCP (_TestRemoteManager)", { timeout: 60_000 }, (
     assert.equal(await adder.add(3), 3);
     server.close();
     await served;
+  });
+});
+
+describe("A thread manager and clients in this process's threads", { timeout: 60_000 }, () => {
+  test("values larger than a queue's ring travel both ways, from this thread and a child thread", async () => {
+    await using manager = await Manager.start({ context: "thread" });
+    const d = manager.dict<string, unknown>();
+    const text = "x".repeat(600 * 1024);
+    const bytes = new Uint8Array(700 * 1024).map((_, i) => i % 251);
+    await d.set("text", text);
+    await d.set("bytes", bytes);
+    assert.equal(await d.get("text"), text);
+    assert.deepEqual(await d.get("bytes"), bytes);
+    const child = new Process({ target: echoLarge, args: [d, "bytes"], context: "thread" });
+    child.start();
+    await child.join();
+    assert.equal(child.exitcode, 0);
+    assert.deepEqual(await d.get("bytes-back"), bytes);
+  });
+
+  test("an aborted get leaves the next item for the next get", async () => {
+    await using manager = await Manager.start({ context: "thread" });
+    const q = manager.Queue<number>();
+    const abort = new AbortController();
+    const waiting = q.get({ signal: abort.signal });
+    assert.equal(await q.qsize(), 0); // the get has reached the server before it is aborted
+    abort.abort(new Error("no longer wanted"));
+    await assert.rejects(waiting, /no longer wanted/);
+    await q.put(7);
+    assert.equal(await q.get({ timeout: 10_000 }), 7);
+  });
+
+  test("a shutdown while calls wait: they reject, none hangs", async () => {
+    const manager = await Manager.start({ context: "thread" });
+    const q = manager.Queue<number>();
+    const waiting = Promise.allSettled([q.get(), q.get({ timeout: 60_000 })]);
+    assert.equal(await q.qsize(), 0);
+    await manager.shutdown();
+    const outcomes = await waiting;
+    assert.deepEqual(
+      outcomes.map((o) => o.status),
+      ["rejected", "rejected"],
+    );
+    await assert.rejects(q.put(1), ClosedError);
   });
 });
 
