@@ -30,6 +30,24 @@ import { type RedisServer, redisUnavailable, startRedis } from "./redis.ts";
 const skip = redisUnavailable();
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
+/** Runs `work` and counts the jobs BullMQ finished meanwhile (new ids in the queue's finished sets). */
+async function jobsRun<T>(socket: string, work: () => Promise<T>): Promise<{ value: T; jobs: number }> {
+  const redis = new Redis({ path: socket, maxRetriesPerRequest: 1 });
+  const finished = async () =>
+    new Set([
+      ...(await redis.zrange("bull:mp:completed", "0", "-1")),
+      ...(await redis.zrange("bull:mp:failed", "0", "-1")),
+    ]);
+  try {
+    const before = await finished();
+    const value = await work();
+    const jobs = [...(await finished())].filter((id) => !before.has(id)).length;
+    return { value, jobs };
+  } finally {
+    redis.disconnect();
+  }
+}
+
 describe("cluster", { skip, timeout: 120_000 }, () => {
   let server: RedisServer;
   let manager: Manager;
@@ -179,22 +197,9 @@ describe("cluster", { skip, timeout: 120_000 }, () => {
   test("a backlog of calls, sent several to a job: each call keeps its own value or error", async () => {
     const pool = own(new Pool({ cluster: server.url, processes: 3000 }));
     assert.equal(await pool.apply(square, [2]), 4);
-    // the jobs BullMQ ran for these calls: ids that appear in the queue's finished sets meanwhile
-    const redis = new Redis({ path: server.socket!, maxRetriesPerRequest: 1 });
-    const finished = async () =>
-      new Set([
-        ...(await redis.zrange("bull:mp:completed", "0", "-1")),
-        ...(await redis.zrange("bull:mp:failed", "0", "-1")),
-      ]);
-    let outcomes: PromiseSettledResult<number>[];
-    let jobs: number;
-    try {
-      const before = await finished();
-      outcomes = await Promise.allSettled(range(3000).map((i) => pool.applyAsync(failOn, [i % 10]).get()));
-      jobs = [...(await finished())].filter((id) => !before.has(id)).length;
-    } finally {
-      redis.disconnect();
-    }
+    const { value: outcomes, jobs } = await jobsRun(server.socket!, () =>
+      Promise.allSettled(range(3000).map((i) => pool.applyAsync(failOn, [i % 10]).get())),
+    );
     assert.ok(jobs > 0 && jobs <= 3000 / 4, `3000 calls took ${jobs} jobs: they were not sent several to a job`);
     outcomes.forEach((outcome, i) => {
       if (i % 10 === 3) {
@@ -213,37 +218,27 @@ describe("cluster", { skip, timeout: 120_000 }, () => {
   test("a backlog of small map chunks, sent several to a job: results in order, a failing chunk's error", async () => {
     const pool = own(new Pool({ cluster: server.url, processes: 3000 }));
     assert.equal(await pool.apply(square, [2]), 4);
-    const redis = new Redis({ path: server.socket!, maxRetriesPerRequest: 1 });
-    const finished = async () =>
-      new Set([
-        ...(await redis.zrange("bull:mp:completed", "0", "-1")),
-        ...(await redis.zrange("bull:mp:failed", "0", "-1")),
-      ]);
-    try {
-      const before = await finished();
-      const squares = await pool.map(square, range(3000), { chunksize: 1 });
-      const pairs = await pool.starmap(
+    const { value, jobs } = await jobsRun(server.socket!, async () => ({
+      squares: await pool.map(square, range(3000), { chunksize: 1 }),
+      pairs: await pool.starmap(
         add,
         range(3000).map((i) => [i, 1]),
         { chunksize: 2 },
-      );
-      const jobs = [...(await finished())].filter((id) => !before.has(id)).length;
-      assert.deepEqual(
-        squares,
-        range(3000).map((i) => i * i),
-      );
-      assert.deepEqual(
-        pairs,
-        range(3000).map((i) => i + 1),
-      );
-      assert.ok(jobs > 0 && jobs <= 4500 / 4, `4500 chunks took ${jobs} jobs: they were not sent several to a job`);
-      await assert.rejects(pool.map(failOn, [...range(2000).map(() => 0), 3], { chunksize: 1 }), {
-        name: "CodedError",
-        message: "item 3",
-      });
-    } finally {
-      redis.disconnect();
-    }
+      ),
+    }));
+    assert.deepEqual(
+      value.squares,
+      range(3000).map((i) => i * i),
+    );
+    assert.deepEqual(
+      value.pairs,
+      range(3000).map((i) => i + 1),
+    );
+    assert.ok(jobs > 0 && jobs <= 4500 / 4, `4500 chunks took ${jobs} jobs: they were not sent several to a job`);
+    await assert.rejects(pool.map(failOn, [...range(2000).map(() => 0), 3], { chunksize: 1 }), {
+      name: "CodedError",
+      message: "item 3",
+    });
   });
 
   test("stats() shows the connected worker commands: pid, host and state", async () => {
