@@ -274,10 +274,8 @@ provideLocalLinks({
 
 function queueLink(incoming: SimpleQueue, outgoing: SimpleQueue): LocalLink {
   return {
-    send(message) {
-      // an unbounded queue takes the message at once; it fails only once the process is going away
-      outgoing.put(message).catch(() => {});
-    },
+    // an unbounded queue takes a message at once (the promise is settled already)
+    send: (message) => outgoing.put(message),
     next: (signal) => incoming.get({ signal }),
     poll: () => incoming.get({ block: false }).catch(() => undefined),
   };

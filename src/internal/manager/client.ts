@@ -87,7 +87,7 @@ export class ManagerClient {
   #reading = false;
   #linkClosed = new AbortController();
   #calls = new PendingCalls({
-    cancel: (q) => (this.#link ?? this.#channel)?.send({ c: q }),
+    cancel: (q) => this.#deliver({ c: q }),
     busy: (busy) => (busy ? this.#channel?.ref() : this.#channel?.unref()),
   });
   #nextObject = 0;
@@ -106,7 +106,13 @@ export class ManagerClient {
   async #open(authkey: Buffer | undefined): Promise<void> {
     const channel = await dialChannel(this.#address, authkey);
     const reader = new MessageReader(channel);
-    const hello = (await reader.next()) as { t?: string; client?: number; pid?: number; root?: number; links?: boolean };
+    const hello = (await reader.next()) as {
+      t?: string;
+      client?: number;
+      pid?: number;
+      root?: number;
+      links?: boolean;
+    };
     if (hello?.t === "challenge") {
       channel.destroy();
       throw new AuthenticationError("the manager requires an authkey: pass the same authkey as the server's");
@@ -177,13 +183,17 @@ export class ManagerClient {
     return this.#calls.start((q) => this.#send({ q, ...body } as Request & { q: number }), signal, tracked);
   }
 
+  /** Sends on the link when there is one (the socket if the link refuses it), else on the socket. */
+  #deliver(message: Request): void {
+    const channel = this.#channel;
+    if (!this.#link) channel?.send(message);
+    else void this.#link.send(message).catch(() => channel?.send(message));
+  }
+
   #send(message: Request & { q: number }): void {
     if (this.#channel) {
-      if (!this.#link) this.#channel.send(message);
-      else {
-        this.#link.send(message);
-        this.#readLink();
-      }
+      this.#deliver(message);
+      this.#readLink();
       return;
     }
     this.ready.then(
@@ -215,7 +225,13 @@ export class ManagerClient {
 
   #reply(reply: Reply): void {
     if (!reply.ok) {
-      this.#calls.settle(reply.q, false, decodeOrImport(reply.e));
+      let error: unknown;
+      try {
+        error = decodeOrImport(reply.e);
+      } catch (failure) {
+        error = failure;
+      }
+      this.#calls.settle(reply.q, false, error);
       return;
     }
     try {

@@ -14,8 +14,8 @@
 
 /** One end of a link: messages go out in order and come in in order. */
 export interface LocalLink {
-  /** Sends `message` to the other end. */
-  send(message: unknown): void;
+  /** Sends `message` to the other end; rejects if it could not (then send it on the socket). */
+  send(message: unknown): Promise<void>;
   /** The next message from the other end; rejects with the signal's reason when it aborts first. */
   next(signal: AbortSignal): Promise<unknown>;
   /** The next message if one is waiting now, else undefined (for draining what is left). */

@@ -216,7 +216,7 @@ export class ManagerServer {
     const readLink = async (offer: Uint8Array) => {
       const link = await localLinks()!.open(offer);
       if (linkClosed.signal.aborted) return;
-      reply = (message) => link.send(message);
+      reply = (message) => void link.send(message).catch(() => channel.send(message));
       for (;;) onMessage(await link.next(linkClosed.signal));
     };
     const onMessage = (message: unknown) => {
