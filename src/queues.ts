@@ -19,11 +19,9 @@ import { type Address, isLocal } from "./internal/wire/broker.js";
 import { Arrival } from "./internal/arrival.js";
 import { type Reduced, type Transport, reduce, registerRebuilder } from "./internal/wire/codec.js";
 import { needsFallback } from "./internal/manager/fallback.js";
-import { type LocalLink, provideLocalLinks } from "./internal/manager/link.js";
 import { memoryOf, resolveMethod } from "./backends/registry.js";
 import { BrokerQueue } from "./internal/queue/broker-queue.js";
 import type { FlavorState, QueueFlavor } from "./internal/queue/flavor.js";
-import { ownedBytes, packItem, unpackItem } from "./internal/queue/item-codec.js";
 import { type RingState, RingQueue } from "./internal/queue/ring-queue.js";
 import { checkOptionNames, checkSignal, checkWaitOptions, optionNames } from "./internal/validate.js";
 import type { WaitOptions } from "./util.js";
@@ -256,27 +254,3 @@ registerRebuilder("mpts.Queue", (state) => {
   const cls = kind === "JoinableQueue" ? JoinableQueue : kind === "SimpleQueue" ? SimpleQueue : Queue;
   return arrival.with({ flavor: made, maxsize }, () => new cls());
 });
-
-// A manager connection between two threads of this process carries its messages on two of these
-// queues (internal/manager/link.ts): the client makes them and offers them to the server through
-// the handoff of shared memory between threads.
-provideLocalLinks({
-  make() {
-    const up = new SimpleQueue({ context: "thread" });
-    const down = new SimpleQueue({ context: "thread" });
-    return { link: queueLink(down, up), offer: ownedBytes(packItem([up, down], "local")) };
-  },
-  async open(offer) {
-    const [up, down] = (await unpackItem(offer)) as [SimpleQueue, SimpleQueue];
-    return queueLink(up, down);
-  },
-});
-
-function queueLink(incoming: SimpleQueue, outgoing: SimpleQueue): LocalLink {
-  return {
-    // an unbounded queue takes a message at once (the promise is settled already)
-    send: (message) => outgoing.put(message),
-    next: (signal) => incoming.get({ signal }),
-    poll: () => incoming.get({ block: false }).catch(() => undefined),
-  };
-}

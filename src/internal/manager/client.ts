@@ -2,7 +2,6 @@
  * The connection from this process to one manager server, shared by every proxy of that manager:
  *
  *   proxy._callMethod() ─► ManagerClient.request() ─► socket ─► server ─► reply ─► the caller's promise
- *                                                   (a server in another thread of this process: a link)
  *
  * It dials once and authenticates; replies settle their calls by request number. When the server
  * goes away, calls in flight reject with EOFError and later ones with a ProcessError.
@@ -13,9 +12,7 @@ import { decodeOrImport } from "../wire/codec.js";
 import type { FramedSocket } from "../wire/framing.js";
 import { type Reply, type Request, type Token, resultToken } from "./server.js";
 import { runtime } from "../runtime.js";
-import { handoffRoot } from "../thread-handoff.js";
 import { MessageReader, type SocketAddress, dialChannel, formatAddress } from "../wire/sockets.js";
-import { type LocalLink, localLinks } from "./link.js";
 
 /** The managers this process shut down (by `clientKey`): their proxies refuse calls at once. */
 export const shutDown = new Set<string>();
@@ -82,12 +79,8 @@ export class ManagerClient {
   #address: SocketAddress;
   #authkey: string | null;
   #channel: FramedSocket | undefined;
-  /** To a server in another thread of this process: where requests go and replies come (link.ts). */
-  #link: LocalLink | undefined;
-  #reading = false;
-  #linkClosed = new AbortController();
   #calls = new PendingCalls({
-    cancel: (q) => this.#deliver({ c: q }),
+    cancel: (q) => this.#channel?.send({ c: q }),
     busy: (busy) => (busy ? this.#channel?.ref() : this.#channel?.unref()),
   });
   #nextObject = 0;
@@ -106,13 +99,7 @@ export class ManagerClient {
   async #open(authkey: Buffer | undefined): Promise<void> {
     const channel = await dialChannel(this.#address, authkey);
     const reader = new MessageReader(channel);
-    const hello = (await reader.next()) as {
-      t?: string;
-      client?: number;
-      pid?: number;
-      root?: number;
-      links?: boolean;
-    };
+    const hello = (await reader.next()) as { t?: string; client?: number };
     if (hello?.t === "challenge") {
       channel.destroy();
       throw new AuthenticationError("the manager requires an authkey: pass the same authkey as the server's");
@@ -120,49 +107,18 @@ export class ManagerClient {
     if (hello?.t !== "hello") throw new ProcessError(`${formatAddress(this.#address)} is not a manager server`);
     reader.release();
     this.clientId = hello.client!;
-    const links = hello.links && hello.pid === process.pid && hello.root === handoffRoot() ? localLinks() : undefined;
-    if (links) {
-      const { link, offer } = links.make();
-      channel.send({ k: "link", o: offer });
-      this.#link = link;
-    }
     channel.listen(
       (message) => this.#reply(message as Reply),
       (error) =>
-        void this.#drainLink().then(() =>
-          this.#close(
-            new EOFError(
-              `the connection to the manager at ${formatAddress(this.#address)} was lost: the manager was shut down or its process died`,
-              { cause: error },
-            ),
+        this.#close(
+          new EOFError(
+            `the connection to the manager at ${formatAddress(this.#address)} was lost: the manager was shut down or its process died`,
+            { cause: error },
           ),
         ),
     );
     if (this.#calls.size === 0) channel.unref();
     this.#channel = channel;
-    if (this.#calls.size > 0) this.#readLink();
-  }
-
-  /** Reads replies from the link while calls wait for them (a read waiting holds nothing open). */
-  async #readLink(): Promise<void> {
-    const link = this.#link;
-    if (!link || this.#reading) return;
-    this.#reading = true;
-    try {
-      while (this.#calls.size > 0) this.#reply((await link.next(this.#linkClosed.signal)) as Reply);
-    } catch {
-      // the connection closed: #drainLink delivers what the server sent before it
-    } finally {
-      this.#reading = false;
-    }
-  }
-
-  /** Once the socket has closed: the replies the server put on the link before it went. */
-  async #drainLink(): Promise<void> {
-    const link = this.#link;
-    if (!link) return;
-    this.#linkClosed.abort();
-    for (let reply = await link.poll(); reply !== undefined; reply = await link.poll()) this.#reply(reply as Reply);
   }
 
   /** A fresh id for an object this process creates (the connection must be ready). */
@@ -183,24 +139,16 @@ export class ManagerClient {
     return this.#calls.start((q) => this.#send({ q, ...body } as Request & { q: number }), signal, tracked);
   }
 
-  /** Sends on the link when there is one (the socket if the link refuses it), else on the socket. */
-  #deliver(message: Request): void {
-    const channel = this.#channel;
-    if (!this.#link) channel?.send(message);
-    else void this.#link.send(message).catch(() => channel?.send(message));
-  }
-
   #send(message: Request & { q: number }): void {
     if (this.#channel) {
-      this.#deliver(message);
-      this.#readLink();
+      this.#channel.send(message);
       return;
     }
     this.ready.then(
       () => {
         if (!this.#calls.has(message.q)) return;
         this.#channel!.ref();
-        this.#send(message);
+        this.#channel!.send(message);
       },
       () => {},
     );
@@ -219,19 +167,12 @@ export class ManagerClient {
   disconnect(): void {
     if (--this.#managers > 0) return;
     this.#close(new ClosedError("this process closed its connection to the manager"));
-    this.#linkClosed.abort();
     this.#channel?.destroy();
   }
 
   #reply(reply: Reply): void {
     if (!reply.ok) {
-      let error: unknown;
-      try {
-        error = decodeOrImport(reply.e);
-      } catch (failure) {
-        error = failure;
-      }
-      this.#calls.settle(reply.q, false, error);
+      this.#calls.settle(reply.q, false, decodeOrImport(reply.e));
       return;
     }
     try {

@@ -2,7 +2,6 @@
  * The server behind a `Manager`: it holds objects and runs their methods for clients.
  *
  *   client ──auth──► hello {client} ──► create {id, typeid, args} / call {id, method, args} ──► reply
- *                                 └─ a thread of this process: the requests and replies on a link (link.ts)
  *
  * A client names the objects it creates (`<client>.<n>`), so `manager.dict()` returns its proxy at
  * once and the create travels ahead of any call on the same connection. A proxy handed to another
@@ -19,9 +18,7 @@ import { builtinTypes } from "./builtins.js";
 import { type CallContext, type ClientAware, withCallContext } from "./referents.js";
 import { type SocketAddress, acceptChannel, listenOn } from "../wire/sockets.js";
 import { type RunningCall, ServedCalls } from "../wire/rpc.js";
-import { handoffRoot } from "../thread-handoff.js";
 import { WaitList } from "../waitlist.js";
-import { localLinks } from "./link.js";
 
 /** One typeid the server can make. */
 export interface Registration {
@@ -57,7 +54,7 @@ export interface Token {
 }
 
 /** Requests and replies on the wire; `a`/`v` are encoded values, `h` says whether to decode them. */
-export type Request = WorkRequest | { q: number; k: "shutdown" } | { c: number } | { k: "link"; o: Uint8Array };
+export type Request = WorkRequest | { q: number; k: "shutdown" } | { c: number };
 /** A request that runs on an object: its creation, or a call of one of its methods. */
 type WorkRequest =
   | { q: number; k: "create"; id: string; typeid: string; a: unknown; h: boolean }
@@ -202,31 +199,18 @@ export class ManagerServer {
     this.#clients.set(clientId, client);
     this.#sockets.add(channel);
     const calls = new ServedCalls();
-    // a client in another thread of this process sends its requests on a link (link.ts) instead
-    const linkClosed = new AbortController();
     const onClose = () => {
       client.open = false;
       client.arrived.wakeAll();
       this.#sockets.delete(channel);
-      linkClosed.abort();
       calls.closeAll();
       for (const held of this.#objects.values()) (held.obj as unknown as Partial<ClientAware>).clientGone?.(clientId);
     };
-    let reply = (message: Reply) => channel.send(message);
-    const readLink = async (offer: Uint8Array) => {
-      const link = await localLinks()!.open(offer);
-      if (linkClosed.signal.aborted) return;
-      reply = (message) => void link.send(message).catch(() => channel.send(message));
-      for (;;) onMessage(await link.next(linkClosed.signal));
-    };
+    const reply = (message: Reply) => channel.send(message);
     const onMessage = (message: unknown) => {
       const request = message as Request;
       if ("c" in request) {
         calls.cancel(request.c);
-        return;
-      }
-      if (request.k === "link") {
-        readLink(request.o).catch(() => {}); // it ends when the connection closes
         return;
       }
       const { q } = request;
@@ -243,8 +227,7 @@ export class ManagerServer {
       );
     };
     channel.listen(onMessage, onClose);
-    // what a client needs to tell whether it may offer a link: the same process and handoff root
-    channel.send({ t: "hello", client: clientId, pid: process.pid, root: handoffRoot(), links: !!localLinks() });
+    channel.send({ t: "hello", client: clientId, pid: process.pid });
   }
 
   /** Runs a create or call request, once what its arguments name is imported. */
