@@ -3,7 +3,8 @@
 //
 //   node bench/ping-pong.mjs [rounds]        (prints a table: round trips/s, median and range)
 //
-// Every mode echoes 20 000 messages of 40 bytes, one at a time, the caller awaiting each answer:
+// Every mode makes 20 000 round trips, one at a time, the caller awaiting each answer: the socket
+// modes echo 40 bytes, the shared-memory ones a counter word, the MessagePort one a small object:
 //
 //   socket, processes     two Node.js processes over a Unix socket (what a spawn Manager uses)
 //   socket, threads       two threads of one process over a Unix socket (what a thread Manager uses)

@@ -470,7 +470,7 @@ describe("Remote managers over TCP (_TestRemoteManager)", { timeout: 60_000 }, (
 });
 
 describe("A thread manager and clients in this process's threads", { timeout: 60_000 }, () => {
-  test("values larger than a queue's ring travel both ways, from this thread and a child thread", async () => {
+  test("values of hundreds of KB travel both ways, from this thread and a child thread", async () => {
     await using manager = await Manager.start({ context: "thread" });
     const d = manager.dict<string, unknown>();
     const text = "x".repeat(600 * 1024);

@@ -250,12 +250,13 @@ export class ClusterEngine implements PoolEngine {
     const jobs = batch.map((sent) => {
       const { job } = sent.entries[0]!;
       const head = { v: 1 as const, pool: this.#id, fn: this.#ref(job.fn) };
-      const calls = sent.entries.length > 1 ? sent.entries.map((entry) => wireArgs(entry.job)) : undefined;
-      const data: WireJob = !calls
-        ? { ...head, mode: job.mode, ...wireArgs(job) }
-        : job.mode === "call"
-          ? { ...head, mode: "calls", calls }
-          : { ...head, mode: "chunks", each: job.mode, calls };
+      const calls = sent.entries.map((entry) => wireArgs(entry.job));
+      const data: WireJob =
+        calls.length === 1
+          ? { ...head, mode: job.mode, ...calls[0]! }
+          : job.mode === "call"
+            ? { ...head, mode: "calls", calls }
+            : { ...head, mode: "chunks", each: job.mode, calls };
       return {
         name: job.fn.name || "task",
         data,
