@@ -60,6 +60,7 @@ await build({
 const benchOut = join(root, "dist", "bench");
 const STANDALONE = [
   "start-child",
+  "peers",
   "tasks-min",
   "workload-tasks",
   "shared-tasks",
