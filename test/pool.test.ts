@@ -230,6 +230,17 @@ for (const method of methods) {
       );
       assert.deepEqual(await pool.map((x: number) => x + 1, [1, 2]), [2, 3], "self-contained lambdas go by source");
     });
+
+    test("functions a CommonJS module exports reach workers by name, an anonymous one by its key", async () => {
+      const { default: tasks } = (await import(
+        new URL("./fixtures/commonjs/plain-tasks.cjs", import.meta.url).href
+      )) as {
+        default: { addOffset: (x: number) => number; scaled: (x: number) => number };
+      };
+      await using pool = new ctx.Pool(1);
+      assert.deepEqual(await pool.map(tasks.addOffset, [1, 2]), [101, 102]);
+      assert.equal(await pool.apply(tasks.scaled, [3]), 300);
+    });
   });
 
   describe(`Pool lifecycle (${method})`, { timeout: 120_000 }, () => {

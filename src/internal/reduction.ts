@@ -83,6 +83,12 @@ export function codeRef(fn: unknown, what: string): CodeRef {
   // Next most common: the caller imported it by name from a relative module that exports it.
   const imported = !callerExports && isIdentifier(name) && caller ? importedFrom(caller, name) : undefined;
   const module = callerExports ? caller : (imported ?? definingModule(fn) ?? caller);
+  // A CommonJS module exports at run time (`exports.name = …`, `module.exports = { … }`), which its
+  // text does not show: its exports object, in require's cache once it has loaded, does. The key is
+  // the name a worker looks up (it also names an anonymous function assigned there).
+  const commonJsName =
+    callerExports || module === undefined ? undefined : exportKey(commonJsModules()[shortUrl(module)], fn, name);
+  if (commonJsName !== undefined) return exportedRef(fn, module!, commonJsName, text);
   const exported = callerExports || (isIdentifier(name) && module !== undefined && exportsName(module, name));
   const knownModule = module !== undefined && exportScans.get(module) !== "";
   // A function its module declares exported travels by reference alone; anything else (a name
@@ -98,6 +104,12 @@ export function codeRef(fn: unknown, what: string): CodeRef {
     if (captured.length === 0) source = expression.source;
   }
   if (!source && (!isIdentifier(name) || (knownModule && !exported))) {
+    // the module may be unknown (no inspector, as in Bun) or not the one that exports it: a last
+    // look through every CommonJS module loaded, on this path only, which would otherwise throw
+    for (const [path, entry] of Object.entries(commonJsModules())) {
+      const key = exportKey(entry, fn, name);
+      if (key !== undefined) return exportedRef(fn, pathToFileURL(path).href, key, text);
+    }
     if ("source" in expression) captured = writtenNames(fn, text, expression.source, captured, positions);
     const why =
       "reason" in expression
@@ -111,6 +123,12 @@ export function codeRef(fn: unknown, what: string): CodeRef {
     );
   }
   const ref: CodeRef = { module, exported, name, source, text, captured };
+  refs.set(fn, ref);
+  return ref;
+}
+
+function exportedRef(fn: Function, module: string, name: string, text: string): CodeRef {
+  const ref: CodeRef = { module, exported: true, name, source: undefined, text, captured: [] };
   refs.set(fn, ref);
   return ref;
 }
@@ -376,6 +394,21 @@ function exportsName(url: string, name: string): boolean {
     new RegExp(`\\bexport\\s*(?:type\\s*)?\\{[^}]*\\b${n}\\b[^}]*\\}`).test(text) ||
     /\bexport\s*\*/.test(text)
   );
+}
+
+/** require's cache: the CommonJS modules loaded in this thread, by path. */
+function commonJsModules(): NodeJS.Dict<NodeJS.Module> {
+  return createRequire(import.meta.url).cache;
+}
+
+/** The key under which a loaded CommonJS module exports `fn` (its own name first), if it does. */
+function exportKey(entry: NodeJS.Module | undefined, fn: Function, name: string): string | undefined {
+  const exports: unknown = entry?.loaded ? entry.exports : undefined;
+  if (exports === null || (typeof exports !== "object" && typeof exports !== "function")) return undefined;
+  const record = exports as Record<string, unknown>;
+  if (isIdentifier(name) && record[name] === fn) return name;
+  for (const key of Object.keys(record)) if (record[key] === fn && isIdentifier(key)) return key;
+  return undefined;
 }
 
 /** Whether the module's text has `export function name` (or class, const, let, var). */
