@@ -2,7 +2,10 @@
 // apply_async, imap, imap_unordered, chunksize, callbacks, terminate, maxtasksperchild), plus the
 // crash cases CPython's Pool hangs on.
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { after, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import {
   BrokenProcessPool,
   Pool,
@@ -240,6 +243,12 @@ for (const method of methods) {
       await using pool = new ctx.Pool(1);
       assert.deepEqual(await pool.map(tasks.addOffset, [1, 2]), [101, 102]);
       assert.equal(await pool.apply(tasks.scaled, [3]), 300);
+    });
+
+    test("a CommonJS program's own export reaches workers while the program is still running", async () => {
+      const script = fileURLToPath(new URL("./fixtures/commonjs/main-script.cjs", import.meta.url));
+      const { stdout, stderr } = await promisify(execFile)(process.execPath, [script, method], { timeout: 60_000 });
+      assert.equal(stdout.trim(), "[8,9,10]", stderr);
     });
   });
 

@@ -84,8 +84,8 @@ export function codeRef(fn: unknown, what: string): CodeRef {
   const imported = !callerExports && isIdentifier(name) && caller ? importedFrom(caller, name) : undefined;
   const module = callerExports ? caller : (imported ?? definingModule(fn) ?? caller);
   // A CommonJS module exports at run time (`exports.name = …`, `module.exports = { … }`), which its
-  // text does not show: its exports object, in require's cache once it has loaded, does. The key is
-  // the name a worker looks up (it also names an anonymous function assigned there).
+  // text does not show: its exports object, in require's cache from the moment it starts, does. The
+  // key is the name a worker looks up (it also names an anonymous function assigned there).
   const commonJsName =
     callerExports || module === undefined ? undefined : exportKey(commonJsModules()[shortUrl(module)], fn, name);
   if (commonJsName !== undefined) return exportedRef(fn, module!, commonJsName, text);
@@ -396,14 +396,17 @@ function exportsName(url: string, name: string): boolean {
   );
 }
 
-/** require's cache: the CommonJS modules loaded in this thread, by path. */
+let requireCache: NodeJS.Dict<NodeJS.Module> | undefined;
+
+/** require's cache: the CommonJS modules of this thread, by path (one still running included). */
 function commonJsModules(): NodeJS.Dict<NodeJS.Module> {
-  return createRequire(import.meta.url).cache;
+  requireCache ??= createRequire(import.meta.url).cache;
+  return requireCache;
 }
 
-/** The key under which a loaded CommonJS module exports `fn` (its own name first), if it does. */
+/** The key under which a CommonJS module exports `fn` (its own name first), if it does so yet. */
 function exportKey(entry: NodeJS.Module | undefined, fn: Function, name: string): string | undefined {
-  const exports: unknown = entry?.loaded ? entry.exports : undefined;
+  const exports: unknown = entry?.exports;
   if (exports === null || (typeof exports !== "object" && typeof exports !== "function")) return undefined;
   const record = exports as Record<string, unknown>;
   if (isIdentifier(name) && record[name] === fn) return name;
