@@ -12,7 +12,8 @@ import { redisUnavailable } from "./redis.ts";
 const cli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const hasPython = spawnSync("python3", ["--version"]).status === 0;
 
-function bench(
+/** Runs this Node.js with `args`; `code` is -1 when a signal ended it (a crash, or the timeout). */
+function node(
   args: string[],
   env: NodeJS.ProcessEnv = process.env,
   timeout = 280_000,
@@ -20,12 +21,16 @@ function bench(
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [cli, "bench", ...args],
+      args,
       { env, timeout, killSignal: "SIGKILL", maxBuffer: 16 * 1024 * 1024 },
       (error, stdout, stderr) =>
         resolve({ code: error ? (typeof error.code === "number" ? error.code : -1) : 0, stdout, stderr }),
     );
   });
+}
+
+function bench(args: string[], env: NodeJS.ProcessEnv = process.env, timeout = 280_000) {
+  return node([cli, "bench", ...args], env, timeout);
 }
 
 /** The lines of `stdout` that are rows of a suite's table, `| what | result | ratio |`. */
@@ -77,16 +82,7 @@ test("piscina pools of the bench destroyed right after their first result do not
       }
     }));
     console.log(pools, "pools");`;
-  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-    (resolve) => {
-      execFile(
-        process.execPath,
-        ["--input-type=module", "-e", script],
-        { timeout: 110_000, killSignal: "SIGKILL" },
-        (error, stdout, stderr) => resolve({ code: error ? (error.code as number | null) : 0, stdout, stderr }),
-      );
-    },
-  );
+  const { code, stdout, stderr } = await node(["--input-type=module", "-e", script], process.env, 110_000);
   assert.equal(code, 0, stderr);
   assert.equal(stdout.trim(), "240 pools");
 });

@@ -54,13 +54,7 @@ function globals(): Set<string> {
 
 /** Names one of the library's own exported functions: the worker imports `moduleUrl` for it. */
 export function libraryCodeRef(fn: Function, moduleUrl: string): CodeRef {
-  let ref = refs.get(fn);
-  if (!ref) {
-    const text = Function.prototype.toString.call(fn);
-    ref = { module: moduleUrl, exported: true, name: fn.name, source: undefined, text, captured: [] };
-    refs.set(fn, ref);
-  }
-  return ref;
+  return refs.get(fn) ?? exportedRef(fn, moduleUrl, fn.name, Function.prototype.toString.call(fn));
 }
 
 /**
@@ -127,6 +121,7 @@ export function codeRef(fn: unknown, what: string): CodeRef {
   return ref;
 }
 
+/** Remembers that `fn` travels by reference, as `name` exported by `module`. */
 function exportedRef(fn: Function, module: string, name: string, text: string): CodeRef {
   const ref: CodeRef = { module, exported: true, name, source: undefined, text, captured: [] };
   refs.set(fn, ref);
