@@ -97,13 +97,16 @@ export class ProgressLine {
   }
 
   #draw(): void {
-    this.#last = performance.now();
+    this.#last = performance.now(); // a show() from inside the write waits its interval too
     // one column short of the width: a line that fills the last column wraps on some terminals
     const width = Math.max(1, (this.#stream.columns || 80) - 1);
     const text = [...this.#text].slice(0, width).join("");
     const columns = [...text].length;
     this.#stream.write(`\r${text}${" ".repeat(Math.max(0, this.#drawn - columns))}`);
     this.#drawn = Math.max(columns, this.#drawn);
+    // and the interval runs from the write's end: however long drawing took (a thread preempted
+    // between the clock and the write), the next write starts a full interval after this one
+    this.#last = performance.now();
   }
 }
 
