@@ -400,14 +400,18 @@ describe("Queue shared memory", { timeout: 60_000 }, () => {
   test("segments are removed when their creator exits, or by the next maker when it was killed", {
     skip: fallback && "no shared memory without the addon",
   }, async () => {
+    const segmentsOf = (pid: number) => readdirSync("/dev/shm").filter((f) => f.startsWith(`mpts-${pid}-`));
     let killed = 0;
+    let heldSegments = 0;
     const held = await runScript("./fixtures/hold-segment.ts", [], (line, kill) => {
       killed = Number(line);
+      heldSegments = segmentsOf(killed).length;
       kill("SIGKILL");
     });
     assert.equal(held.signal, "SIGKILL");
-    const segmentsOf = (pid: number) => readdirSync("/dev/shm").filter((f) => f.startsWith(`mpts-${pid}-`));
-    assert.equal(segmentsOf(killed).length, 1, "a killed process cannot remove its segment");
+    // counted while the holder ran: once it is killed, any process of a test file running beside
+    // this one may be the next to make a segment, and remove it first
+    assert.equal(heldSegments, 1, "the holder made one segment");
     const result = await runScript("./fixtures/queue-segments.ts");
     assert.equal(result.code, 0, result.stderr);
     const pid = Number(result.stdout.trim());
