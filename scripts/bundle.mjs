@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Bundles the library for loading: what `import "multiprocessing-ts"` and every child's entry script
 // load is a handful of files in dist/bundle/ instead of ~60 modules, which halves the library's
-// share of a worker's start-up. The entries share their chunks, so a child has one copy of each
-// module. dist/ keeps tsc's per-module output for the declarations and the command-line tools.
+// share of a worker's start-up, and a child's code is one of them (child.js, below). The entries
+// share their chunks, so a program has one copy of each module. dist/ keeps tsc's per-module output
+// for the declarations and the command-line tools.
 //
 // `--no-sourcemap` (the published package's build) writes no source maps: they would point at
 // sources the package does not ship.
@@ -37,6 +38,74 @@ const common = {
   logLevel: "warning",
 };
 rmSync(outdir, { recursive: true, force: true });
+
+// What a child runs is one file, dist/bundle/child.js: every module the two children import
+// statically (thread-child.ts and spawn-child.ts, and what they import in turn), bundled together.
+// A new thread or process pays its ES module loader ~1.5-2 ms for every file it loads, and esbuild's
+// chunks follow which entries use which statement, which gave a thread child nine files. The rest of
+// the bundle imports those modules from child.js, so there is still one copy of each.
+const library = (file) => join(root, file);
+const childRoots = ["src/entries/thread-child.ts", "src/entries/spawn-child.ts"];
+const indexModule = library("src/index.ts");
+/** The library's own import `args` names, as a file under src/ (undefined for a package or builtin). */
+async function sourceOf(b, args) {
+  if (!args.path.startsWith(".") || args.pluginData?.inner) return undefined;
+  const found = await b.resolve(args.path, {
+    kind: args.kind,
+    importer: args.importer,
+    resolveDir: args.resolveDir,
+    pluginData: { inner: true },
+  });
+  return found.errors.length ? undefined : found.path;
+}
+/** The library's index stays a module of its own, which the children import when they need it. */
+const indexExternal = {
+  name: "index-external",
+  setup(b) {
+    b.onResolve({ filter: /^\./ }, async (args) =>
+      (await sourceOf(b, args)) === indexModule ? { path: "./index.js", external: true } : undefined,
+    );
+  },
+};
+const childModules = await build({
+  ...common,
+  entryPoints: childRoots,
+  write: false,
+  metafile: true,
+  outdir,
+  plugins: [indexExternal],
+});
+const childSet = Object.keys(childModules.metafile.inputs).map(library);
+// child.js exports every export of every module in it: two modules exporting one name would lose it
+const exported = await build({
+  ...common,
+  entryPoints: childSet,
+  write: false,
+  metafile: true,
+  outdir,
+  plugins: [indexExternal],
+});
+const owners = new Map();
+for (const output of Object.values(exported.metafile.outputs)) {
+  if (!output.entryPoint) continue;
+  for (const name of output.exports) {
+    if (name === "default" || owners.has(name))
+      throw new Error(`bundle: ${output.entryPoint} and ${owners.get(name) ?? "export *"} both export ${name}`);
+    owners.set(name, output.entryPoint);
+  }
+}
+await build({
+  ...common,
+  splitting: false,
+  stdin: {
+    contents: childSet.map((file) => `export * from ${JSON.stringify(file)};`).join("\n"),
+    resolveDir: root,
+    sourcefile: "child.js",
+  },
+  outfile: join(outdir, "child.js"),
+  plugins: [indexExternal],
+});
+const inChild = new Set(childSet);
 await build({
   ...common,
   entryPoints: {
@@ -50,6 +119,16 @@ await build({
     "cluster-task": "src/entries/cluster-task.ts",
   },
   outdir,
+  plugins: [
+    {
+      name: "child-external",
+      setup(b) {
+        b.onResolve({ filter: /^\./ }, async (args) =>
+          inChild.has(await sourceOf(b, args)) ? { path: "./child.js", external: true } : undefined,
+        );
+      },
+    },
+  ],
 });
 
 // The benchmark harness (the top-level bench/, run by `multiprocessing-ts bench` and `soak`) into

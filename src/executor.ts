@@ -8,7 +8,7 @@
  */
 import { inspect } from "node:util";
 import { CancelledError, ProcessError, TimeoutError } from "./errors.js";
-import { withCallerFrames } from "./internal/wire/codec.js";
+import { withCallerFrames } from "./internal/wire/remote-errors.js";
 import type { ClusterOption } from "./internal/cluster/target.js";
 import { resolveMethod } from "./backends/registry.js";
 import type { StartMethod } from "./internal/runtime.js";

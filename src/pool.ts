@@ -10,7 +10,7 @@
  */
 import { inspect } from "node:util";
 import { ProcessError, TimeoutError } from "./errors.js";
-import { rethrowWithCallerFrames, withCallerFrames } from "./internal/wire/codec.js";
+import { rethrowWithCallerFrames, withCallerFrames } from "./internal/wire/remote-errors.js";
 import type { ClusterOption } from "./internal/cluster/target.js";
 import { resolveMethod } from "./backends/registry.js";
 import { checkProgress, progressFor } from "./internal/progress.js";

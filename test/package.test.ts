@@ -108,6 +108,31 @@ test("the tarball holds what users run, and nothing else", { timeout: 10_000 }, 
     for (const [pattern, what] of forbidden) assert.doesNotMatch(file, pattern, `${file} is ${what}`);
 });
 
+/**
+ * The files of the package's dist/bundle/ that loading `entry` reads, in the order first met: its static
+ * imports and dynamic ones of the bundle's own files, but for the library's index, which a child
+ * imports only for a value that needs it.
+ */
+function filesLoaded(bundle: string, entry: string): string[] {
+  const seen: string[] = [];
+  const visit = (file: string) => {
+    if (seen.includes(file)) return;
+    seen.push(file);
+    const text = readFileSync(join(bundle, file), "utf8");
+    for (const m of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)"\.\/([^"]+)"/g))
+      if (m[1] !== "index.js") visit(m[1]!);
+  };
+  visit(entry);
+  return seen;
+}
+
+test("a child loads its code from one file beside its entry script", { timeout: 10_000 }, () => {
+  // every file costs a new thread or process's module loader ~1.5-2 ms: a thread child used to read nine
+  const bundle = join(app, "node_modules", "multiprocessing-ts", "dist", "bundle");
+  assert.deepEqual(filesLoaded(bundle, "thread-entry.js"), ["thread-entry.js", "child.js"]);
+  assert.deepEqual(filesLoaded(bundle, "spawn-entry.js"), ["spawn-entry.js", "child.js"]);
+});
+
 test("the musl prebuild needs only musl's libc, loads with musl's loader and maps shared memory", {
   timeout: 60_000,
   skip: muslSkip,

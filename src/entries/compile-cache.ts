@@ -4,17 +4,13 @@
  * start otherwise (a pool of 4 on Node.js 24 under tsx reaches its first result ~8% sooner with it).
  * Node.js 22.1 and later have it (a no-op elsewhere); it keeps its files in `node-compile-cache`
  * under the system's temporary folder, checks every entry against the source's hash, and
- * `NODE_DISABLE_COMPILE_CACHE=1` turns it off.
+ * `NODE_DISABLE_COMPILE_CACHE=1` turns it off. A child's entry script turns it on
+ * (`module.enableCompileCache()`) before it imports anything of the library's.
  */
 import * as nodeModule from "node:module";
 
-const api = nodeModule as { enableCompileCache?: () => unknown; flushCompileCache?: () => void };
+const api = nodeModule as { flushCompileCache?: () => void };
 let saved = false;
-
-/** Turns the cache on for the modules this thread loads from now on. */
-export function useCompileCache(): void {
-  api.enableCompileCache?.();
-}
 
 /**
  * Writes what this child has compiled so far to the cache, the first time only. Node.js writes it

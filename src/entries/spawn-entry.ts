@@ -1,8 +1,10 @@
 /**
- * Entry script of a "spawn" child: the child itself (spawn-child.ts) is imported once Node.js's
- * compile cache is on, so that it loads from the cache.
+ * Entry script of a "spawn" child: it turns on Node.js's compile cache (compile-cache.ts) and only
+ * then imports the child itself (spawn-child.ts), so that the child loads from the cache. It imports
+ * nothing of the library's statically: what it did would be compiled before the cache is on.
  */
-import { useCompileCache } from "./compile-cache.js";
+import * as nodeModule from "node:module";
 
-useCompileCache();
-await import("./spawn-child.js");
+(nodeModule as { enableCompileCache?: () => unknown }).enableCompileCache?.();
+const { runSpawnChild } = await import("./spawn-child.js");
+await runSpawnChild();

@@ -17,7 +17,7 @@ import { adoptThreadLifelines } from "../internal/identity.js";
 import { Batcher, unbatch } from "../backends/thread.js";
 import { setHandoffRoot } from "../internal/thread-handoff.js";
 
-const data = workerData as {
+interface ThreadData {
   boot: Boot;
   handoffRoot: number;
   tsx?: string;
@@ -25,40 +25,45 @@ const data = workerData as {
   execArgv: string[];
   cwd: string;
   lifelines: SharedArrayBuffer;
-};
-setHandoffRoot(data.handoffRoot);
-adoptThreadLifelines(data.lifelines);
-launchEnvironment.execArgv = data.execArgv;
-launchEnvironment.cwd = data.cwd;
-useTsxWhenNeeded(data.tsx);
-const port = parentPort!;
-const out = new Batcher((message, transfer) => port.postMessage(message, transfer as never));
-const link = {
-  transport: "clone" as const,
-  ownProcess: false,
-  send: (message: unknown, transfer?: readonly unknown[]) => out.send(message, transfer),
-  flush: () => {
-    out.flush();
-    return Promise.resolve();
-  },
-  onMessage: (_message: ToChild) => {},
-};
-// Messages that arrive while the preloads load wait for them.
-let early: ToChild[] | undefined = data.preloads.length ? [] : undefined;
-port.on("message", (message: unknown) =>
-  unbatch(message, (m) => (early ? early.push(m as ToChild) : link.onMessage(m as ToChild))),
-);
-// Whatever ends this thread (process.exit in a task, an uncaught error), queued messages go first:
-// the parent counts on every result sent before a crash to know which task the crash belongs to.
-process.on("exit", () => out.flush());
-if (early) {
-  importPreloads(data.preloads).then(
-    () => {
-      const queued = early ?? [];
-      early = undefined;
-      void runChild(link, data.boot);
-      for (const m of queued) link.onMessage(m);
+}
+
+/** Runs this thread as a child: what its entry script calls once it has loaded this module. */
+export function runThreadChild(): void {
+  const data = workerData as ThreadData;
+  setHandoffRoot(data.handoffRoot);
+  adoptThreadLifelines(data.lifelines);
+  launchEnvironment.execArgv = data.execArgv;
+  launchEnvironment.cwd = data.cwd;
+  useTsxWhenNeeded(data.tsx);
+  const port = parentPort!;
+  const out = new Batcher((message, transfer) => port.postMessage(message, transfer as never));
+  const link = {
+    transport: "clone" as const,
+    ownProcess: false,
+    send: (message: unknown, transfer?: readonly unknown[]) => out.send(message, transfer),
+    flush: () => {
+      out.flush();
+      return Promise.resolve();
     },
-    (error: unknown) => failStart(error, link),
+    onMessage: (_message: ToChild) => {},
+  };
+  // Messages that arrive while the preloads load wait for them.
+  let early: ToChild[] | undefined = data.preloads.length ? [] : undefined;
+  port.on("message", (message: unknown) =>
+    unbatch(message, (m) => (early ? early.push(m as ToChild) : link.onMessage(m as ToChild))),
   );
-} else void runChild(link, data.boot);
+  // Whatever ends this thread (process.exit in a task, an uncaught error), queued messages go first:
+  // the parent counts on every result sent before a crash to know which task the crash belongs to.
+  process.on("exit", () => out.flush());
+  if (early) {
+    importPreloads(data.preloads).then(
+      () => {
+        const queued = early ?? [];
+        early = undefined;
+        void runChild(link, data.boot);
+        for (const m of queued) link.onMessage(m);
+      },
+      (error: unknown) => failStart(error, link),
+    );
+  } else void runChild(link, data.boot);
+}

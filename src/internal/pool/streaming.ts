@@ -8,7 +8,7 @@
  * loop early (break, an error) cancels the jobs still in flight and closes the input iterator.
  */
 import { TimeoutError } from "../../errors.js";
-import { withCallerFrames } from "../wire/codec.js";
+import { withCallerFrames } from "../wire/remote-errors.js";
 import type { Job, PoolEngine } from "./engine.js";
 import { progressFor } from "../progress.js";
 

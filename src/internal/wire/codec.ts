@@ -26,8 +26,6 @@ import { type CodeRef, type ResolveHooks, codeRef, findLoaded, resolveCode } fro
 import { type Transport, runtime } from "../runtime.js";
 import { fromElsewhere, nativeError } from "./remote-errors.js";
 
-export { rethrowWithCallerFrames, withCallerFrames } from "./remote-errors.js";
-
 /** Implemented by library objects that can be passed to another process. */
 export const reduce: unique symbol = Symbol.for("multiprocessing-ts.reduce") as never;
 
