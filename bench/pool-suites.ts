@@ -315,25 +315,52 @@ export async function cpuSuite(rows: Row[], size: number): Promise<void> {
   });
 }
 
+/**
+ * A pool's creation to its first result, for each factory: a warm-up each, then
+ * STARTUP_ROUNDS_PER_RUN × `runs` rounds that take the factories in turn (the machine's drift falls
+ * on all of them alike), and the median of each one's rounds. A start takes 50-200 ms and varies by a third from one to the next on
+ * this kind of machine, so three of them would rank the pools by chance.
+ */
 export async function startupSuite(rows: Row[], factories: Factory[], runs: number): Promise<void> {
-  for (const f of factories) {
-    status.at("startup", f.name);
-    try {
-      const ms = await median(runs, async () => {
-        const t0 = performance.now();
-        const pool = await f.make();
-        await pool.call(1);
-        const elapsed = performance.now() - t0;
-        await pool.close();
-        return elapsed;
-      });
-      rows.push({ suite: "startup", name: f.name, value: ms, unit: "ms" });
-    } catch (error) {
-      rows.push({ suite: "startup", name: f.name, value: Number.NaN, unit: "ms", note: (error as Error).message });
+  const startOnce = async (f: Factory) => {
+    const t0 = performance.now();
+    const pool = await f.make();
+    await pool.call(1);
+    const elapsed = performance.now() - t0;
+    await pool.close();
+    return elapsed;
+  };
+  const times = new Map<Factory, number[]>();
+  const failed = new Map<Factory, string>();
+  const rounds = STARTUP_ROUNDS_PER_RUN * runs;
+  for (let round = -1; round < rounds; round++) {
+    // each round starts one factory further on: none is always the one after another's teardown
+    const turn = (round + factories.length) % factories.length;
+    for (const f of [...factories.slice(turn), ...factories.slice(0, turn)]) {
+      if (failed.has(f)) continue;
+      status.at("startup", `${f.name} (round ${round + 2} of ${rounds + 1})`);
+      try {
+        const ms = await startOnce(f);
+        if (round >= 0) times.set(f, [...(times.get(f) ?? []), ms]);
+      } catch (error) {
+        failed.set(f, (error as Error).message);
+      }
     }
+  }
+  for (const f of factories) {
+    const xs = (times.get(f) ?? []).sort((a, b) => a - b);
+    const note = failed.get(f);
+    rows.push(
+      note === undefined
+        ? { suite: "startup", name: f.name, value: xs[Math.floor(xs.length / 2)]!, unit: "ms" }
+        : { suite: "startup", name: f.name, value: Number.NaN, unit: "ms", note },
+    );
     report(rows.at(-1)!);
   }
 }
+
+/** Rounds of the startup suite for every run the other suites make. */
+const STARTUP_ROUNDS_PER_RUN = 5;
 
 export async function transferSuite(rows: Row[], runs: number): Promise<void> {
   const data = new Float64Array((10 * 1024 * 1024) / 8).fill(1.5);

@@ -3,7 +3,8 @@
  * own implementation of Node's modules, with a few gaps this library works around or refuses).
  */
 import { createReadStream } from "node:fs";
-import { Socket } from "node:net";
+import { createRequire } from "node:module";
+import type { Socket } from "node:net";
 
 /** Bun's version when this process runs under Bun, else undefined. */
 export const bunVersion: string | undefined = (process.versions as { bun?: string }).bun;
@@ -17,7 +18,11 @@ export const bunVersion: string | undefined = (process.versions as { bun?: strin
  * until the parent's end closes.
  */
 export function parentPipe(fd: number): Socket {
-  if (bunVersion === undefined) return new Socket({ fd, readable: true, writable: true });
+  if (bunVersion === undefined) {
+    // node:net is loaded here, where a "spawn" child needs it, not by every thread that imports this module
+    const net = createRequire(import.meta.url)("node:net") as typeof import("node:net");
+    return new net.Socket({ fd, readable: true, writable: true });
+  }
   const stream = createReadStream("", { fd, highWaterMark: 1 << 16 });
   const pipe = {
     on(event: string, listener: (...args: any[]) => void) {

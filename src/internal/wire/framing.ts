@@ -16,9 +16,12 @@
  */
 import { writeSync } from "node:fs";
 import type { Socket } from "node:net";
-import { deserialize, serialize } from "node:v8";
+import { createRequire } from "node:module";
 
 const HEADER = 4;
+let serializer: typeof import("node:v8") | undefined;
+/** node:v8, loaded by the first frame that needs it: a thread that only imports this module does not. */
+const v8 = () => (serializer ??= createRequire(import.meta.url)("node:v8") as typeof import("node:v8"));
 /** The header's top bit: the payload is JSON (else the serializer's). */
 const JSON_FRAME = 0x8000_0000;
 /** The most bytes one frame's payload may hold (the header's other 31 bits). */
@@ -81,7 +84,7 @@ function frame(message: unknown): Buffer {
     buffer.writeUInt32LE((JSON_FRAME | length) >>> 0, 0);
     return buffer.subarray(0, HEADER + length);
   }
-  const payload = serialize(message);
+  const payload = v8().serialize(message);
   if (payload.length > MAX_PAYLOAD) {
     throw new RangeError(
       `a message of ${payload.length} bytes cannot be sent: one message carries at most 2 GiB (send the data in parts, or through SharedMemory)`,
@@ -95,7 +98,7 @@ function frame(message: unknown): Buffer {
 
 /** The message in one frame's payload. */
 function unframe(payload: Buffer, json: boolean): unknown {
-  return json ? JSON.parse(payload.toString("utf8")) : deserialize(payload);
+  return json ? JSON.parse(payload.toString("utf8")) : v8().deserialize(payload);
 }
 
 /** A message channel over a stream socket. */
