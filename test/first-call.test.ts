@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -57,3 +58,22 @@ for (const method of methods) {
     });
   });
 }
+
+/** Whether this process has loaded acorn, the parser a function's source is read with. */
+const parserLoaded = () => Object.keys(createRequire(import.meta.url).cache).some((path) => path.includes("/acorn/"));
+
+test("a function a bundle exports in an export list starts without its source being parsed", {
+  timeout: 60_000,
+}, async () => {
+  // a bundler writes top-level functions as declarations and exports them in one list at the end;
+  // reading the source with a parser (to send it along) cost the first call ~30 ms of the main thread
+  const { mark } = (await import("./fixtures/bundled-mark.mjs")) as { mark: (path: string) => void };
+  assert.equal(parserLoaded(), false, "an earlier test of this file loaded the parser");
+  const out = join(folder, "ran-bundled");
+  const p = new Process({ target: mark, args: [out], context: "thread" });
+  p.start();
+  await p.join();
+  assert.equal(p.exitcode, 0);
+  assert.equal(readFileSync(out, "utf8"), "ran");
+  assert.equal(parserLoaded(), false, "the parent parsed the function's source");
+});

@@ -409,12 +409,24 @@ function exportKey(entry: NodeJS.Module | undefined, fn: Function, name: string)
   return undefined;
 }
 
-/** Whether the module's text has `export function name` (or class, const, let, var). */
+/**
+ * Whether the module's text has `export function name` (or class, const, let, var), or declares
+ * `name` at the start of a line and lists it under its own name in an export list, which is how a
+ * bundler (esbuild, Rollup) writes the module's top-level functions and their exports.
+ */
 function exportDeclares(url: string, name: string): boolean {
   const n = name.replace(/\$/g, "\\$");
-  return new RegExp(
-    `\\bexport\\s+(?:default\\s+)?(?:declare\\s+)?(?:abstract\\s+)?(?:async\\s+)?(?:function\\s*\\*?|class|const|let|var)\\s*${n}\\b`,
-  ).test(moduleText(url));
+  const text = moduleText(url);
+  if (
+    new RegExp(
+      `\\bexport\\s+(?:default\\s+)?(?:declare\\s+)?(?:abstract\\s+)?(?:async\\s+)?(?:function\\s*\\*?|class|const|let|var)\\s*${n}\\b`,
+    ).test(text)
+  )
+    return true;
+  const listed = [...text.matchAll(/\bexport\s*\{([^}]*)\}/g)].some((list) =>
+    list[1]!.split(",").some((entry) => entry.trim() === name),
+  );
+  return listed && new RegExp(`^(?:async\\s+)?(?:function\\s*\\*?\\s*|class\\s+|(?:const|let|var)\\s+)${n}\\b`, "m").test(text);
 }
 
 function shortUrl(url: string): string {
