@@ -67,7 +67,9 @@ test("a function a bundle exports in an export list starts without its source be
 }, async () => {
   // a bundler writes top-level functions as declarations and exports them in one list at the end;
   // reading the source with a parser (to send it along) cost the first call ~30 ms of the main thread
-  const { mark } = (await import("./fixtures/bundled-mark.mjs")) as { mark: (path: string) => void };
+  const { mark } = (await import(new URL("./fixtures/bundled-mark.mjs", import.meta.url).href)) as {
+    mark: (path: string) => void;
+  };
   assert.equal(parserLoaded(), false, "an earlier test of this file loaded the parser");
   const out = join(folder, "ran-bundled");
   const p = new Process({ target: mark, args: [out], context: "thread" });
