@@ -6,6 +6,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { clusterTable } from "./cluster.js";
+import { STARTUP_ROUNDS_PER_RUN } from "./pool-suites.js";
 import { format, machine, table } from "./report.js";
 import type { Row } from "./row.js";
 import { type SharedCounts, versusTable } from "./shared.js";
@@ -75,7 +76,20 @@ export function writeBenchmarks(rows: Row[], o: WriteOptions): void {
           workloadsTable(rows, format),
         ].join("\n"),
     },
-    { suite: "startup", heading: "Pool of 2: creation to first result", body: () => table(rows, "startup", true) },
+    {
+      suite: "startup",
+      heading: "Pool of 2: creation to first result",
+      body: () =>
+        [
+          paragraph(
+            "From the pool's constructor to its first result, the pool closed after each: a warm-up start of",
+            `each pool, then ${STARTUP_ROUNDS_PER_RUN * o.runs} rounds that take the pools in turn (each round one pool further on),`,
+            "and the median of each pool's rounds.",
+          ),
+          "",
+          table(rows, "startup", true),
+        ].join("\n"),
+    },
     { suite: "transfer", heading: "10 MB Float64Array round trip", body: () => table(rows, "transfer") },
     {
       suite: "start",

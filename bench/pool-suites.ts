@@ -360,7 +360,7 @@ export async function startupSuite(rows: Row[], factories: Factory[], runs: numb
 }
 
 /** Rounds of the startup suite for every run the other suites make. */
-const STARTUP_ROUNDS_PER_RUN = 5;
+export const STARTUP_ROUNDS_PER_RUN = 5;
 
 export async function transferSuite(rows: Row[], runs: number): Promise<void> {
   const data = new Float64Array((10 * 1024 * 1024) / 8).fill(1.5);
