@@ -6,7 +6,8 @@
  *   child N times; the child prints `first <timestamp>`; the program prints `start`/`joined`
  *
  * Timestamps are `performance.timeOrigin + performance.now()` in each process: the same clock, so
- * "start to first line" spans two processes. Medians of N runs after one warm-up.
+ * "start to first line" spans two processes. Medians of N runs, taken in blocks that go through the
+ * kinds in turn, each block's program after one warm-up.
  */
 import { fork, spawn } from "node:child_process";
 import { createRequire } from "node:module";
@@ -50,8 +51,12 @@ async function measureOnce(kind: Kind): Promise<void> {
   console.log(`joined ${now()}`);
 }
 
-/** Runs the measurement program for `kind` under `loader`; returns median ms. */
-async function measure(kind: Kind, loader: "node" | "tsx", runs: number): Promise<StartRow> {
+/** Runs the measurement program for `kind` under `loader` (`runs` starts after a warm-up); their times in ms. */
+async function measure(
+  kind: Kind,
+  loader: "node" | "tsx",
+  runs: number,
+): Promise<{ first: number[]; join: number[] } | { skipped: string }> {
   const execArgv = loader === "tsx" ? ["--import", "tsx"] : [];
   const program = spawn(process.execPath, [...execArgv, self, "--measure", kind, String(runs + 1)], {
     stdio: ["ignore", "pipe", "pipe"],
@@ -63,8 +68,7 @@ async function measure(kind: Kind, loader: "node" | "tsx", runs: number): Promis
   const code = await new Promise<number | null>((resolve) => program.on("close", resolve));
   if (code !== 0) {
     const line = err.split("\n").find((l) => /Error|error:/.test(l)) ?? err.trim().split("\n")[0] ?? "";
-    const skipped = `the measuring program exited with ${code ?? "a signal"}${line ? `: ${line.trim()}` : ""}`;
-    return { loader, kind, firstLineMs: Number.NaN, joinMs: Number.NaN, skipped };
+    return { skipped: `the measuring program exited with ${code ?? "a signal"}${line ? `: ${line.trim()}` : ""}` };
   }
   const first: number[] = [];
   const join: number[] = [];
@@ -81,7 +85,7 @@ async function measure(kind: Kind, loader: "node" | "tsx", runs: number): Promis
     }
   }
   // the first run is a warm-up
-  return { loader, kind, firstLineMs: median(first.slice(1)), joinMs: median(join.slice(1)) };
+  return { first: first.slice(1), join: join.slice(1) };
 }
 
 function median(xs: number[]): number {
@@ -89,21 +93,46 @@ function median(xs: number[]): number {
   return s.length ? s[Math.floor(s.length / 2)]! : Number.NaN;
 }
 
-/** Measures every kind under both loaders. */
+/**
+ * Measures every kind under both loaders: in BLOCKS blocks that take the kinds in turn, each a
+ * program of its own, so that the machine's drift over the minute this takes falls on every kind
+ * alike (one program per kind, one after another, put 1.1× to 1.8× between the same two builds).
+ */
 export async function runProcessStartBench(runs = 10): Promise<StartRow[]> {
   const rows: StartRow[] = [];
+  const perBlock = Math.max(1, Math.ceil(runs / BLOCKS));
   for (const loader of ["node", "tsx"] as const) {
-    const skipped = loader === "tsx" ? tsxMissing() : undefined;
-    for (const kind of ["raw-fork", "process-spawn", "raw-worker", "process-thread"] as const) {
+    const missing = loader === "tsx" ? tsxMissing() : undefined;
+    const kinds = ["raw-fork", "process-spawn", "raw-worker", "process-thread"] as const;
+    const samples = new Map<Kind, { first: number[]; join: number[]; skipped?: string }>(
+      kinds.map((kind) => [kind, { first: [], join: [], skipped: missing }]),
+    );
+    for (let block = 0; block < BLOCKS && !missing; block++) {
+      for (const kind of kinds) {
+        const into = samples.get(kind)!;
+        if (into.skipped) continue;
+        const got = await measure(kind, loader, perBlock);
+        if ("skipped" in got) into.skipped = got.skipped;
+        else {
+          into.first.push(...got.first);
+          into.join.push(...got.join);
+        }
+      }
+    }
+    for (const kind of kinds) {
+      const { first, join, skipped } = samples.get(kind)!;
       rows.push(
         skipped
           ? { loader, kind, firstLineMs: Number.NaN, joinMs: Number.NaN, skipped }
-          : await measure(kind, loader, runs),
+          : { loader, kind, firstLineMs: median(first), joinMs: median(join) },
       );
     }
   }
   return rows;
 }
+
+/** Blocks of runProcessStartBench. */
+const BLOCKS = 5;
 
 /** Why `node --import tsx`, run in this folder, would not start; undefined when it would. */
 function tsxMissing(): string | undefined {
