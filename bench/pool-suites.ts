@@ -318,8 +318,9 @@ export async function cpuSuite(rows: Row[], size: number): Promise<void> {
 /**
  * A pool's creation to its first result, for each factory: a warm-up each, then
  * STARTUP_ROUNDS_PER_RUN × `runs` rounds that take the factories in turn (the machine's drift falls
- * on all of them alike), and the median of each one's rounds. A start takes 50-200 ms and varies by a third from one to the next on
- * this kind of machine, so three of them would rank the pools by chance.
+ * on all of them alike), and the median of each one's rounds. A start takes 50-200 ms and varies by
+ * a third from one to the next on this kind of machine, so three of them would rank the pools by
+ * chance.
  */
 export async function startupSuite(rows: Row[], factories: Factory[], runs: number): Promise<void> {
   const startOnce = async (f: Factory) => {
@@ -330,7 +331,7 @@ export async function startupSuite(rows: Row[], factories: Factory[], runs: numb
     await pool.close();
     return elapsed;
   };
-  const times = new Map<Factory, number[]>();
+  const times = new Map(factories.map((f) => [f, [] as number[]]));
   const failed = new Map<Factory, string>();
   const rounds = STARTUP_ROUNDS_PER_RUN * runs;
   for (let round = -1; round < rounds; round++) {
@@ -341,14 +342,14 @@ export async function startupSuite(rows: Row[], factories: Factory[], runs: numb
       status.at("startup", `${f.name} (round ${round + 2} of ${rounds + 1})`);
       try {
         const ms = await startOnce(f);
-        if (round >= 0) times.set(f, [...(times.get(f) ?? []), ms]);
+        if (round >= 0) times.get(f)!.push(ms);
       } catch (error) {
         failed.set(f, (error as Error).message);
       }
     }
   }
   for (const f of factories) {
-    const xs = (times.get(f) ?? []).sort((a, b) => a - b);
+    const xs = times.get(f)!.sort((a, b) => a - b);
     const note = failed.get(f);
     rows.push(
       note === undefined
